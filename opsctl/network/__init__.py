@@ -1,0 +1,1 @@
+"""Turning the flow whitelist into firewall rules (boundary router and host firewalls)."""

@@ -1,0 +1,48 @@
+"""Render nftables rulesets from resolved flow rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opsctl.network.flows import Rule
+
+
+def _set(items: Iterable[object]) -> str:
+    values = [str(i) for i in items]
+    return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
+
+
+def rule_line(rule: Rule, verdict: str = "accept") -> str:
+    """One nft rule for a flow; the comment carries the flow's name into counters and logs."""
+    return (
+        f"ip saddr {_set(rule.sources)} ip daddr {_set(rule.destinations)} "
+        f"{rule.proto} dport {_set(rule.ports)} counter {verdict} comment \"flow {rule.flow}\""
+    )
+
+
+def boundary_ruleset(rules: list[Rule], table: str = "opsctl_boundary") -> str:
+    """The boundary router: forward only whitelisted flows; drop, count and log the rest."""
+    lines = [
+        f"table inet {table}",
+        f"delete table inet {table}",
+        f"table inet {table} {{",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy drop;",
+        "    ct state established,related counter accept",
+        "    ct state invalid counter drop",
+        "    ip protocol icmp icmp type { echo-request, destination-unreachable, time-exceeded }"
+        " counter accept",
+    ]
+    lines += [f"    {rule_line(r)}" for r in rules]
+    lines += [
+        '    counter log prefix "opsctl-fw-drop " level info drop comment "not whitelisted"',
+        "  }",
+        "  chain input {",
+        "    type filter hook input priority filter; policy drop;",
+        "    ct state established,related accept",
+        "    ip protocol icmp counter accept",
+        '    counter drop comment "nothing is addressed to the router itself"',
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,50 @@
+"""Where opsctl keeps its project files, state and caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from opsctl.errors import NotFound
+
+
+def project_root() -> Path:
+    """The directory holding inventory/, playbooks/ and roles/.
+
+    OPSCTL_ROOT wins; otherwise the checkout this package was installed from
+    (editable installs), otherwise the current directory.
+    """
+    env = os.environ.get("OPSCTL_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parents[1]
+    if (here / "playbooks").is_dir() and (here / "roles").is_dir():
+        return here
+    return Path.cwd()
+
+
+def state_dir() -> Path:
+    """Run history, audit log and lab state. Root-owned, not world-readable."""
+    return Path(os.environ.get("OPSCTL_STATE_DIR", "/var/lib/opsctl"))
+
+
+def cache_dir() -> Path:
+    """Base images and the offline mirror: expensive to make, safe to share between labs."""
+    return Path(os.environ.get("OPSCTL_CACHE_DIR", "/var/cache/opsctl"))
+
+
+def ensure_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def site_dir(site: str) -> Path:
+    """A site is named (inventory/NAME) or given as a path to its inventory directory."""
+    candidate = Path(site)
+    if candidate.is_dir() and (candidate / "group_vars").exists():
+        return candidate.resolve()
+    named = project_root() / "inventory" / site
+    if named.is_dir():
+        return named
+    raise NotFound(f"site {site!r}: no directory {named} (and {site!r} is not a site directory)")

@@ -1,0 +1,240 @@
+"""A site loaded and validated: hosts with their zone and address, zones, flows."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opsctl.errors import InvalidInput, Problem
+from opsctl.paths import site_dir
+from opsctl.site.inventory import Inventory, load_inventory
+from opsctl.site.schema import FlowSpec, SiteSpec
+from opsctl.site.yamlfile import display_path, read_mapping
+
+REQUIRED_GROUPS = ("lb", "app", "db", "db_primary", "db_replica", "backup", "monitoring")
+# Flow endpoints that are neither groups nor zones.
+SPECIAL_ENDPOINTS = ("all", "control")
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    cidr: ipaddress.IPv4Network
+    purpose: str
+    managed: bool
+    router_address: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: ipaddress.IPv4Address
+    zone: str
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    ports: tuple[int, ...]
+    proto: str
+    why: str
+
+
+@dataclass
+class Site:
+    name: str
+    directory: Path
+    inventory_file: Path
+    spec: SiteSpec
+    zones: dict[str, Zone]
+    hosts: dict[str, Host]
+    flows: list[Flow]
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def control_address(self) -> ipaddress.IPv4Address:
+        return self.spec.control.address
+
+    @property
+    def mirror_port(self) -> int:
+        return self.spec.control.mirror_port
+
+    @property
+    def router_name(self) -> str:
+        return self.spec.router.name
+
+    def control_zone(self) -> Zone:
+        return next(z for z in self.zones.values() if self.control_address in z.cidr)
+
+    def hosts_in(self, endpoint: str) -> list[Host]:
+        """Managed hosts an endpoint (group, zone or `all`) names, in inventory order."""
+        if endpoint == "all":
+            return list(self.hosts.values())
+        if endpoint in self.groups:
+            return [h for h in self.hosts.values() if h.name in self.groups[endpoint]]
+        if endpoint in self.zones:
+            return [h for h in self.hosts.values() if h.zone == endpoint]
+        return []
+
+
+def load_site(site: str | Path) -> Site:
+    """Load inventory/NAME (or a site directory) and validate it.
+
+    Raises InvalidInput listing every problem found, one per line.
+    """
+    directory = site_dir(str(site))
+    inv_file = directory / "hosts.yml"
+    site_file = directory / "group_vars" / "all" / "site.yml"
+    inventory = load_inventory(inv_file)
+    raw = read_mapping(site_file)
+    sfile = display_path(site_file)
+    if "site" not in raw:
+        raise InvalidInput(
+            [Problem(sfile, "site", "missing (the site's settings live under site:)")]
+        )
+    try:
+        spec = SiteSpec.model_validate(raw["site"])
+    except ValidationError as exc:
+        raise InvalidInput([_pydantic_problem(sfile, err) for err in exc.errors()]) from None
+    return _build(directory, inv_file, inventory, spec, sfile)
+
+
+def _pydantic_problem(file: str, err: dict) -> Problem:
+    key = "site"
+    for part in err["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else f".{'from' if part == 'from_' else part}"
+    reason = err["msg"]
+    if err["type"] == "extra_forbidden":
+        reason = "unknown key"
+    elif err["type"] == "missing":
+        reason = "required key is missing"
+    if "input" in err and err["type"] not in ("missing", "extra_forbidden") and not isinstance(
+        err["input"], dict | list
+    ):
+        reason += f" (got {err['input']!r})"
+    return Problem(file, key, reason)
+
+
+def _build(
+    directory: Path, inv_file: Path, inv: Inventory, spec: SiteSpec, sfile: str
+) -> Site:
+    problems: list[Problem] = []
+    ifile = inv.file
+
+    zones: dict[str, Zone] = {}
+    for name, z in spec.zones.items():
+        router = z.cidr.network_address + spec.router.host_number
+        if router not in z.cidr or router == z.cidr.broadcast_address:
+            problems.append(Problem(sfile, f"site.zones.{name}.cidr",
+                                    f"{z.cidr} has no host number {spec.router.host_number} "
+                                    "for the router"))
+        zones[name] = Zone(name, z.cidr, z.purpose, z.managed, router)
+    names = list(zones)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if zones[a].cidr.overlaps(zones[b].cidr):
+                problems.append(Problem(sfile, f"site.zones.{b}.cidr",
+                                        f"{zones[b].cidr} overlaps zone {a} ({zones[a].cidr})"))
+    if not any(spec.control.address in z.cidr for z in zones.values()):
+        problems.append(Problem(sfile, "site.control.address",
+                                f"{spec.control.address} is inside no zone"))
+
+    # Every managed zone is a group in hosts.yml that holds that zone's hosts.
+    for name, zone in zones.items():
+        if zone.managed and name not in inv.groups:
+            problems.append(Problem(ifile, f"all.children.{name}",
+                                    f"zone group {name!r} (site.zones.{name}) is missing"))
+        if not zone.managed and inv.members(name):
+            problems.append(Problem(ifile, inv.group_paths[name],
+                                    f"zone {name} is not managed (managed: false) but holds hosts"))
+    for group in sorted(set(REQUIRED_GROUPS) | set(spec.groups)):
+        if group not in inv.groups:
+            problems.append(Problem(ifile, f"all.children.{group}", "required group is missing"))
+        elif not inv.members(group):
+            problems.append(Problem(ifile, inv.group_paths[group], "required group has no hosts"))
+    for group in inv.groups:
+        if group in inv.hosts:
+            problems.append(Problem(ifile, inv.group_paths[group],
+                                    f"{group!r} is both a group and a host"))
+
+    reserved = {spec.router.name, "control", "public"}
+    hosts: dict[str, Host] = {}
+    seen_addr: dict[ipaddress.IPv4Address, str] = {}
+    for hname, ihost in inv.hosts.items():
+        where = next(iter(ihost.declared_at.values()))
+        if hname in reserved:
+            problems.append(Problem(ifile, where, f"host name {hname!r} is reserved"))
+        in_zones = sorted(z for z in zones if hname in inv.members(z))
+        if not in_zones:
+            problems.append(Problem(ifile, where, f"host {hname} is in no zone group "
+                                    f"(one of {', '.join(z for z in zones if zones[z].managed)})"))
+            continue
+        if len(in_zones) > 1:
+            problems.append(Problem(ifile, where, f"host {hname} is in more than one zone: "
+                                    f"{', '.join(in_zones)}"))
+            continue
+        zone = zones[in_zones[0]]
+        addr_path = f"{ihost.declared_at.get(zone.name, where)}.ansible_host"
+        raw_addr = ihost.vars.get("ansible_host")
+        if raw_addr is None:
+            problems.append(Problem(ifile, addr_path, "missing: every host needs its address"))
+            continue
+        try:
+            addr = ipaddress.IPv4Address(str(raw_addr))
+        except ValueError:
+            problems.append(Problem(ifile, addr_path, f"{raw_addr!r} is not an IPv4 address"))
+            continue
+        if addr not in zone.cidr:
+            problems.append(Problem(ifile, addr_path,
+                                    f"{addr} is outside zone {zone.name} ({zone.cidr})"))
+        elif addr in (zone.cidr.network_address, zone.cidr.broadcast_address):
+            problems.append(
+                Problem(ifile, addr_path, f"{addr} is not a host address of {zone.cidr}")
+            )
+        elif addr == zone.router_address:
+            problems.append(Problem(ifile, addr_path, f"{addr} is the router's address"))
+        elif addr == spec.control.address:
+            problems.append(Problem(ifile, addr_path, f"{addr} is the control node's address"))
+        if addr in seen_addr:
+            problems.append(Problem(ifile, addr_path,
+                                    f"duplicate address {addr} (also host {seen_addr[addr]})"))
+        seen_addr[addr] = hname
+        hosts[hname] = Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)))
+
+    groups = {g: frozenset(inv.members(g)) for g in inv.groups}
+    known = set(groups) | set(zones) | set(SPECIAL_ENDPOINTS)
+    flows: list[Flow] = []
+    seen_flows: set[str] = set()
+    for i, f in enumerate(spec.flows):
+        fpath = f"site.flows[{i}]"
+        if f.name in seen_flows:
+            problems.append(Problem(sfile, f"{fpath}.name", f"duplicate flow name {f.name!r}"))
+        seen_flows.add(f.name)
+        problems.extend(_endpoint_problems(sfile, fpath, "from", f.from_, known))
+        problems.extend(_endpoint_problems(sfile, fpath, "to", f.to, known))
+        flows.append(_flow(f))
+
+    if problems:
+        raise InvalidInput(problems)
+    return Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+
+
+def _endpoint_problems(
+    file: str, fpath: str, key: str, endpoints: list[str], known: set[str]
+) -> list[Problem]:
+    return [
+        Problem(file, f"{fpath}.{key}",
+                f"unknown group or zone {e!r} (known: {', '.join(sorted(known))})")
+        for e in endpoints
+        if e not in known
+    ]
+
+
+def _flow(f: FlowSpec) -> Flow:
+    return Flow(f.name, tuple(f.from_), tuple(f.to), tuple(f.ports), f.proto, f.why)

@@ -1,0 +1,76 @@
+"""The schema of `site:` in group_vars/all/site.yml (pydantic, strict about unknown keys)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[a-z][a-z0-9_-]{0,30}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneSpec(Strict):
+    cidr: ipaddress.IPv4Network
+    purpose: str = Field(min_length=1)
+    managed: bool = True
+
+
+class RouterSpec(Strict):
+    name: str = Field(default="fw", pattern=NAME)
+    host_number: int = Field(default=254, ge=1, le=254)
+
+
+class ControlSpec(Strict):
+    address: ipaddress.IPv4Address
+    mirror_port: int = Field(default=3142, ge=1, le=65535)
+
+
+class FlowSpec(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=NAME)
+    from_: list[str] = Field(alias="from", min_length=1)
+    to: list[str] = Field(min_length=1)
+    ports: list[int] = Field(min_length=1)
+    proto: Literal["tcp", "udp"] = "tcp"
+    why: str = Field(min_length=1)
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("ports")
+    @classmethod
+    def _valid_ports(cls, ports: list[int]) -> list[int]:
+        for port in ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} is outside 1-65535")
+        return ports
+
+
+class SiteSpec(Strict):
+    name: str = Field(pattern=NAME)
+    title: str = ""
+    protection_level: Literal[2, 3] = 3
+    zones: dict[str, ZoneSpec] = Field(min_length=1)
+    router: RouterSpec = RouterSpec()
+    control: ControlSpec
+    agent_port: int = Field(default=9110, ge=1, le=65535)
+    groups: dict[str, str] = Field(default_factory=dict)
+    flows: list[FlowSpec] = Field(default_factory=list)
+    forks: int | None = Field(default=None, ge=1, le=200)
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, zones: dict[str, ZoneSpec]) -> dict[str, ZoneSpec]:
+        for name in zones:
+            if not re.match(NAME, name):
+                raise ValueError(f"zone name {name!r} must match {NAME}")
+        return zones

@@ -1,0 +1,1 @@
+"""scheduler: placeholder package; see ../shared/DESIGN.md for what it will own."""
