@@ -1,0 +1,20 @@
+"""Where a lab keeps its state, and what other parts of opsctl may read from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opsctl.paths import state_dir
+
+
+def lab_dir(site_name: str) -> Path:
+    return state_dir() / "labs" / site_name
+
+
+def connection_inventory(site_name: str) -> Path | None:
+    """An extra inventory source with how to reach the lab's hosts (user, key, known_hosts).
+
+    `lab up` writes it; `apply` adds it after the site's own inventory when it exists.
+    """
+    path = lab_dir(site_name) / "connection.yml"
+    return path if path.exists() else None
