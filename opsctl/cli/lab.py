@@ -1,10 +1,97 @@
-"""`opsctl lab ...`."""
+"""`opsctl lab up|down|status|ssh|stop`."""
 
 from __future__ import annotations
 
+import subprocess
+
 import click
+from rich.table import Table
+
+from opsctl import audit
+from opsctl.cli.render import OUTPUT_OPTION, console, emit_json, err_console
+from opsctl.lab import lifecycle
+from opsctl.site import load_site
+
+SITE_OPTION = click.option("--site", default="reference", show_default=True,
+                           help="Site name (inventory/NAME) or site directory.")
+
+
+def _progress(message: str) -> None:
+    err_console.print(f"[dim]lab:[/dim] {message}")
 
 
 @click.group()
 def lab() -> None:
-    """(being built)"""
+    """The local lab: the site's hosts as containers on this machine."""
+
+
+@lab.command()
+@SITE_OPTION
+def up(site: str) -> None:
+    """Bring the site's hosts up (idempotent: a second call changes nothing)."""
+    loaded = load_site(site)
+    try:
+        result = lifecycle.up(loaded, _progress)
+    except Exception as exc:
+        audit.append("lab.up", {"site": loaded.name}, f"failed: {exc}")
+        raise
+    audit.append("lab.up", {"site": loaded.name},
+                 f"ok: booted {len(result.booted)}, already running {len(result.already_running)}")
+    click.echo(f"lab {result.site}: up in {result.seconds:.1f}s "
+               f"(booted {len(result.booted)}, already running {len(result.already_running)}"
+               f"{', base image built' if result.image_built else ''})")
+
+
+@lab.command()
+@SITE_OPTION
+def down(site: str) -> None:
+    """Remove everything `lab up` made: containers, namespaces, links, mounts, processes."""
+    try:
+        loaded = load_site(site)
+        name = loaded.name
+    except Exception:
+        loaded, name = None, site
+    result = lifecycle.down(name, loaded, _progress)
+    audit.append("lab.down", {"site": name},
+                 f"ok: stopped {len(result.stopped)}, removed {len(result.removed_netns)} netns")
+    click.echo(f"lab {name}: down (stopped {len(result.stopped)} containers, "
+               f"removed {len(result.removed_netns)} namespaces)")
+
+
+@lab.command()
+@SITE_OPTION
+@OUTPUT_OPTION
+def status(site: str, output: str) -> None:
+    """Each host: container running, SSH reachable, systemd state."""
+    name = load_site(site).name
+    hosts = lifecycle.status(name)
+    if output == "json":
+        emit_json([h.as_dict() for h in hosts])
+    else:
+        table = Table("host", "zone", "address", "container", "ssh", "systemd")
+        for h in hosts:
+            table.add_row(h.name, h.zone, h.address, h.container, "yes" if h.ssh else "no",
+                          h.systemd)
+        console.print(table)
+    raise SystemExit(0 if all(h.ssh for h in hosts) else 1)
+
+
+@lab.command(context_settings={"ignore_unknown_options": True})
+@SITE_OPTION
+@click.argument("host")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(site: str, host: str, command: tuple[str, ...]) -> None:
+    """A shell on HOST, or run COMMAND there (after --) and exit with its code."""
+    argv = lifecycle.ssh_command(load_site(site).name, host, list(command))
+    raise SystemExit(subprocess.call(argv))
+
+
+@lab.command()
+@SITE_OPTION
+@click.argument("host")
+def stop(site: str, host: str) -> None:
+    """Power one host off, as if it failed; `lab up` boots it again."""
+    name = load_site(site).name
+    stopped = lifecycle.stop_host(name, host)
+    audit.append("lab.stop", {"site": name, "host": host}, "ok" if stopped else "not running")
+    click.echo(f"{host}: {'stopped' if stopped else 'was not running'}")

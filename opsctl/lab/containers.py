@@ -1,0 +1,131 @@
+"""Lab hosts as systemd-nspawn containers booted on an overlay of the base image."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from opsctl.errors import LabError
+from opsctl.lab.plan import NodePlan
+from opsctl.lab.sh import run
+
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
+# What a host may do beyond nspawn's default set: its own nftables firewall.
+CAPABILITIES = "CAP_NET_ADMIN"
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path.resolve()) if path.exists() else str(path)
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == target for line in mounts)
+
+
+def mount_overlay(image: Path, host_dir: Path) -> Path:
+    merged = host_dir / "merged"
+    for sub in ("upper", "work", "merged"):
+        (host_dir / sub).mkdir(parents=True, exist_ok=True)
+    if not is_mounted(merged):
+        run(["mount", "-t", "overlay", "overlay", "-o",
+             f"lowerdir={image},upperdir={host_dir / 'upper'},workdir={host_dir / 'work'}",
+             str(merged)])
+    return merged
+
+
+def unmount(path: Path) -> bool:
+    if path.exists() and is_mounted(path):
+        run(["umount", str(path)])
+        return True
+    return False
+
+
+def prepare_root(merged: Path, node: NodePlan, hosts_file: str, authorized_key: str) -> str:
+    """Write what makes the image this host; return its SSH host public key line."""
+    marker = merged / "etc" / "opsctl-lab-host"
+    (merged / "etc" / "hosts").write_text(hosts_file)
+    if not marker.exists():
+        (merged / "etc" / "hostname").write_text(f"{node.name}\n")
+        (merged / "etc" / "machine-id").write_text(uuid.uuid4().hex + "\n")
+        run(["ssh-keygen", "-A", "-f", str(merged)])
+        marker.write_text(f"{node.machine}\n")
+    ssh_dir = merged / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(authorized_key)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    return (merged / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().strip()
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def is_container_process(pid: int | None, machine: str) -> bool:
+    """The PID is our nspawn for this machine (PIDs are reused: never trust a number alone)."""
+    if not pid:
+        return False
+    cmd = _cmdline(pid)
+    return bool(cmd) and "systemd-nspawn" in cmd[0] and f"--machine={machine}" in cmd
+
+
+def boot(merged: Path, node: NodePlan, log: Path) -> int:
+    if shutil.which("systemd-nspawn") is None:
+        raise LabError("systemd-nspawn is not installed (apt-get install systemd-container)")
+    # nspawn keeps state under /run/systemd even when the machine's init is not systemd.
+    Path("/run/systemd").mkdir(exist_ok=True)
+    cmd = ["systemd-nspawn", f"--machine={node.machine}", "-D", str(merged), "--boot",
+           f"--network-namespace-path=/run/netns/{node.netns}", "--register=no",
+           "--keep-unit", f"--capability={CAPABILITIES}", "--console=read-only"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(0.2)
+    if proc.poll() is not None:
+        raise LabError(f"{node.name}: systemd-nspawn exited at once ({proc.returncode}); "
+                       f"see {log}")
+    return proc.pid
+
+
+def stop(pids: dict[str, int], machines: dict[str, str], timeout: float = 20) -> list[str]:
+    """Power the containers off (SIGTERM asks nspawn to shut the container down), then kill."""
+    live = {name: pid for name, pid in pids.items()
+            if is_container_process(pid, machines[name])}
+    for pid in live.values():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in live.values()):
+        time.sleep(0.1)
+    for pid in live.values():
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for pid in live.values():
+        _reap(pid)
+    for machine in machines.values():
+        shutil.rmtree(PROPAGATE_DIR / machine, ignore_errors=True)
+    return sorted(live)
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,233 @@
+"""`lab up`, `lab down`, `lab status`: the lab's life, from a site to running hosts and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsctl.errors import InvalidInput, LabError, NotFound, PrerequisiteMissing, Problem
+from opsctl.lab import containers, mirror_server, net, ssh
+from opsctl.lab.image import ensure_image
+from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
+from opsctl.lab.state import lab_dir
+from opsctl.network.flows import boundary_rules
+from opsctl.network.nftables import boundary_ruleset
+from opsctl.paths import cache_dir, ensure_private_dir
+from opsctl.site.model import Site
+
+Progress = Callable[[str], None]
+STATE_FILE = "lab.json"
+
+
+@dataclass
+class LabState:
+    """What `lab up` made, written before each thing is made so `down` can undo a partial up."""
+
+    plan: LabPlan
+    pids: dict[str, int] = field(default_factory=dict)
+    mirror_pid: int | None = None
+    mirror_port: int | None = None
+
+    def save(self, lab: Path) -> None:
+        data = {"plan": self.plan.to_dict(), "pids": self.pids, "mirror_pid": self.mirror_pid,
+                "mirror_port": self.mirror_port}
+        tmp = lab / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(lab / STATE_FILE)
+
+    @classmethod
+    def load(cls, lab: Path) -> LabState | None:
+        try:
+            data = json.loads((lab / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        return cls(LabPlan.from_dict(data["plan"]), {k: int(v) for k, v in data["pids"].items()},
+                   data.get("mirror_pid"), data.get("mirror_port"))
+
+
+@dataclass
+class UpResult:
+    site: str
+    image_built: bool
+    booted: list[str]
+    already_running: list[str]
+    seconds: float
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise PrerequisiteMissing("the lab needs root (namespaces, mounts, containers)")
+    for tool in ("ip", "nft", "systemd-nspawn", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise PrerequisiteMissing(f"{tool} is not installed (run ./setup)")
+
+
+def _hosts_file(site: Site) -> str:
+    lines = ["127.0.0.1 localhost", f"{site.control_address} control mirror"]
+    lines += [f"{h.address} {h.name}" for h in site.hosts.values()]
+    return "\n".join(lines) + "\n"
+
+
+def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
+    _require_root()
+    problems = forbidden_overlaps(site)
+    if problems:
+        raise InvalidInput([Problem(str(site.directory), "site.zones", p) for p in problems])
+    start = time.monotonic()
+    plan = plan_lab(site)
+    lab = ensure_private_dir(lab_dir(site.name))
+    state = LabState.load(lab)
+    if state and state.plan != plan:
+        raise LabError(f"lab {site.name} is up with a different topology; run "
+                       f"`opsctl lab down --site {site.name}` first")
+    state = state or LabState(plan, mirror_port=site.mirror_port)
+    state.save(lab)
+    net.check_routes_free(plan)
+
+    progress("base image")
+    image, built = ensure_image(lab / "image-build.log")
+    progress("network: router, zones, control link")
+    net.ensure_router(plan, boundary_ruleset(boundary_rules(site)))
+    net.ensure_control_link(plan)
+    for node in plan.nodes:
+        net.ensure_node_link(plan, node)
+
+    mirror_dir = cache_dir() / "mirror"
+    address = plan.control_address.split("/")[0]
+    if not mirror_server.is_server(state.mirror_pid, address, site.mirror_port):
+        progress(f"mirror server on {address}:{site.mirror_port}")
+        state.mirror_pid = mirror_server.start(mirror_dir, address, site.mirror_port,
+                                               lab / "mirror.log")
+        state.save(lab)
+
+    pubkey = ssh.ensure_key(lab)
+    hosts_file = _hosts_file(site)
+    host_keys: dict[str, str] = {}
+    booted, running = [], []
+    for node in plan.hosts():
+        host_dir = lab / "hosts" / node.name
+        merged = containers.mount_overlay(image, host_dir)
+        host_keys[node.name] = containers.prepare_root(merged, node, hosts_file, pubkey)
+        if containers.is_container_process(state.pids.get(node.name), node.machine):
+            running.append(node.name)
+            continue
+        progress(f"boot {node.name}")
+        state.pids[node.name] = containers.boot(merged, node, host_dir / "console.log")
+        state.save(lab)
+        booted.append(node.name)
+    ssh.write_client_files(lab, plan, host_keys)
+
+    progress("waiting for SSH")
+    addresses = {n.name: n.address.split("/")[0] for n in plan.hosts()}
+    silent = ssh.wait_for_ssh(lab, [n.name for n in plan.hosts()], addresses)
+    if silent:
+        raise LabError(f"lab {site.name}: no SSH from {', '.join(silent)} within 90 s; "
+                       f"see {lab}/hosts/<host>/console.log")
+    return UpResult(site.name, built, booted, running, time.monotonic() - start)
+
+
+@dataclass
+class DownResult:
+    site: str
+    stopped: list[str]
+    removed_netns: list[str]
+    unmounted: list[str]
+    mirror_stopped: bool
+
+
+def down(site_name: str, site: Site | None = None,
+         progress: Progress = lambda _msg: None) -> DownResult:
+    """Remove what `lab up` made, from its stored plan, or from the site if none was stored."""
+    _require_root()
+    lab = lab_dir(site_name)
+    state = LabState.load(lab)
+    if state is None:
+        if site is None:
+            return DownResult(site_name, [], [], [], False)
+        state = LabState(plan_lab(site))
+    plan = state.plan
+    progress("stopping containers")
+    stopped = containers.stop(dict(state.pids), {n.name: n.machine for n in plan.hosts()})
+    address = plan.control_address.split("/")[0]
+    mirror_stopped = bool(state.mirror_port) and mirror_server.stop(
+        state.mirror_pid, address, state.mirror_port or 0)
+    unmounted = [n.name for n in plan.hosts()
+                 if containers.unmount(lab / "hosts" / n.name / "merged")]
+    progress("removing namespaces and links")
+    removed = [n.netns for n in plan.nodes if net.remove_netns(n.netns)]
+    if net.remove_netns(plan.router_netns):
+        removed.append(plan.router_netns)
+    net.remove_control_link(plan)
+    leftover = [str(p) for p in lab.glob("hosts/*/merged") if containers.is_mounted(p)]
+    if leftover:
+        raise LabError(f"lab {site_name}: still mounted: {', '.join(leftover)}")
+    shutil.rmtree(lab, ignore_errors=True)
+    return DownResult(site_name, stopped, removed, unmounted, mirror_stopped)
+
+
+@dataclass
+class HostStatus:
+    name: str
+    address: str
+    zone: str
+    container: str  # running | stopped
+    ssh: bool
+    systemd: str  # running | degraded | starting | ... | unknown
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def status(site_name: str) -> list[HostStatus]:
+    lab = lab_dir(site_name)
+    state = LabState.load(lab)
+    if state is None:
+        raise NotFound(f"lab {site_name} is not up (opsctl lab up --site {site_name})")
+
+    def one(node) -> HostStatus:
+        address = node.address.split("/")[0]
+        alive = containers.is_container_process(state.pids.get(node.name), node.machine)
+        reachable = alive and ssh.port_open(address, 22)
+        systemd = "unknown"
+        if reachable:
+            code, out = ssh.remote(lab, node.name, ["systemctl", "is-system-running"])
+            systemd = out.splitlines()[-1] if out else f"exit {code}"
+            reachable = code in (0, 1)
+        return HostStatus(node.name, address, node.zone, "running" if alive else "stopped",
+                          reachable, systemd)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, state.plan.hosts()))
+
+
+def stop_host(site_name: str, host: str) -> bool:
+    """Power one container off (to stand for a host that fails); `lab up` boots it again."""
+    lab = lab_dir(site_name)
+    state = LabState.load(lab)
+    if state is None:
+        raise NotFound(f"lab {site_name} is not up")
+    node = state.plan.node(host)
+    if node is None or not node.container:
+        raise NotFound(f"lab {site_name} has no host {host!r}")
+    stopped = containers.stop({host: state.pids.get(host, 0)}, {host: node.machine})
+    state.pids.pop(host, None)
+    state.save(lab)
+    return bool(stopped)
+
+
+def ssh_command(site_name: str, host: str, command: list[str]) -> list[str]:
+    lab = lab_dir(site_name)
+    state = LabState.load(lab)
+    if state is None:
+        raise NotFound(f"lab {site_name} is not up (opsctl lab up --site {site_name})")
+    if state.plan.node(host) is None or not state.plan.node(host).container:
+        names = ", ".join(n.name for n in state.plan.hosts())
+        raise NotFound(f"lab {site_name} has no host {host!r} (hosts: {names})")
+    return ssh.ssh_argv(lab, host, command)
