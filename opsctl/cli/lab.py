@@ -95,3 +95,28 @@ def stop(site: str, host: str) -> None:
     stopped = lifecycle.stop_host(name, host)
     audit.append("lab.stop", {"site": name, "host": host}, "ok" if stopped else "not running")
     click.echo(f"{host}: {'stopped' if stopped else 'was not running'}")
+
+
+@lab.command()
+@SITE_OPTION
+@OUTPUT_OPTION
+@click.option("--all", "show_all", is_flag=True, help="List every probe, not only mismatches.")
+def flows(site: str, output: str, show_all: bool) -> None:
+    """Probe the flow matrix: whitelisted flows connect, everything else is dropped."""
+    results = lifecycle.check_flows(load_site(site))
+    bad = [r for r in results if not r.ok]
+    if output == "json":
+        emit_json([r.as_dict() for r in results])
+    else:
+        shown = results if show_all else bad
+        if shown:
+            table = Table("from", "to", "port", "expected", "outcome", "flow")
+            for r in shown:
+                d = r.as_dict()
+                table.add_row(d["from"], f"{d['to']} {d['address']}", str(d["port"]),
+                              d["expect"], d["outcome"], d["flow"] or "-")
+            console.print(table)
+        opened = sum(r.connected for r in results)
+        click.echo(f"{len(results)} probes: {opened} connected, {len(results) - opened} refused; "
+                   f"{len(bad)} differ from the whitelist")
+    raise SystemExit(1 if bad else 0)

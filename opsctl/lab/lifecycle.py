@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.errors import InvalidInput, LabError, NotFound, PrerequisiteMissing, Problem
-from opsctl.lab import containers, mirror_server, net, ssh
+from opsctl.lab import containers, flowcheck, mirror_server, net, ssh
 from opsctl.lab.image import ensure_image
 from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
 from opsctl.lab.state import lab_dir
@@ -165,9 +165,9 @@ def down(site_name: str, site: Site | None = None,
     if net.remove_netns(plan.router_netns):
         removed.append(plan.router_netns)
     net.remove_control_link(plan)
-    leftover = [str(p) for p in lab.glob("hosts/*/merged") if containers.is_mounted(p)]
-    if leftover:
-        raise LabError(f"lab {site_name}: still mounted: {', '.join(leftover)}")
+    left = leftovers(plan, lab)
+    if left:
+        raise LabError(f"lab {site_name}: left behind after down: {'; '.join(left)}")
     shutil.rmtree(lab, ignore_errors=True)
     return DownResult(site_name, stopped, removed, unmounted, mirror_stopped)
 
@@ -231,3 +231,40 @@ def ssh_command(site_name: str, host: str, command: list[str]) -> list[str]:
         names = ", ".join(n.name for n in state.plan.hosts())
         raise NotFound(f"lab {site_name} has no host {host!r} (hosts: {names})")
     return ssh.ssh_argv(lab, host, command)
+
+
+def check_flows(site: Site) -> list[flowcheck.ProbeResult]:
+    """Probe the whole flow matrix of a running lab (see flowcheck)."""
+    state = LabState.load(lab_dir(site.name))
+    if state is None:
+        raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")
+    return flowcheck.run_probes(flowcheck.matrix(site, state.plan))
+
+
+def leftovers(plan: LabPlan, lab: Path | None = None) -> list[str]:
+    """Anything of this lab still on the machine: what `down` must leave none of."""
+    lab = lab or lab_dir(plan.site)
+    found = [f"netns {n}" for n in [*(n.netns for n in plan.nodes), plan.router_netns]
+             if net.netns_exists(n)]
+    if net.link_exists(plan.control_link):
+        found.append(f"link {plan.control_link}")
+    routes = net.run(["ip", "-o", "route", "show"]).stdout.splitlines()
+    found += [f"route {r}" for r in routes for cidr in plan.routes if r.startswith(cidr + " ")]
+    with open("/proc/self/mounts") as mounts:
+        found += [f"mount {line.split()[1]}" for line in mounts
+                  if line.split()[1].startswith(str(lab) + "/")
+                  or any(line.split()[1] == f"/run/netns/{n.netns}" for n in plan.nodes)]
+    machines = [n.machine for n in plan.hosts()]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(f"--machine={m} " in cmd + " " for m in machines) or (
+                "http.server" in cmd and f" {plan.control_address.split('/')[0]} " in cmd):
+            found.append(f"process {proc.name}: {cmd.strip()[:80]}")
+    found += [f"dir {containers.PROPAGATE_DIR / m}" for m in machines
+              if (containers.PROPAGATE_DIR / m).exists()]
+    return found

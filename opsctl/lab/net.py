@@ -71,6 +71,12 @@ def ensure_router(plan: LabPlan, ruleset: str) -> None:
     _ensure_netns(ns)
     # Forwarding is switched on inside the router's namespace only, never on the machine.
     in_netns(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    # A zone is a switched segment: traffic inside it never reaches the boundary (only the
+    # hosts' own firewalls filter it). br_netfilter, where the machine loaded it, would
+    # send bridged frames through the forward chain; keep labs alike on every machine.
+    if in_netns(ns, ["test", "-e", "/proc/sys/net/bridge"], check=False).returncode == 0:
+        in_netns(ns, ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0",
+                      "net.bridge.bridge-nf-call-arptables=0"])
     for bridge in plan.bridges:
         if not link_exists(bridge.name, ns):
             in_netns(ns, ["ip", "link", "add", bridge.name, "type", "bridge"])

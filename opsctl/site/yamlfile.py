@@ -55,8 +55,8 @@ def read_mapping(path: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise InvalidInput([Problem(name, where, f"malformed YAML: {problem}")]) from None
     if data is None:
-        raise InvalidInput([Problem(name, "", "file is empty, expected a YAML mapping")])
+        raise InvalidInput([Problem(name, "(root)", "file is empty, expected a YAML mapping")])
     if not isinstance(data, dict):
         kind = type(data).__name__
-        raise InvalidInput([Problem(name, "", f"expected a YAML mapping, found a {kind}")])
+        raise InvalidInput([Problem(name, "(root)", f"expected a YAML mapping, found a {kind}")])
     return data

@@ -1,0 +1,49 @@
+"""The lab plan: names fit the kernel's limits and two labs never share a name."""
+
+from __future__ import annotations
+
+import yaml
+
+from opsctl.lab.image import debian_mirror
+from opsctl.lab.plan import forbidden_overlaps, plan_lab
+from opsctl.site import load_site
+
+
+def test_reference_plan(tmp_path):
+    plan = plan_lab(load_site("reference"))
+    names = [n.router_leg for n in plan.nodes] + [b.name for b in plan.bridges]
+    assert all(len(n) <= 15 for n in [*names, plan.control_link])
+    assert len(set(names)) == len(names)
+    assert {n.name for n in plan.hosts()} == {"mon1", "lb1", "app1", "app2", "db1", "db2", "bak1"}
+    public = plan.node("public")
+    assert public and not public.container and public.address == "172.31.99.10/24"
+    assert plan.control_address == "172.31.10.1/24"
+    # The machine gets routes to the other zones only, via the router's mgmt leg.
+    assert sorted(plan.routes) == ["172.31.20.0/24", "172.31.30.0/24", "172.31.99.0/24"]
+    assert plan.control_gateway == "172.31.10.254"
+
+
+def test_two_sites_get_distinct_names(site_copy):
+    data = yaml.safe_load((site_copy / "group_vars/all/site.yml").read_text())
+    data["site"]["name"] = "province"
+    (site_copy / "group_vars/all/site.yml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    a, b = plan_lab(load_site("reference")), plan_lab(load_site(site_copy))
+    assert a.control_link != b.control_link
+    assert not {n.netns for n in a.nodes} & {n.netns for n in b.nodes}
+
+
+def test_lab_refuses_the_machine_resolver_range(site_copy):
+    path = site_copy / "group_vars/all/site.yml"
+    path.write_text(path.read_text().replace("172.31.99.0/24", "10.255.0.0/24"))
+    assert forbidden_overlaps(load_site(site_copy)) == [
+        "zone public (10.255.0.0/24) overlaps 10.0.0.0/8, which the lab must keep out of"]
+
+
+def test_debian_mirror_is_read_from_apt_sources(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb\nURIs: http://security.example/\n"
+        "Suites: bookworm-security\n")
+    assert debian_mirror(tmp_path) == "http://mirror.example/debian"
+    assert debian_mirror(tmp_path / "none") == "http://deb.debian.org/debian"
