@@ -1,4 +1,4 @@
-"""`opsctl site validate`: good input passes; each kind of bad input gives one-line errors, exit 2."""
+"""`opsctl site validate`: good input passes; bad input gives one-line errors and exit 2."""
 
 from __future__ import annotations
 
