@@ -76,6 +76,18 @@ def is_container_process(pid: int | None, machine: str) -> bool:
     return bool(cmd) and "systemd-nspawn" in cmd[0] and f"--machine={machine}" in cmd
 
 
+def find_container_pids(machines: dict[str, str]) -> dict[str, int]:
+    """Our nspawn processes by their unique --machine= argument: a boot whose PID an
+    interrupted `lab up` never got to record is still found and stopped by its PID."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            for name, machine in machines.items():
+                if is_container_process(int(proc.name), machine):
+                    found.setdefault(name, int(proc.name))
+    return found
+
+
 def boot(merged: Path, node: NodePlan, log: Path) -> int:
     if shutil.which("systemd-nspawn") is None:
         raise LabError("systemd-nspawn is not installed (apt-get install systemd-container)")

@@ -154,10 +154,14 @@ def down(site_name: str, site: Site | None = None,
         state = LabState(plan_lab(site))
     plan = state.plan
     progress("stopping containers")
-    stopped = containers.stop(dict(state.pids), {n.name: n.machine for n in plan.hosts()})
+    machines = {n.name: n.machine for n in plan.hosts()}
+    pids = containers.find_container_pids(machines) | dict(state.pids)
+    stopped = containers.stop(pids, machines)
     address = plan.control_address.split("/")[0]
-    mirror_stopped = bool(state.mirror_port) and mirror_server.stop(
-        state.mirror_pid, address, state.mirror_port or 0)
+    mirror_stopped = False
+    if state.mirror_port:
+        pid = state.mirror_pid or mirror_server.find(address, state.mirror_port)
+        mirror_stopped = mirror_server.stop(pid, address, state.mirror_port)
     unmounted = [n.name for n in plan.hosts()
                  if containers.unmount(lab / "hosts" / n.name / "merged")]
     progress("removing namespaces and links")

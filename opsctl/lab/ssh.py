@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import time
@@ -72,7 +73,8 @@ def write_client_files(lab: Path, plan: LabPlan, host_keys: dict[str, str]) -> N
 def ssh_argv(lab: Path, host: str, command: list[str] | None = None) -> list[str]:
     argv = ["ssh", "-F", str(lab / "ssh_config"), host]
     if command:
-        argv += ["--", *command]
+        # ssh hands the remote shell one string: quote so the words arrive as given.
+        argv += ["--", shlex.join(command)]
     return argv
 
 

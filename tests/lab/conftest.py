@@ -1,0 +1,58 @@
+"""The lab tests: real containers, namespaces and SSH on this machine (root only).
+
+They share one lab per site per session: bring it up once, converge once, then test
+many things against it. Their state lives apart from an operator's (/var/lib/opsctl-tests);
+the base image and the mirror are shared through the cache (/var/cache/opsctl).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+MINI = HERE / "sites" / "mini"
+TEST_STATE = Path("/var/lib/opsctl-tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.lab)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="lab tests need root"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_state_dir():
+    """One state directory for the whole lab session, never the operator's."""
+    previous = os.environ.get("OPSCTL_STATE_DIR")
+    os.environ["OPSCTL_STATE_DIR"] = str(TEST_STATE)
+    yield TEST_STATE
+    if previous is None:
+        os.environ.pop("OPSCTL_STATE_DIR", None)
+    else:
+        os.environ["OPSCTL_STATE_DIR"] = previous
+
+
+def refuse_if_up_elsewhere(site_name: str) -> None:
+    """A lab of the same site made outside the tests would share our namespace names."""
+    if Path(f"/run/netns/opsctl-{site_name}-fw").exists() and not (
+            TEST_STATE / "labs" / site_name).exists():
+        pytest.exit(f"a {site_name} lab is already up outside the tests; "
+                    f"run `opsctl lab down --site {site_name}` first", returncode=2)
+
+
+@pytest.fixture(scope="module")
+def mini_site():
+    from opsctl.lab import lifecycle
+    from opsctl.site import load_site
+
+    site = load_site(MINI)
+    refuse_if_up_elsewhere(site.name)
+    yield site
+    lifecycle.down(site.name, site)
+    shutil.rmtree(TEST_STATE / "labs" / site.name, ignore_errors=True)
