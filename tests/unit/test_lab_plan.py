@@ -47,3 +47,19 @@ def test_debian_mirror_is_read_from_apt_sources(tmp_path):
         "Suites: bookworm-security\n")
     assert debian_mirror(tmp_path) == "http://mirror.example/debian"
     assert debian_mirror(tmp_path / "none") == "http://deb.debian.org/debian"
+
+
+def test_flow_matrix_expectations_follow_the_whitelist():
+    from opsctl.lab.flowcheck import matrix
+
+    site = load_site("reference")
+    probes = {(p.source.name, p.destination.name, p.port): p for p in matrix(site, plan_lab(site))}
+    assert probes[("public", "lb1", 443)].expect_open
+    assert probes[("public", "lb1", 443)].flow == "public-https"
+    assert probes[("app1", "control", 3142)].expect_open
+    for closed in [("public", "db1", 5432), ("app1", "mon1", 22), ("lb1", "db1", 5432),
+                   ("app1", "control", 22), ("lb1", "app1", 22), ("public", "control", 3142)]:
+        assert not probes[closed].expect_open, closed
+    # every source probes every host and the control node on every whitelisted port
+    ports = {p for f in site.flows for p in f.ports}
+    assert len(probes) == (1 + 1 + 7) * 8 * len(ports) - 7 * len(ports) - len(ports)
