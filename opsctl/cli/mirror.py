@@ -1,10 +1,47 @@
-"""`opsctl mirror ...`."""
+"""`opsctl mirror build|show`."""
 
 from __future__ import annotations
 
 import click
 
+from opsctl import audit
+from opsctl.cli.render import OUTPUT_OPTION, emit_json, err_console
+from opsctl.mirror import build as mirror_build
+from opsctl.mirror.show import describe
+
 
 @click.group()
 def mirror() -> None:
-    """(being built)"""
+    """The offline apt mirror the hosts install from."""
+
+
+@mirror.command()
+@click.option("--refresh", is_flag=True, help="Rebuild even if the mirror covers the roles.")
+def build(refresh: bool) -> None:
+    """Download every package the roles name, with dependencies, into a signed flat repo."""
+    result = mirror_build.build(refresh=refresh,
+                                progress=lambda m: err_console.print(f"[dim]mirror:[/dim] {m}"))
+    if result.rebuilt:
+        audit.append("mirror.build", {"refresh": refresh},
+                     f"ok: {result.packages} packages, {result.bytes} bytes")
+        click.echo(f"mirror: {result.packages} packages ({result.bytes / 1e6:.0f} MB) in "
+                   f"{result.path}, built in {result.seconds:.1f}s")
+    else:
+        click.echo(f"mirror: up to date ({result.packages} packages in {result.path})")
+
+
+@mirror.command()
+@OUTPUT_OPTION
+def show(output: str) -> None:
+    """What the mirror holds and whether it covers every role's packages."""
+    info = describe()
+    if output == "json":
+        emit_json(info)
+        return
+    state = "current" if info["current"] else "STALE (run `opsctl mirror build`)"
+    click.echo(f"mirror {info['path']}: {info['packages']} packages, "
+               f"{info['bytes'] / 1e6:.0f} MB, built {info['built'] or 'never'}, {state}")
+    for role, packages in info["roles"].items():
+        click.echo(f"  {role}: {' '.join(packages)}")
+    if info["missing"]:
+        click.echo(f"  missing: {' '.join(info['missing'])}")

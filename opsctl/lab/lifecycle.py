@@ -16,7 +16,7 @@ from opsctl.errors import InvalidInput, LabError, NotFound, PrerequisiteMissing,
 from opsctl.lab import containers, flowcheck, mirror_server, net, ssh
 from opsctl.lab.image import ensure_image
 from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
-from opsctl.lab.state import lab_dir
+from opsctl.lab.state import facts_dir, lab_dir
 from opsctl.network.flows import boundary_rules
 from opsctl.network.nftables import boundary_ruleset
 from opsctl.paths import cache_dir, ensure_private_dir
@@ -69,8 +69,10 @@ def _require_root() -> None:
             raise PrerequisiteMissing(f"{tool} is not installed (run ./setup)")
 
 
-def _hosts_file(site: Site) -> str:
-    lines = ["127.0.0.1 localhost", f"{site.control_address} control mirror"]
+def _hosts_file(site: Site, host: str) -> str:
+    # 127.0.1.1 for the host's own name, as Debian's installer writes it: sudo and
+    # others resolve the hostname without asking the network.
+    lines = ["127.0.0.1 localhost", f"127.0.1.1 {host}", f"{site.control_address} control mirror"]
     lines += [f"{h.address} {h.name}" for h in site.hosts.values()]
     return "\n".join(lines) + "\n"
 
@@ -108,13 +110,13 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
         state.save(lab)
 
     pubkey = ssh.ensure_key(lab)
-    hosts_file = _hosts_file(site)
     host_keys: dict[str, str] = {}
     booted, running = [], []
     for node in plan.hosts():
         host_dir = lab / "hosts" / node.name
         merged = containers.mount_overlay(image, host_dir)
-        host_keys[node.name] = containers.prepare_root(merged, node, hosts_file, pubkey)
+        host_keys[node.name] = containers.prepare_root(
+            merged, node, _hosts_file(site, node.name), pubkey)
         if containers.is_container_process(state.pids.get(node.name), node.machine):
             running.append(node.name)
             continue
@@ -173,6 +175,8 @@ def down(site_name: str, site: Site | None = None,
     if left:
         raise LabError(f"lab {site_name}: left behind after down: {'; '.join(left)}")
     shutil.rmtree(lab, ignore_errors=True)
+    # Cached facts describe hosts that no longer exist; the next lab's hosts are new ones.
+    shutil.rmtree(facts_dir(site_name), ignore_errors=True)
     return DownResult(site_name, stopped, removed, unmounted, mirror_stopped)
 
 

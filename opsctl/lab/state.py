@@ -18,3 +18,8 @@ def connection_inventory(site_name: str) -> Path | None:
     """
     path = lab_dir(site_name) / "connection.yml"
     return path if path.exists() else None
+
+
+def facts_dir(site_name: str) -> Path:
+    """Ansible's fact cache for a site's hosts (apply writes it; lab down clears it)."""
+    return state_dir() / "facts" / site_name

@@ -1,0 +1,1 @@
+"""`opsctl apply`: converge a site with Ansible through ansible-runner, and its run history."""

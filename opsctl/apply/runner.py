@@ -1,0 +1,169 @@
+"""Run a site's playbook through ansible-runner and keep the record.
+
+Validation happens before Ansible starts: a site that does not validate, an unknown
+--limit, a missing playbook or mirror key stop here with exit 2 and nothing touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opsctl import audit
+from opsctl.apply import history
+from opsctl.apply.engine import engine_env
+from opsctl.apply.events import HostEvent, RunTally
+from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
+from opsctl.lab.state import connection_inventory, facts_dir
+from opsctl.mirror.build import public_key_path
+from opsctl.paths import project_root
+from opsctl.site.model import Site
+
+Sink = Callable[[HostEvent], None]
+
+
+class NothingToRetry(OpsctlError):
+    exit_code = 0
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    playbook: str = "site.yml"
+    limit: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    check: bool = False
+    diff: bool = False
+    retry_failed: bool = False
+    engine: str = "auto"
+    forks: int = 10
+
+
+def _playbook_path(name: str) -> Path:
+    path = project_root() / "playbooks" / name
+    if not path.suffix:
+        path = path.with_suffix(".yml")
+    if not path.is_file():
+        raise NotFound(f"playbook {name!r}: no file {path}")
+    return path
+
+
+def _check_limit(site: Site, limit: tuple[str, ...]) -> None:
+    known = set(site.hosts) | set(site.groups) | set(site.zones) | {"all"}
+    unknown = [name for name in limit if name.lstrip("!&") not in known]
+    if unknown:
+        raise InvalidInput([Problem("--limit", name, "no such host or group in site "
+                                    f"{site.name}") for name in unknown])
+
+
+def _retry_limit(site: Site) -> tuple[str, ...]:
+    last = history.last_finished(site.name)
+    if last is None:
+        raise NotFound(f"--retry-failed: site {site.name} has no earlier run")
+    if not last.failed_hosts:
+        raise NothingToRetry(f"--retry-failed: run {last.id} had no failed or unreachable host")
+    return tuple(last.failed_hosts)
+
+
+def _inventories(site: Site) -> list[str]:
+    sources = [str(site.directory)]
+    connection = connection_inventory(site.name)
+    if connection:
+        sources.append(str(connection))
+    return sources
+
+
+def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -> history.RunRecord:
+    """Converge `site`; returns the run record (result ok when no host failed)."""
+    import ansible_runner  # noqa: PLC0415 - slow import, only when a run happens
+
+    playbook = _playbook_path(request.playbook)
+    if request.limit:
+        _check_limit(site, request.limit)
+    limit = _retry_limit(site) if request.retry_failed else request.limit
+    keyring = public_key_path()
+    if not keyring.exists():
+        raise PrerequisiteMissing(f"no offline mirror key at {keyring}: "
+                                  "run `opsctl mirror build` first")
+    engine, env = engine_env(request.engine)
+
+    record = history.RunRecord(
+        id=history.new_run_id(), site=site.name,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        request={**asdict(request), "limit": list(limit)}, engine=engine)
+    history.save(record)
+    directory = history.run_dir(record.id)
+    facts = facts_dir(site.name)
+    facts.mkdir(parents=True, exist_ok=True)
+    env |= {
+        # ansible-playbook from the same environment as opsctl, wherever PATH points.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts),
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    cmdline = []
+    if request.check:
+        cmdline.append("--check")
+    if request.diff:
+        cmdline.append("--diff")
+    tally = RunTally()
+
+    def handle(event: dict) -> bool:
+        outcome = tally.feed(event)
+        if outcome is not None:
+            on_event(outcome)
+        return True
+
+    start = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(directory),
+        project_dir=str(project_root()),
+        playbook=str(playbook),
+        inventory=_inventories(site),
+        extravars={"opsctl_mirror_keyring": str(keyring)},
+        envvars=env,
+        limit=",".join(limit) or None,
+        tags=",".join(request.tags) or None,
+        skip_tags=",".join(request.skip_tags) or None,
+        forks=request.forks,
+        cmdline=" ".join(cmdline) or None,
+        event_handler=handle,
+        quiet=True,
+        ident="ansible",
+    )
+    record.seconds = round(time.monotonic() - start, 2)
+    record.finished = datetime.now(UTC).isoformat(timespec="seconds")
+    record.rc = runner.rc
+    record.hosts = {h: {**asdict(t), "status": t.status} for h, t in sorted(tally.hosts.items())}
+    record.failures = [asdict(f) for f in tally.failures]
+    if runner.status == "successful" and not record.failed_hosts:
+        record.result = "ok"
+    elif tally.hosts:
+        record.result = "failed"
+    else:
+        record.result = "error"
+    history.save(record)
+    audit.append("apply", {"site": site.name, "run": record.id, "playbook": request.playbook,
+                           "limit": list(limit), "tags": list(request.tags),
+                           "check": request.check}, _summary(record))
+    return record
+
+
+def _summary(record: history.RunRecord) -> str:
+    if record.result == "ok":
+        return f"ok: {len(record.hosts)} hosts, {record.changed} changed"
+    if record.result == "error":
+        return f"error: ansible-runner rc {record.rc}, no host ran (see runs show {record.id})"
+    return f"failed: {', '.join(record.failed_hosts)}"
+
+
+def stdout_path(record: history.RunRecord) -> Path:
+    return history.run_dir(record.id) / "artifacts" / "ansible" / "stdout"

@@ -1,0 +1,1 @@
+"""The offline apt mirror: what goes in it, building it, describing it."""
