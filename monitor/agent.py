@@ -1,0 +1,48 @@
+"""Assemble the agent: configuration, collectors, registry, server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from monitor import __version__
+from monitor.collectors.compliance import ComplianceCollector
+from monitor.collectors.host import HostCollector
+from monitor.collectors.systemd import SystemdCollector
+from monitor.collectors.tls import CertificateCollector
+from monitor.config import AgentConfig, load_config
+from monitor.server import _SCRAPE_SECONDS, ScrapeServer
+from monitor.webconfig import load_web_config
+
+
+class AgentCollector:
+    """The agent's own health: version, and how long the previous exposition took."""
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("opsctl_agent_info", "The monitoring agent's version.",
+                                 labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        took = GaugeMetricFamily("opsctl_agent_last_scrape_duration_seconds",
+                                 "Time the previous scrape took to collect and encode.")
+        took.add_metric([], _SCRAPE_SECONDS.value)
+        yield took
+
+
+def build_registry(config: AgentConfig) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector())
+    registry.register(HostCollector(config.filesystem_types_ignored))
+    registry.register(SystemdCollector(config.units))
+    registry.register(CertificateCollector(config.certificates))
+    registry.register(ComplianceCollector(config.compliance_file))
+    return registry
+
+
+def make_server(address: str, port: int, config_path: Path | None) -> ScrapeServer:
+    config = load_config(config_path)
+    web = load_web_config(config.web_config)
+    return ScrapeServer(address, port, build_registry(config), web)

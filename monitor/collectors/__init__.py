@@ -1,0 +1,1 @@
+"""Collectors: each reads one part of the host and yields metric families at scrape time."""

@@ -1,0 +1,83 @@
+"""The agent's configuration file: what to watch beyond the host itself.
+
+JSON is accepted everywhere (it is also valid YAML); YAML needs PyYAML, which hosts
+do not have, so the role writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration file the agent cannot use; the message names file, key and reason."""
+
+
+def load_structured(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as json_error:
+        try:
+            import yaml  # noqa: PLC0415 - optional: only for hand-written YAML files
+        except ImportError:
+            raise ConfigError(f"{path}: not JSON ({json_error.msg} at line "
+                              f"{json_error.lineno}) and PyYAML is not installed") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    web_config: Path | None = None
+    units: tuple[str, ...] = ()
+    certificates: tuple[Path, ...] = ()
+    compliance_file: Path | None = None
+    filesystem_types_ignored: tuple[str, ...] = (
+        "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
+        "securityfs", "pstore", "bpf", "autofs", "configfs", "fusectl", "hugetlbfs",
+        "binfmt_misc", "nsfs", "rpc_pipefs", "devtmpfs", "squashfs")
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "labels"}
+
+
+def _strings(path: Path, data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key}: expected a list of strings")
+    return tuple(value)
+
+
+def load_config(path: Path | None) -> AgentConfig:
+    if path is None:
+        return AgentConfig()
+    data = load_structured(path)
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown key (known: "
+                          f"{', '.join(sorted(KNOWN_KEYS))})")
+    labels = data.get("labels", {})
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise ConfigError(f"{path}: labels: expected a mapping of strings")
+    web = data.get("web_config")
+    compliance = data.get("compliance_file")
+    return AgentConfig(
+        web_config=Path(web) if web else None,
+        units=_strings(path, data, "units"),
+        certificates=tuple(Path(p) for p in _strings(path, data, "certificates")),
+        compliance_file=Path(compliance) if compliance else None,
+        extra_labels=dict(labels),
+    )

@@ -1,0 +1,259 @@
+"""The monitoring agent: its collectors on fake /proc data, its server under a silent client,
+TLS and basic auth from web-config, and its configuration errors."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.agent import build_registry
+from monitor.collectors.compliance import ComplianceCollector
+from monitor.collectors.host import HostCollector
+from monitor.collectors.systemd import SystemdCollector, parse_show
+from monitor.config import AgentConfig, ConfigError, load_config
+from monitor.server import ScrapeServer
+from monitor.webconfig import WebConfig, load_web_config
+
+FAKE_STAT = """cpu  100 5 50 1000 20 0 3 0 0 0
+cpu0 100 5 50 1000 20 0 3 0 0 0
+intr 0
+ctxt 0
+btime 1764000000
+processes 1
+procs_running 1
+procs_blocked 0
+"""
+FAKE_MEMINFO = """MemTotal:        2048000 kB
+MemFree:          512000 kB
+MemAvailable:    1024000 kB
+Buffers:           10000 kB
+Cached:           200000 kB
+SwapCached:            0 kB
+Active:           100000 kB
+Inactive:         100000 kB
+SwapTotal:        100000 kB
+SwapFree:          40000 kB
+Shmem:              1000 kB
+SReclaimable:       1000 kB
+"""
+FAKE_NETDEV = """Inter-| Receive | Transmit
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop ...
+ lo: 999 9 0 0 0 0 0 0 999 9 0 0 0 0 0 0
+ eth0: 123456 100 2 0 0 0 0 0 654321 200 1 0 0 0 0 0
+"""
+
+
+def samples(registry_or_collector) -> dict[tuple[str, tuple], float]:
+    if isinstance(registry_or_collector, CollectorRegistry):
+        registry = registry_or_collector
+    else:
+        registry = CollectorRegistry()
+        registry.register(registry_or_collector)
+    text = generate_latest(registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.fixture
+def fake_proc(tmp_path, monkeypatch):
+    proc = tmp_path / "proc"
+    (proc / "net").mkdir(parents=True)
+    (proc / "stat").write_text(FAKE_STAT)
+    (proc / "meminfo").write_text(FAKE_MEMINFO)
+    (proc / "vmstat").write_text("pswpin 0\npswpout 0\n")
+    (proc / "net" / "dev").write_text(FAKE_NETDEV)
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(proc))
+    return proc
+
+
+def test_cpu_memory_and_network_come_from_proc(fake_proc):
+    host = HostCollector()
+
+    class Only:
+        def __init__(self, *parts):
+            self.parts = parts
+
+        def collect(self):
+            for part in self.parts:
+                yield from part()
+
+    found = samples(Only(host._cpu, host._memory, host._network))
+    ticks = psutil.cpu_times().user / 100  # psutil divides by the clock tick
+    assert found[("opsctl_host_cpu_seconds_total", (("mode", "user"),))] == pytest.approx(
+        ticks * 100)
+    assert found[("opsctl_host_memory_total_bytes", ())] == 2048000 * 1024
+    assert found[("opsctl_host_memory_available_bytes", ())] == 1024000 * 1024
+    assert found[("opsctl_host_swap_free_bytes", ())] == 40000 * 1024
+    assert found[("opsctl_host_network_receive_bytes_total", (("device", "eth0"),))] == 123456
+    assert found[("opsctl_host_network_errors_total", (("device", "eth0"),))] == 3
+    assert not any(key[1] == (("device", "lo"),) for key in found), "loopback is not a NIC"
+
+
+def test_the_real_host_exposes_filesystems_with_inodes():
+    found = samples(HostCollector(AgentConfig().filesystem_types_ignored))
+    roots = [k for k in found if k[0] == "opsctl_host_filesystem_size_bytes"
+             and ("mountpoint", "/") in k[1]]
+    assert roots, "the root filesystem is reported"
+    assert any(k[0] == "opsctl_host_filesystem_files_free" for k in found)
+
+
+def test_systemctl_show_output_becomes_unit_states():
+    output = ("Id=postgresql@15-main.service\nActiveState=failed\nLoadState=loaded\n\n"
+              "Id=nginx.service\nActiveState=active\nLoadState=loaded\n\n"
+              "Id=absent.service\nActiveState=inactive\nLoadState=not-found\n")
+    assert parse_show(output) == {"postgresql@15-main.service": "failed",
+                                  "nginx.service": "active"}
+    found = samples(SystemdCollector(("nginx.service",), show=lambda _u: output))
+    assert found[("opsctl_systemd_unit_state",
+                  (("state", "failed"), ("unit", "postgresql@15-main.service")))] == 1
+    assert found[("opsctl_systemd_unit_state",
+                  (("state", "active"), ("unit", "postgresql@15-main.service")))] == 0
+
+
+def test_compliance_file_gives_counts_and_ratio(tmp_path):
+    path = tmp_path / "last-scan.json"
+    path.write_text('{"finished": 1764000000, "counts": {"pass": 60, "fail": 15, '
+                    '"not_applicable": 5}}')
+    found = samples(ComplianceCollector(path))
+    assert found[("opsctl_compliance_pass_ratio", ())] == pytest.approx(0.8)
+    assert found[("opsctl_compliance_checks", (("result", "fail"),))] == 15
+    assert samples(ComplianceCollector(tmp_path / "missing.json")) == {}
+
+
+def test_metric_names_follow_prometheus_conventions():
+    registry = build_registry(AgentConfig())
+    text = generate_latest(registry).decode()
+    for family in text_string_to_metric_families(text):
+        assert family.name.startswith("opsctl_")
+        if family.type == "counter":
+            assert family.samples[0].name.endswith("_total")
+        assert not family.name.endswith(("_milliseconds", "_kilobytes", "_percent"))
+        if "bytes" in family.name or "seconds" in family.name:
+            assert family.name.endswith(("_bytes", "_seconds", "_bytes_total",
+                                         "_seconds_total")), family.name
+
+
+# --- the server ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(directory / "key.pem"), "-out",
+                    str(directory / "cert.pem")], check=True, capture_output=True)
+    return directory / "cert.pem", directory / "key.pem"
+
+
+def serve(web: WebConfig, timeout: float = 5.0):
+    server = ScrapeServer("127.0.0.1", 0, build_registry(AgentConfig()), web, timeout=timeout)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server
+
+
+def scrape(url: str, headers: dict[str, str] | None = None, timeout: float = 3.0) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        return response.read()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_silent_connection_does_not_stall_scrapes(tmp_path, certificate, tls):
+    web = WebConfig()
+    if tls:
+        config = tmp_path / "web-config.yml"
+        config.write_text(f'{{"tls_server_config": {{"cert_file": "{certificate[0]}", '
+                          f'"key_file": "{certificate[1]}"}}}}')
+        web = load_web_config(config)
+    server = serve(web)
+    host, port = server.address
+    silent = [socket.create_connection((host, port)) for _ in range(3)]  # send nothing
+    try:
+        time.sleep(0.2)
+        start = time.monotonic()
+        for _ in range(5):
+            body = scrape(f"{'https' if tls else 'http'}://{host}:{port}/metrics")
+            assert b"opsctl_host_memory_total_bytes" in body
+        assert time.monotonic() - start < 3.0
+    finally:
+        for s in silent:
+            s.close()
+        server.shutdown()
+
+
+def test_basic_auth_from_web_config(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt as crypt_module
+
+    hashed = crypt_module.crypt("s3cret", crypt_module.mksalt(crypt_module.METHOD_BLOWFISH,
+                                                              rounds=1 << 5))
+    config = tmp_path / "web-config.yml"
+    config.write_text(f'{{"basic_auth_users": {{"prometheus": "{hashed}"}}}}')
+    server = serve(load_web_config(config))
+    url = f"http://{server.address[0]}:{server.address[1]}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            scrape(url)
+        assert exc.value.code == 401
+        wrong = base64.b64encode(b"prometheus:nope").decode()
+        with pytest.raises(urllib.error.HTTPError):
+            scrape(url, {"Authorization": f"Basic {wrong}"})
+        right = base64.b64encode(b"prometheus:s3cret").decode()
+        assert b"opsctl_agent_info" in scrape(url, {"Authorization": f"Basic {right}"})
+    finally:
+        server.shutdown()
+
+
+def test_configuration_mistakes_name_file_and_key(tmp_path):
+    bad = tmp_path / "agent.json"
+    bad.write_text('{"unit": ["nginx.service"]}')
+    with pytest.raises(ConfigError, match=r"agent.json: unit: unknown key"):
+        load_config(bad)
+    web = tmp_path / "web.json"
+    web.write_text('{"basic_auth_users": {"prometheus": "plaintext"}}')
+    with pytest.raises(ConfigError, match=r"basic_auth_users.prometheus: expected a bcrypt"):
+        load_web_config(web)
+    done = subprocess.run([sys.executable, "-m", "monitor", "--listen", "127.0.0.1:0",
+                           "--config", str(bad)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"monitor: {bad}: unit: unknown key (known: certificates, " \
+        "compliance_file, labels, units, web_config)"
+
+
+def test_listen_must_be_address_and_port():
+    done = subprocess.run([sys.executable, "-m", "monitor", "--listen", "nonsense"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "expected ADDRESS:PORT" in done.stderr
+
+
+def test_agent_runs_in_the_foreground_and_stops_on_sigterm(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--listen", f"127.0.0.1:{port}"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "serving on" in proc.stderr.readline()
+        assert b"opsctl_host_load1" in scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
