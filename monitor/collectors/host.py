@@ -22,6 +22,9 @@ class HostCollector:
         yield from self._filesystems()
         yield from self._disks()
         yield from self._network()
+        yield from self._boot()
+
+    def _boot(self) -> Iterator[Metric]:
         boot = GaugeMetricFamily("opsctl_host_boot_time_seconds",
                                  "Unix time the host booted.")
         boot.add_metric([], psutil.boot_time())

@@ -56,3 +56,12 @@ def mini_site():
     yield site
     lifecycle.down(site.name, site)
     shutil.rmtree(TEST_STATE / "labs" / site.name, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def reference_site():
+    from opsctl.site import load_site
+
+    site = load_site("reference")
+    refuse_if_up_elsewhere(site.name)
+    return site

@@ -4,6 +4,7 @@ TLS and basic auth from web-config, and its configuration errors."""
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import ssl
 import subprocess
@@ -89,10 +90,13 @@ def test_cpu_memory_and_network_come_from_proc(fake_proc):
             for part in self.parts:
                 yield from part()
 
-    found = samples(Only(host._cpu, host._memory, host._network))
-    ticks = psutil.cpu_times().user / 100  # psutil divides by the clock tick
+    found = samples(Only(host._cpu, host._memory, host._network, host._boot))
+    tick = os.sysconf("SC_CLK_TCK")  # /proc/stat counts in clock ticks
     assert found[("opsctl_host_cpu_seconds_total", (("mode", "user"),))] == pytest.approx(
-        ticks * 100)
+        100 / tick)
+    assert found[("opsctl_host_cpu_seconds_total", (("mode", "idle"),))] == pytest.approx(
+        1000 / tick)
+    assert found[("opsctl_host_boot_time_seconds", ())] == 1764000000
     assert found[("opsctl_host_memory_total_bytes", ())] == 2048000 * 1024
     assert found[("opsctl_host_memory_available_bytes", ())] == 1024000 * 1024
     assert found[("opsctl_host_swap_free_bytes", ())] == 40000 * 1024
