@@ -66,6 +66,10 @@ class Site:
         return self.spec.control.mirror_port
 
     @property
+    def agent_port(self) -> int:
+        return self.spec.agent_port
+
+    @property
     def router_name(self) -> str:
         return self.spec.router.name
 
