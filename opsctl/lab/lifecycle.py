@@ -18,7 +18,7 @@ from opsctl.lab.image import ensure_image
 from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
 from opsctl.lab.state import facts_dir, lab_dir
 from opsctl.network.flows import boundary_rules
-from opsctl.network.nftables import boundary_ruleset
+from opsctl.network.nftables import boundary_ruleset, control_port_ruleset
 from opsctl.paths import cache_dir, ensure_private_dir
 from opsctl.site.model import Site
 
@@ -96,7 +96,9 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
     progress("base image")
     image, built = ensure_image(lab / "image-build.log")
     progress("network: router, zones, control link")
-    net.ensure_router(plan, boundary_ruleset(boundary_rules(site)))
+    rules = boundary_rules(site)
+    net.ensure_router(plan, boundary_ruleset(rules)
+                      + control_port_ruleset(rules, site.control_address))
     net.ensure_control_link(plan)
     for node in plan.nodes:
         net.ensure_node_link(plan, node)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from ipaddress import IPv4Address
 
 from opsctl.network.flows import Rule
 
@@ -42,6 +43,36 @@ def boundary_ruleset(rules: list[Rule], table: str = "opsctl_boundary") -> str:
         "    ct state established,related accept",
         "    ip protocol icmp counter accept",
         '    counter drop comment "nothing is addressed to the router itself"',
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def control_port_ruleset(rules: list[Rule], control: IPv4Address, port: str = "ctl",
+                         table: str = "opsctl_control") -> str:
+    """The control node's leg on its zone's bridge (lab only).
+
+    Hosts in the control node's own zone reach it over the bridge, past the boundary's
+    forward chain; this bridge-family table holds them to the flows addressed to the
+    control node. It matches new TCP connections (SYN without ACK) so that replies to the
+    control node's own connections pass without connection tracking on the bridge.
+    """
+    lines = [
+        f"table bridge {table}",
+        f"delete table bridge {table}",
+        f"table bridge {table} {{",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy accept;",
+    ]
+    for rule in rules:
+        if any(control in net for net in rule.destinations):
+            lines.append(f'    oifname "{port}" ip saddr {_set(rule.sources)} ip daddr {control} '
+                         f'{rule.proto} dport {_set(rule.ports)} counter accept '
+                         f'comment "flow {rule.flow}"')
+    lines += [
+        f'    oifname "{port}" ip daddr {control} tcp flags & (syn | ack) == syn counter drop '
+        'comment "not whitelisted"',
         "  }",
         "}",
     ]

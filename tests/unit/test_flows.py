@@ -84,3 +84,14 @@ def test_boundary_ruleset_is_valid_nftables(site):
     result = subprocess.run(["nft", "-c", "-f", "-"], input=boundary_ruleset(boundary_rules(site)),
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_control_nodes_bridge_port_admits_only_flows_to_the_control_node():
+    from opsctl.network.nftables import control_port_ruleset
+
+    site = load_site("reference")
+    text = control_port_ruleset(boundary_rules(site), site.control_address)
+    accepts = [line for line in text.splitlines() if "accept comment" in line]
+    assert len(accepts) == 1 and "tcp dport 3142" in accepts[0]
+    assert 'flow mirror' in accepts[0]
+    assert 'oifname "ctl" ip daddr 172.31.10.1 tcp flags & (syn | ack) == syn counter drop' in text

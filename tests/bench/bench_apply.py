@@ -1,0 +1,89 @@
+"""First full apply, no-change apply, and plain ansible-playbook defaults — side by side.
+
+Per round: the lab is brought up fresh (new overlays, nothing installed), then
+  first apply      `opsctl apply` on fresh hosts (everything installs)
+  no-change        `opsctl apply` again, three ways, interleaved so noise hits all alike:
+                   opsctl (mitogen), opsctl --engine ssh (pipelining + ControlPersist),
+                   plain `ansible-playbook` with Ansible's default settings (no ansible.cfg:
+                   no pipelining, 5 forks, per-task modules over fresh SSH sessions)
+Run as root with no other lab of the site up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return time.monotonic() - start
+
+
+def opsctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "opsctl", *args]
+
+
+def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
+    bin_dir = Path(sys.executable).parent
+    empty = Path(state) / "empty-ansible.cfg"
+    empty.write_text("")
+    env = {"ANSIBLE_CONFIG": str(empty), "ANSIBLE_ROLES_PATH": str(ROOT / "roles")}
+    cmd = [str(bin_dir / "ansible-playbook"), "-i", str(ROOT / "inventory" / site),
+           "-i", f"{state}/labs/{site}/connection.yml",
+           "-e", "opsctl_mirror_keyring=/var/cache/opsctl/mirror/opsctl-mirror.gpg",
+           str(ROOT / "playbooks" / "site.yml")]
+    return cmd, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--site", default="reference")
+    parser.add_argument("--runs", type=int, default=3, help="no-change runs of each kind")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh labs (first applies)")
+    args = parser.parse_args()
+    state = tempfile.mkdtemp(prefix="opsctl-bench-")
+    env = dict(os.environ, OPSCTL_STATE_DIR=state)
+    plain_cmd, plain_env = plain_ansible(args.site, state)
+    plain_env = dict(env, **plain_env)
+    results: dict[str, list[float]] = {
+        "first apply (opsctl, mitogen)": [], "no-change: opsctl (mitogen)": [],
+        "no-change: opsctl --engine ssh": [], "no-change: plain ansible-playbook": []}
+    site = ["--site", args.site]
+    timed(opsctl("mirror", "build"), env)
+    try:
+        for _ in range(args.rounds):
+            timed(opsctl("lab", "up", *site), env)
+            results["first apply (opsctl, mitogen)"].append(timed(opsctl("apply", *site), env))
+            for _ in range(args.runs):
+                results["no-change: opsctl (mitogen)"].append(timed(opsctl("apply", *site), env))
+                results["no-change: opsctl --engine ssh"].append(
+                    timed(opsctl("apply", *site, "--engine", "ssh"), env))
+                results["no-change: plain ansible-playbook"].append(timed(plain_cmd, plain_env))
+            timed(opsctl("lab", "down", *site), env)
+    finally:
+        subprocess.run(opsctl("lab", "down", *site), env=env, capture_output=True, check=False)
+    print(f"# {' '.join(sys.argv)}  (site {args.site})")
+    medians = {}
+    for name, values in results.items():
+        medians[name] = statistics.median(values)
+        print(f"{name:36s} median {medians[name]:6.2f} s   "
+              f"runs {' '.join(f'{v:.2f}' for v in values)}")
+    plain = medians["no-change: plain ansible-playbook"]
+    for name in ("no-change: opsctl (mitogen)", "no-change: opsctl --engine ssh"):
+        print(f"plain / {name.split(': ')[1]:22s} {plain / medians[name]:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The reference deployment end to end: 7 hosts up, converged, idempotent, the flow matrix
+enforced by the boundary router and the host firewalls, a failed host handled, down clean.
+
+One lab for the module: brought up and converged once, then examined.
+Tests run in file order; the later ones (a stopped host, down) change the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from opsctl import audit
+from opsctl.apply.runner import ApplyRequest, apply
+from opsctl.lab import lifecycle, net
+from opsctl.lab.state import lab_dir
+from opsctl.mirror.build import build as build_mirror
+
+HOSTS = ["app1", "app2", "bak1", "db1", "db2", "lb1", "mon1"]
+
+
+def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsctl", *args], capture_output=True,
+                          text=True, check=False, timeout=900)
+
+
+def on(site, host: str, *command: str) -> tuple[int, str]:
+    return lifecycle.ssh.remote(lab_dir(site.name), host, list(command), timeout=120)
+
+
+@pytest.fixture(scope="module")
+def reference(reference_site):
+    site = reference_site
+    build_mirror()
+    lifecycle.up(site)
+    first = apply(site, ApplyRequest())
+    yield site, first
+    lifecycle.down(site.name, site)
+
+
+def test_first_apply_converges_all_seven_hosts(reference):
+    _, first = reference
+    assert sorted(first.hosts) == HOSTS
+    assert first.result == "ok", first.failures
+    assert all(t["status"] in ("ok", "changed") for t in first.hosts.values())
+    assert first.changed > 0
+
+
+def test_second_apply_changes_nothing_on_any_host(reference):
+    site, _ = reference
+    second = apply(site, ApplyRequest())
+    assert second.result == "ok", second.failures
+    assert {h: t["changed"] for h, t in second.hosts.items()} == {h: 0 for h in HOSTS}
+
+
+def test_hosts_install_from_the_offline_mirror_only(reference):
+    site, _ = reference
+    code, out = on(site, "db2", "apt-get", "-q", "update")
+    assert code == 0, out
+    assert f"http://{site.control_address}:{site.mirror_port}" in out
+    assert "deb.debian.org" not in out
+    code, out = on(site, "db2", "apt-cache", "policy", "chrony")
+    assert code == 0 and f"{site.control_address}:{site.mirror_port}" in out
+
+
+def probe_index(results) -> dict[tuple[str, str, int], bool]:
+    return {(r.probe.source.name, r.probe.destination.name, r.probe.port): r.connected
+            for r in results}
+
+
+def test_the_flow_matrix_holds_between_and_within_zones(reference):
+    site, _ = reference
+    results = lifecycle.check_flows(site)
+    wrong = [r.as_dict() for r in results if not r.ok]
+    assert not wrong, json.dumps(wrong[:10], indent=1)
+    seen = probe_index(results)
+    for allowed in [("public", "lb1", 443), ("app1", "db1", 5432), ("db1", "db2", 5432),
+                    ("db1", "bak1", 8432), ("control", "db2", 22), ("control", "app2", 9110),
+                    ("db1", "control", 3142), ("lb1", "control", 3142)]:
+        assert seen[allowed] is True, allowed
+    for forbidden in [("public", "db1", 5432), ("app1", "mon1", 22), ("lb1", "db1", 5432),
+                      ("lb1", "control", 22), ("app1", "control", 9110),
+                      ("db2", "control", 443), ("public", "mon1", 9110),
+                      ("app1", "app2", 22), ("db1", "lb1", 443)]:
+        assert seen[forbidden] is False, forbidden
+
+
+def test_the_router_counts_what_it_drops(reference):
+    site, _ = reference
+    plan = lifecycle.LabState.load(lab_dir(site.name)).plan
+    before = net.drop_counters(plan)["packets"]
+    public = plan.node("public")
+    subprocess.run(["ip", "netns", "exec", public.netns, sys.executable, "-c",
+                    "import socket\ntry: socket.create_connection(('172.31.30.11', 5432), 1)\n"
+                    "except OSError: pass"], check=False, timeout=30)
+    assert net.drop_counters(plan)["packets"] > before
+
+
+def scrape(address: str, port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_every_host_runs_the_monitoring_agent_reachable_from_mgmt(reference):
+    site, _ = reference
+    for host in HOSTS:
+        body = scrape(str(site.hosts[host].address), site.agent_port)
+        assert "opsctl_host_memory_available_bytes" in body, host
+        assert 'opsctl_systemd_unit_state{state="active",unit="ssh.service"} 1.0' in body, host
+
+
+def test_the_agent_is_unprivileged_and_comes_back_when_killed(reference):
+    site, _ = reference
+    code, user = on(site, "db1", "systemctl", "show", "-p", "User", "--value",
+                    "opsctl-monitor.service")
+    assert code == 0 and user == "opsctl-monitor"
+    code, pid = on(site, "db1", "systemctl", "show", "-p", "MainPID", "--value",
+                   "opsctl-monitor.service")
+    assert code == 0 and int(pid) > 0
+    assert on(site, "db1", "kill", "-9", pid)[0] == 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        code, new_pid = on(site, "db1", "systemctl", "show", "-p", "MainPID", "--value",
+                           "opsctl-monitor.service")
+        if code == 0 and new_pid not in ("0", pid):
+            try:
+                if "opsctl_host_load1" in scrape(str(site.hosts["db1"].address),
+                                                 site.agent_port):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.5)
+    pytest.fail("the agent did not come back within 20 s")
+
+
+def test_two_labs_run_side_by_side(reference, mini_site):
+    site, _ = reference
+    lifecycle.up(mini_site)
+    for name in (site.name, mini_site.name):
+        status = lifecycle.status(name)
+        assert status and all(h.ssh for h in status), name
+
+
+def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):
+    site, _ = reference
+    assert lifecycle.stop_host(site.name, "app2")
+    done = opsctl("apply", "-o", "json")
+    assert done.returncode == 1, done.stderr
+    record = json.loads(done.stdout)
+    assert record["hosts"]["app2"]["status"] == "unreachable"
+    others = {h: t["status"] for h, t in record["hosts"].items() if h != "app2"}
+    assert others == {h: "ok" for h in HOSTS if h != "app2"}
+
+    lifecycle.up(site)
+    done = opsctl("apply", "--retry-failed", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    retried = json.loads(done.stdout)
+    assert retried["request"]["limit"] == ["app2"]
+    assert list(retried["hosts"]) == ["app2"]
+    assert retried["hosts"]["app2"]["status"] in ("ok", "changed")
+
+
+def test_runs_and_audit_log_record_every_apply(reference):
+    done = opsctl("runs", "--site", "reference", "-o", "json")
+    assert done.returncode == 0
+    results = [r["result"] for r in json.loads(done.stdout)]
+    assert results[-4:] == ["ok", "ok", "failed", "ok"]
+    applies = [r for r in audit.records() if r["action"] == "apply"]
+    assert len(applies) >= 4
+    assert opsctl("audit", "verify").returncode == 0
+
+
+def test_down_leaves_nothing_behind(reference):
+    site, _ = reference
+    plan = lifecycle.LabState.load(lab_dir(site.name)).plan
+    lifecycle.down(site.name, site)
+    assert lifecycle.leftovers(plan) == []
+    assert not lab_dir(site.name).exists()

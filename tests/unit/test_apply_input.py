@@ -1,0 +1,62 @@
+"""`opsctl apply` refuses bad input before Ansible starts: one line, exit 2, no run recorded."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from opsctl.cli.main import main
+
+
+def run(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    _, err = capsys.readouterr()
+    return int(exc.value.code or 0), err
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSCTL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def assert_nothing_ran(state_dir):
+    assert not (state_dir / "runs").exists()
+
+
+def test_unknown_limit_names_the_host(capsys, state_dir, empty_cache):
+    code, err = run(capsys, "apply", "--limit", "app9")
+    assert code == 2
+    assert err.strip() == "opsctl: --limit: app9: no such host or group in site reference"
+    assert_nothing_ran(state_dir)
+
+
+def test_unknown_playbook(capsys, state_dir, empty_cache):
+    code, err = run(capsys, "apply", "--playbook", "nope.yml")
+    assert code == 2
+    assert "playbook 'nope.yml'" in err and len(err.strip().splitlines()) == 1
+    assert_nothing_ran(state_dir)
+
+
+def test_missing_mirror_key_says_what_to_run(capsys, state_dir, empty_cache):
+    code, err = run(capsys, "apply")
+    assert code == 2
+    assert "opsctl mirror build" in err
+    assert_nothing_ran(state_dir)
+
+
+def test_invalid_site_stops_before_anything(capsys, state_dir, empty_cache, site_copy):
+    hosts = site_copy / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    data["all"]["children"]["internet"]["hosts"]["app2"]["ansible_host"] = "172.31.20.21"
+    hosts.write_text(yaml.safe_dump(data))
+    code, err = run(capsys, "apply", "--site", str(site_copy))
+    assert code == 2
+    assert "duplicate" in err and "172.31.20.21" in err
+    assert_nothing_ran(state_dir)
+
+
+def test_retry_failed_without_history(capsys, state_dir, empty_cache):
+    code, err = run(capsys, "apply", "--retry-failed")
+    assert code == 2
+    assert "no earlier run" in err
