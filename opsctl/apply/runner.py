@@ -21,7 +21,8 @@ from opsctl.apply.events import HostEvent, RunTally
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
 from opsctl.lab.state import connection_inventory, facts_dir
 from opsctl.mirror.build import public_key_path
-from opsctl.paths import project_root
+from opsctl.paths import ensure_private_dir, project_root, state_dir
+from opsctl.pki import ensure_host_certificates
 from opsctl.site.model import Site
 
 Sink = Callable[[HostEvent], None]
@@ -42,6 +43,10 @@ class ApplyRequest:
     retry_failed: bool = False
     engine: str = "auto"
     forks: int = 10
+
+
+def secrets_dir(site_name: str) -> Path:
+    return state_dir() / "secrets" / site_name
 
 
 def _playbook_path(name: str) -> Path:
@@ -91,6 +96,8 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         raise PrerequisiteMissing(f"no offline mirror key at {keyring}: "
                                   "run `opsctl mirror build` first")
     engine, env = engine_env(request.engine)
+    pki, _issued = ensure_host_certificates(site)
+    secrets = ensure_private_dir(secrets_dir(site.name))
 
     record = history.RunRecord(
         id=history.new_run_id(), site=site.name,
@@ -128,7 +135,11 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         project_dir=str(project_root()),
         playbook=str(playbook),
         inventory=_inventories(site),
-        extravars={"opsctl_mirror_keyring": str(keyring)},
+        extravars={"opsctl_mirror_keyring": str(keyring),
+                   "opsctl_pki_dir": str(pki.directory),
+                   # Roles keep generated passwords here with the `password` lookup:
+                   # made on first use, 0600, never in the repository.
+                   "opsctl_secrets_dir": str(secrets)},
         envvars=env,
         limit=",".join(limit) or None,
         tags=",".join(request.tags) or None,
