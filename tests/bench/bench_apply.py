@@ -43,6 +43,9 @@ def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
     cmd = [str(bin_dir / "ansible-playbook"), "-i", str(ROOT / "inventory" / site),
            "-i", f"{state}/labs/{site}/connection.yml",
            "-e", "opsctl_mirror_keyring=/var/cache/opsctl/mirror/opsctl-mirror.gpg",
+           # made by the opsctl runs before it in the same state directory
+           "-e", f"opsctl_pki_dir={state}/pki/{site}",
+           "-e", f"opsctl_secrets_dir={state}/secrets/{site}",
            str(ROOT / "playbooks" / "site.yml")]
     return cmd, env
 

@@ -24,6 +24,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(reason="lab tests need root"))
+    # Tests that take the shared lab down run after every test that uses it.
+    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,3 +67,22 @@ def reference_site():
     site = load_site("reference")
     refuse_if_up_elsewhere(site.name)
     return site
+
+
+@pytest.fixture(scope="session")
+def reference(reference_site):
+    """The reference deployment, up and converged once for the whole session.
+
+    Yields (site, the first apply's run record). Tests may break things only if they
+    repair them before they end; taking the lab down is for `lab_teardown` tests.
+    """
+    from opsctl.apply.runner import ApplyRequest, apply
+    from opsctl.lab import lifecycle
+    from opsctl.mirror.build import build as build_mirror
+
+    site = reference_site
+    build_mirror()
+    lifecycle.up(site)
+    first = apply(site, ApplyRequest())
+    yield site, first
+    lifecycle.down(site.name, site)

@@ -1,8 +1,8 @@
 """The reference deployment end to end: 7 hosts up, converged, idempotent, the flow matrix
 enforced by the boundary router and the host firewalls, a failed host handled, down clean.
 
-One lab for the module: brought up and converged once, then examined.
-Tests run in file order; the later ones (a stopped host, down) change the lab.
+One lab for the session (the `reference` fixture): brought up and converged once.
+The unreachable-host test stops a host and brings it back; `down` runs last of all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from opsctl import audit
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.lab import lifecycle, net
 from opsctl.lab.state import lab_dir
-from opsctl.mirror.build import build as build_mirror
 
 HOSTS = ["app1", "app2", "bak1", "db1", "db2", "lb1", "mon1"]
 
@@ -30,16 +29,6 @@ def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 def on(site, host: str, *command: str) -> tuple[int, str]:
     return lifecycle.ssh.remote(lab_dir(site.name), host, list(command), timeout=120)
-
-
-@pytest.fixture(scope="module")
-def reference(reference_site):
-    site = reference_site
-    build_mirror()
-    lifecycle.up(site)
-    first = apply(site, ApplyRequest())
-    yield site, first
-    lifecycle.down(site.name, site)
 
 
 def test_first_apply_converges_all_seven_hosts(reference):
@@ -167,15 +156,22 @@ def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):
 
 
 def test_runs_and_audit_log_record_every_apply(reference):
+    _, first = reference
     done = opsctl("runs", "--site", "reference", "-o", "json")
     assert done.returncode == 0
-    results = [r["result"] for r in json.loads(done.stdout)]
-    assert results[-4:] == ["ok", "ok", "failed", "ok"]
-    applies = [r for r in audit.records() if r["action"] == "apply"]
-    assert len(applies) >= 4
+    runs = json.loads(done.stdout)
+    ids = [r["id"] for r in runs]
+    assert first.id in ids and runs[ids.index(first.id)]["result"] == "ok"
+    failed = [r for r in runs if r["hosts"].get("app2", {}).get("status") == "unreachable"]
+    assert failed, "the run with app2 down is recorded"
+    after = runs[ids.index(failed[-1]["id"]) + 1:]
+    assert any(r["request"]["retry_failed"] and r["result"] == "ok" for r in after)
+    applies = {r["args"].get("run") for r in audit.records() if r["action"] == "apply"}
+    assert {first.id, failed[-1]["id"]} <= applies
     assert opsctl("audit", "verify").returncode == 0
 
 
+@pytest.mark.lab_teardown
 def test_down_leaves_nothing_behind(reference):
     site, _ = reference
     plan = lifecycle.LabState.load(lab_dir(site.name)).plan
