@@ -428,5 +428,6 @@ def scan_document(targets: list[TargetResult], level: int, started: str, seconds
         "started": started,
         "seconds": round(seconds, 3),
         "catalog_checks": catalog_size,
+        "checks_evaluated": sum(len(t.results) for t in targets),
         "targets": [t.as_dict() for t in targets],
     }

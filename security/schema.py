@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from security import facts
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -233,7 +234,7 @@ def _semantic_problems(file: str, check: Check, stem: str, scope_dir: str) -> li
 def load_check(path: Path) -> tuple[Check | None, list[Problem]]:
     file = _display(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         return None, [Problem(file, "", f"not valid YAML: {exc}".splitlines()[0])]
     if not isinstance(raw, dict):
@@ -248,7 +249,7 @@ def load_check(path: Path) -> tuple[Check | None, list[Problem]]:
 def load_mapping(path: Path) -> tuple[Mapping | None, list[Problem]]:
     file = _display(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
         return Mapping.model_validate(raw), []
     except FileNotFoundError:
         return None, [Problem(file, "", "missing: the clause mapping is required")]
@@ -318,7 +319,7 @@ def load_clauses(directory: Path = CATALOG_DIR) -> dict[str, ClauseSpec]:
 
 
 def load_data(name: str) -> dict[str, Any]:
-    return yaml.safe_load((DATA_DIR / f"{name}.yml").read_text(encoding="utf-8")) or {}
+    return yaml.load((DATA_DIR / f"{name}.yml").read_text(encoding="utf-8"), Loader=_Loader) or {}
 
 
 def _display(path: Path) -> str:
