@@ -16,6 +16,7 @@ from opsctl.site.model import Flow, Site
 
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
 TIME_PORT = 123
+LOG_GROUPS = ("logging",)
 
 
 def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:
@@ -77,10 +78,14 @@ def site_facts(site: Site) -> dict[str, Any]:
                               if any(INTERNET in _endpoint_zones(site, s) for s in f.sources)
                               for d in f.destinations if _endpoint_in_zone(site, d, SECURE)
                               for p in f.ports})
+    # Other zones may reach the management centre's services only: the mirror and the time
+    # source on the control node, and the central log collector.
+    services = {("control", site.mirror_port), ("control", TIME_PORT)}
     mgmt_other = sorted({p for f in site.flows
-                         if any(_endpoint_in_zone(site, d, MGMT) for d in f.destinations)
-                         and (_cross_zone_sources(site, f) - {MGMT, "control"})
-                         for p in f.ports} - {site.mirror_port})
+                         if _cross_zone_sources(site, f) - {MGMT, "control"}
+                         for d in f.destinations if _endpoint_in_zone(site, d, MGMT)
+                         and d not in LOG_GROUPS
+                         for p in f.ports if (d, p) not in services})
     in_mgmt = [h for h in site.hosts.values() if h.zone == MGMT]
     mirror = any(site.mirror_port in f.ports and "control" in f.destinations
                  for f in site.flows) and _zone_of(site, site.control_address) == MGMT
@@ -104,7 +109,8 @@ def site_facts(site: Site) -> dict[str, Any]:
         "mgmt_inbound_other_ports": mgmt_other,
         "mgmt_groups": sorted({g for h in in_mgmt for g in h.groups} - {MGMT, "all"}),
         "monitoring_hosts_in_mgmt": sorted(h.name for h in in_mgmt if "monitoring" in h.groups),
-        "log_collector_hosts_in_mgmt": sorted(h.name for h in in_mgmt if "logging" in h.groups),
+        "log_collector_hosts_in_mgmt": sorted(h.name for h in in_mgmt
+                                              if set(LOG_GROUPS) & h.groups),
         "mirror_in_mgmt": mirror,
         "time_source_in_mgmt": time_source,
         "flows_without_reason": sorted(f.name for f in site.flows if not f.why.strip()),
