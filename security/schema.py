@@ -9,10 +9,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from security import facts
 
@@ -86,7 +94,16 @@ class AnyOf(Strict):
     any_of: list[Condition] = Field(min_length=1)
 
 
-Condition = Leaf | AllOf | AnyOf
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "AllOf" if "all_of" in value else "AnyOf" if "any_of" in value else "Leaf"
+    return type(value).__name__
+
+
+Condition = Annotated[
+    Annotated[Leaf, Tag("Leaf")] | Annotated[AllOf, Tag("AllOf")] | Annotated[AnyOf, Tag("AnyOf")],
+    Discriminator(_kind),
+]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 
@@ -185,8 +202,10 @@ def _loc(err: dict) -> str:
 def _pydantic_problems(file: str, exc: ValidationError, prefix: str = "") -> list[Problem]:
     out: dict[tuple[str, str], None] = {}
     for err in exc.errors():
-        reason = err["msg"]
-        if err["type"] == "extra_forbidden":
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "union_tag_invalid":
+            reason = "must be a condition: {fact, op, value}, {all_of: [...]} or {any_of: [...]}"
+        elif err["type"] == "extra_forbidden":
             reason = "unknown key"
         elif err["type"] == "missing":
             reason = "required key is missing"

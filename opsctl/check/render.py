@@ -30,7 +30,9 @@ class TableRenderer:
             if target.error:
                 console.print(f"  [yellow]not scanned: {target.error}[/yellow]")
             findings = Table(title="findings", title_justify="left", show_lines=False)
-            for col in ("status", "check", "clause", "severity", "found", "fix"):
+            findings.add_column("status")
+            findings.add_column("check", no_wrap=True)
+            for col in ("clause", "severity", "found", "fix"):
                 findings.add_column(col, overflow="fold")
             for r in target.results:
                 if r.status in (FAIL, ERROR):

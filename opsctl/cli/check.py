@@ -43,7 +43,8 @@ def catalog_cmd(level: int, output: str) -> None:
         emit_json(rows)
         return
     table = Table(title=f"{len(rows)} checks at level {level}", title_justify="left")
-    for col in ("id", "clause", "unit", "levels", "severity", "remediation"):
+    table.add_column("id", no_wrap=True)
+    for col in ("clause", "unit", "levels", "severity", "remediation"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r["id"], r["clause"], r["unit"], ",".join(map(str, r["levels"])),
