@@ -97,3 +97,45 @@ def test_local_scan_of_this_machine_runs_the_collector() -> None:
     (target,) = scan.targets
     assert target.error is None
     assert len(target.results) == sum(1 for c in scan_mod.catalog(3) if c.spec.scope == "host")
+
+
+def test_site_scan_with_a_recorded_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One collector run per host through the transport; unreachable hosts are errors."""
+    from opsctl.check.fleet import Completed, scan_site
+    from opsctl.site.model import load_site
+
+    recorded = json.loads((ROOT / "tests/unit/facts/control-node.json").read_text())
+    calls: list[str] = []
+
+    def transport(host: str, script: str) -> Completed:
+        calls.append(host)
+        assert script.startswith("#!/usr/bin/env python3")
+        if host == "db2":
+            return Completed(255, "", "ssh: connect to host 172.31.30.12 port 22: "
+                                      "No route to host\n")
+        if host == "bak1":
+            return Completed(1, "", "Traceback...\nSyntaxError: invalid syntax\n")
+        return Completed(0, json.dumps({**recorded, "host": host}), "")
+
+    site = load_site(str(ROOT / "inventory" / "reference"))
+    scan = scan_site(site, 3, transport=transport)
+    assert sorted(calls) == sorted(site.hosts)
+    by_name = {t.name: t for t in scan.targets}
+    assert set(by_name) == {*site.hosts, "reference"}
+    assert by_name["db2"].error and "No route to host" in by_name["db2"].error
+    assert all(r.status == "error" for r in by_name["db2"].results)
+    assert "SyntaxError" in (by_name["bak1"].error or "")
+    db1 = {r.id: r for r in by_name["db1"].results}
+    # The site's whitelist applies to db1: the recorded listeners (2024, 3142) are not in it.
+    assert db1["listening_ports_whitelisted"].status == "fail"
+    assert db1["backup_pgbackrest_installed"].status == "not_applicable"
+    assert by_name["reference"].scope == "network"
+    only = scan_site(site, 3, ["app1"], transport=transport)
+    assert [t.name for t in only.targets] == ["app1"]
+
+
+def test_site_and_local_are_exclusive() -> None:
+    for argv in (["check", "--local", "--site", "reference"], ["check", "--local", "--probe"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
