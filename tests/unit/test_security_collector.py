@@ -117,3 +117,18 @@ def test_proc_net_listeners(tmp_path: Path) -> None:
 def test_login_defs_keeps_octal_strings() -> None:
     parsed = collector._kv_file("UMASK\t\t022\nPASS_MAX_DAYS\t99999\n")
     assert parsed == {"UMASK": "022", "PASS_MAX_DAYS": 99999}
+
+
+def test_sshd_effective_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = ("port 22\nport 2222\npermitrootlogin without-password\nmaxauthtries 6\n"
+           "ciphers chacha20-poly1305@openssh.com,aes256-ctr\nallowgroups sysadm\n")
+    monkeypatch.setattr(collector.shutil, "which", lambda name: "/usr/sbin/sshd")
+    monkeypatch.setattr(collector, "_run", lambda argv, timeout=10: (0, out, ""))
+    got = collector.fact_sshd()
+    assert got["port"] == ["22", "2222"]
+    assert got["permitrootlogin"] == "without-password" and got["maxauthtries"] == 6
+    assert got["ciphers"] == ["chacha20-poly1305@openssh.com", "aes256-ctr"]
+    failed = (1, "", "sshd: no hostkeys available -- exiting.\n")
+    monkeypatch.setattr(collector, "_run", lambda argv, timeout=10: failed)
+    with pytest.raises(collector.FactError, match="no hostkeys available"):
+        collector.fact_sshd()

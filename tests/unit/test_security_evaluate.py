@@ -125,7 +125,8 @@ def test_result_document_and_fail_on() -> None:
     assert root["status"] == FAIL
     assert root["evidence"][0] == {"fact": "sshd.permitrootlogin", "found": "yes",
                                    "where": "sshd -T (effective, drop-ins applied)",
-                                   "expected": "in ['no', 'prohibit-password']", "ok": False}
+                                   "expected": "in ['no', 'prohibit-password', "
+                                               "'without-password']", "ok": False}
     assert root["remediation"] == "opsctl harden --tags hardening-sshd"
     assert ("h", "sshd_permit_root_login") in fails_at([target], "high")
     assert all(c != "sshd_login_grace_time" for _, c in fails_at([target], "high"))
