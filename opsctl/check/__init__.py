@@ -1,0 +1,1 @@
+"""`opsctl check`: run the security collector, evaluate the catalog, hand back results."""

@@ -1,0 +1,112 @@
+"""`opsctl check --site`: one SSH session per host runs the collector; hosts in parallel.
+
+The collector travels on the session's stdin (`python3 -`), so a host needs only Python 3.
+Evaluation is local and pure. A host that cannot be reached, or whose collector fails, becomes
+a target whose every check is `error` with the reason; the other hosts go on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from opsctl.check.netfacts import host_context, network_facts
+from opsctl.check.scan import (
+    COLLECTOR,
+    COLLECTOR_TIMEOUT,
+    CollectorFailed,
+    Scan,
+    catalog,
+    evaluate_facts,
+    parse_collector_output,
+)
+from opsctl.errors import NotFound
+from opsctl.lab.ssh import ssh_argv
+from opsctl.lab.state import lab_dir
+from opsctl.site.model import Site, load_site
+from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# A transport runs the collector script on a host and hands back what it printed.
+Transport = Callable[[str, str], Completed]
+
+
+def lab_transport(site: Site) -> Transport:
+    """SSH with the lab's ssh_config (pinned host keys, its own identity)."""
+    lab = lab_dir(site.name)
+    if not (lab / "ssh_config").exists():
+        raise NotFound(f"no ssh_config for site {site.name} at {lab / 'ssh_config'} "
+                       f"(bring its lab up: opsctl lab up --site {site.name})")
+
+    def run(host: str, script: str) -> Completed:
+        argv = ssh_argv(lab, host, ["python3", "-"])
+        try:
+            proc = subprocess.run(argv, input=script, capture_output=True, text=True,
+                                  timeout=COLLECTOR_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            return Completed(124, "", f"no answer within {COLLECTOR_TIMEOUT}s")
+        return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def _scan_host(site: Site, host: str, transport: Transport, checks: list,
+               script: str) -> TargetResult:
+    done = transport(host, script)
+    if done.returncode == 255:  # ssh's own failure: the host was not reached
+        reason = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
+        return unreachable_target(host, "host", checks, f"unreachable: {reason}")
+    try:
+        collected = parse_collector_output(done.returncode, done.stdout, done.stderr)
+    except CollectorFailed as exc:
+        return unreachable_target(host, "host", checks, str(exc))
+    return evaluate_facts(collected, checks, host_context(site, host), name=host)
+
+
+def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
+              transport: Transport | None = None,
+              probes: list[dict[str, Any]] | None = None) -> Scan:
+    """Every host of the site (or those in `limit`), then the site's network checks."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t0 = time.monotonic()
+    checks = catalog(level)
+    hosts = list(site.hosts)
+    if limit:
+        unknown = [h for h in limit if h not in site.hosts]
+        if unknown:
+            raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
+                           f"(hosts: {', '.join(hosts)})")
+        hosts = [h for h in hosts if h in limit]
+    run = transport or lab_transport(site)
+    script = COLLECTOR.read_text(encoding="utf-8")
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
+        targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
+    if not limit:
+        targets.append(evaluate_target(site.name, "network", checks,
+                                       network_facts(site, probes)))
+    doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
+    return Scan(targets, level, doc)
+
+
+def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
+                    probe: bool = False) -> Scan:
+    """Load a site and scan it; with `probe`, the running lab's flow matrix feeds the network
+    checks (real connections from inside each zone)."""
+    site = load_site(name)
+    probes = None
+    if probe:
+        from opsctl.lab.lifecycle import check_flows  # needs a running lab (and root)
+
+        probes = [r.as_dict() for r in check_flows(site)]
+    return scan_site(site, level, limit, probes=probes)

@@ -1,0 +1,151 @@
+"""Network facts for the catalog's network checks, derived from the site model (pure).
+
+The security package owns the fact names (security/facts.py, groups `site` and `probes`);
+this module computes them from a loaded Site and, when a lab was probed, the probe results.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
+from opsctl.network.nftables import boundary_ruleset
+from opsctl.site.model import Flow, Site
+
+MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
+TIME_PORT = 123
+LOG_GROUPS = ("logging",)
+
+
+def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:
+    return next((z.name for z in site.zones.values() if address in z.cidr), None)
+
+
+def _endpoint_zones(site: Site, endpoint: str) -> set[str]:
+    """The zones an endpoint's traffic starts from or lands in ('control' stays itself)."""
+    if endpoint == "control":
+        return {"control"}
+    if endpoint in site.zones:
+        return {endpoint}
+    return {h.zone for h in site.hosts_in(endpoint)}
+
+
+def _endpoint_in_zone(site: Site, endpoint: str, zone: str) -> bool:
+    if endpoint == "control":
+        return _zone_of(site, site.control_address) == zone
+    return zone in _endpoint_zones(site, endpoint)
+
+
+def _cross_zone_sources(site: Site, flow: Flow) -> set[str]:
+    """Source zones of a flow whose traffic crosses into another zone."""
+    dest_zones = {z for d in flow.destinations for z in _endpoint_zones(site, d)}
+    dest_zones = {(_zone_of(site, site.control_address) or "control") if z == "control" else z
+                  for z in dest_zones}
+    out = set()
+    for src in flow.sources:
+        for zone in _endpoint_zones(site, src):
+            real = (_zone_of(site, site.control_address) or "control") if zone == "control" \
+                else zone
+            if dest_zones - {real}:
+                out.add(zone)
+    return out
+
+
+def site_facts(site: Site) -> dict[str, Any]:
+    names = list(site.zones)
+    overlapping = [f"{a}/{b}" for i, a in enumerate(names) for b in names[i + 1:]
+                   if site.zones[a].cidr.overlaps(site.zones[b].cidr)]
+    outside = sorted(h.name for h in site.hosts.values()
+                     if h.address not in site.zones[h.zone].cidr)
+    ruleset = boundary_ruleset(boundary_rules(site))
+    m = re.search(r"hook forward[^;]*;\s*policy (\w+);", ruleset)
+    unused = sorted(f.name for f in site.flows
+                    if any(not endpoint_networks(site, e) for e in (*f.sources, *f.destinations)))
+
+    def sources_for(port: int) -> list[str]:
+        return sorted({z for f in site.flows if f.proto == "tcp" and port in f.ports
+                       for z in _cross_zone_sources(site, f)})
+
+    unmanaged = {z for z, zone in site.zones.items() if not zone.managed}
+    public_reaches = sorted({f"{d}:{p}" for f in site.flows if set(f.sources) & unmanaged
+                             for d in f.destinations for p in f.ports})
+    secure_from = sorted({z for f in site.flows
+                          if any(_endpoint_in_zone(site, d, SECURE) for d in f.destinations)
+                          for s in f.sources for z in _endpoint_zones(site, s)} - {SECURE})
+    internet_secure = sorted({f"{d}:{p}" for f in site.flows
+                              if any(INTERNET in _endpoint_zones(site, s) for s in f.sources)
+                              for d in f.destinations if _endpoint_in_zone(site, d, SECURE)
+                              for p in f.ports})
+    # Other zones may reach the management centre's services only: the mirror and the time
+    # source on the control node, and the central log collector.
+    services = {("control", site.mirror_port), ("control", TIME_PORT)}
+    mgmt_other = sorted({p for f in site.flows
+                         if _cross_zone_sources(site, f) - {MGMT, "control"}
+                         for d in f.destinations if _endpoint_in_zone(site, d, MGMT)
+                         and d not in LOG_GROUPS
+                         for p in f.ports if (d, p) not in services})
+    in_mgmt = [h for h in site.hosts.values() if h.zone == MGMT]
+    mirror = any(site.mirror_port in f.ports and "control" in f.destinations
+                 for f in site.flows) and _zone_of(site, site.control_address) == MGMT
+    time_source = any(f.proto == "udp" and TIME_PORT in f.ports
+                      and any(_endpoint_in_zone(site, d, MGMT) for d in f.destinations)
+                      for f in site.flows)
+    return {
+        "name": site.name,
+        "zones_overlapping": overlapping,
+        "hosts_outside_zone": outside,
+        "zones_without_cidr": [],
+        "boundary_policy": m.group(1) if m else None,
+        "unmatched_traffic_logged": "log prefix" in ruleset,
+        "unused_flows": unused,
+        "ssh_sources": sources_for(22),
+        "agent_sources": sources_for(site.spec.agent_port),
+        "public_reaches": public_reaches,
+        "secure_reachable_from": secure_from,
+        "internet_reaches_secure": internet_secure,
+        "secure_zone_exposed_groups": internet_secure,
+        "mgmt_inbound_other_ports": mgmt_other,
+        "mgmt_groups": sorted({g for h in in_mgmt for g in h.groups} - {MGMT, "all"}),
+        "monitoring_hosts_in_mgmt": sorted(h.name for h in in_mgmt if "monitoring" in h.groups),
+        "log_collector_hosts_in_mgmt": sorted(h.name for h in in_mgmt
+                                              if set(LOG_GROUPS) & h.groups),
+        "mirror_in_mgmt": mirror,
+        "time_source_in_mgmt": time_source,
+        "flows_without_reason": sorted(f.name for f in site.flows if not f.why.strip()),
+    }
+
+
+def probe_facts(results: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """From flow-probe results (ProbeResult.as_dict()), or 'not run' when there are none."""
+    if results is None:
+        return {"ran": False, "count": 0, "unexpected_open": [], "unexpected_closed": []}
+
+    def label(r: dict[str, Any]) -> str:
+        return f"{r['from']} -> {r['to']}:{r['port']} ({r['outcome']})"
+
+    return {
+        "ran": True,
+        "count": len(results),
+        "unexpected_open": [label(r) for r in results
+                            if r["expect"] == "closed" and r["outcome"] == "connected"],
+        "unexpected_closed": [label(r) for r in results
+                              if r["expect"] == "open" and r["outcome"] != "connected"],
+    }
+
+
+def network_facts(site: Site, probes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"site": site_facts(site), "probes": probe_facts(probes)}
+
+
+def host_context(site: Site | None, host: str | None) -> dict[str, Any]:
+    """What the site says about one host (its zone, groups, whitelisted ports)."""
+    if site is None or host is None:
+        return {"site": None, "zone": None, "groups": [], "allowed_tcp_ports": None,
+                "management_cidrs": []}
+    h = site.hosts[host]
+    ports = sorted({p for r in inbound_rules(site, host) if r.proto == "tcp" for p in r.ports})
+    return {"site": site.name, "zone": h.zone, "groups": sorted(h.groups),
+            "allowed_tcp_ports": ports,
+            "management_cidrs": [str(site.zones[MGMT].cidr)] if MGMT in site.zones else []}

@@ -1,0 +1,85 @@
+"""One renderer per output format; each writes a scan to the console it is handed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.table import Table
+
+from opsctl.check.scan import Scan
+from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
+
+STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow"}
+VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "不适用": "dim"}
+
+
+class Renderer(Protocol):
+    def write(self, scan: Scan, console: Console) -> None: ...
+
+
+class TableRenderer:
+    """Per host: the failing and erroring checks with their evidence, then the unit verdicts."""
+
+    def write(self, scan: Scan, console: Console) -> None:
+        for target in scan.targets:
+            counts = target.counts()
+            console.print(f"[bold]{target.name}[/bold] ({target.scope}, level {scan.level}): "
+                          + ", ".join(f"{counts[s]} {s}" for s in (PASS, FAIL, NA, ERROR)))
+            if target.error:
+                console.print(f"  [yellow]not scanned: {target.error}[/yellow]")
+            findings = Table(title="findings", title_justify="left", show_lines=False)
+            findings.add_column("status")
+            findings.add_column("check", no_wrap=True)
+            for col in ("clause", "severity", "found", "fix"):
+                findings.add_column(col, overflow="fold")
+            for r in target.results:
+                if r.status in (FAIL, ERROR):
+                    findings.add_row(f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.id,
+                                     f"{r.clause} {r.unit}", r.severity, r.reason,
+                                     r.remediation)
+            if findings.row_count:
+                console.print(findings)
+            units = Table(title="test units (GB/T 28448-2019)", title_justify="left")
+            for col in ("unit", "clause", "verdict", "checks"):
+                units.add_column(col)
+            for u in target.units:
+                style = VERDICT_STYLE[u.verdict]
+                tally = ", ".join(f"{n} {s}" for s, n in _tally(u.checks).items())
+                units.add_row(u.unit, u.clause,
+                              f"[{style}]{u.verdict} {VERDICT_EN[u.verdict]}[/]", tally)
+            console.print(units)
+            if target.major_risks:
+                console.print("[red bold]major-risk triggers (重大风险隐患):[/] "
+                              + ", ".join(target.major_risks))
+        console.print(f"{scan.document['checks_evaluated']} checks evaluated in "
+                      f"{scan.document['seconds']:.2f}s")
+
+
+def _tally(checks: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for status in checks.values():
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+class JsonRenderer:
+    """The versioned opsctl-check/1 document (security/README.md)."""
+
+    def write(self, scan: Scan, console: Console) -> None:
+        console.file.write(json.dumps(scan.document, indent=2, ensure_ascii=False) + "\n")
+
+
+RENDERERS: dict[str, type[Renderer]] = {"table": TableRenderer, "json": JsonRenderer}
+
+
+def catalog_rows(checks: list[Any]) -> list[dict[str, Any]]:
+    return [{
+        "id": c.id, "title_zh": c.spec.title_zh, "title_en": c.spec.title_en,
+        "scope": c.spec.scope, "clause": c.clause, "clause_level2": c.clause_level2,
+        "unit": c.unit, "levels": c.spec.levels, "severity": c.spec.severity,
+        "major_risk": c.spec.major_risk,
+        "remediation": (c.spec.remediation.tag if c.spec.remediation.tag
+                        else f"manual: {c.spec.remediation.manual}"),
+    } for c in checks]

@@ -1,0 +1,433 @@
+"""The evaluator: facts in, results out. Pure functions, no I/O beyond the catalog's data files.
+
+Per check: pass / fail / not_applicable / error, with the evidence (the value found and where
+it came from). Per GB/T 28448-2019 test unit and host: the assessor's verdict 符合 / 部分符合 /
+不符合 / 不适用, and the major-risk triggers hit. No headline score is computed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+from security import facts as factreg
+from security.schema import AllOf, AnyOf, CatalogCheck, Condition, Leaf, load_data
+from security.versions import compare_versions
+
+RESULT_SCHEMA = "opsctl-check/1"
+PASS, FAIL, NA, ERROR = "pass", "fail", "not_applicable", "error"
+CONFORM, PARTIAL, NONCONFORM, NOT_APPLICABLE = "符合", "部分符合", "不符合", "不适用"
+VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
+              NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable"}
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
+
+
+class FactUnavailable(Exception):
+    """A fact the check needs could not be gathered; the message says why."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    fact: str
+    found: Any
+    where: str
+    expected: str
+    ok: bool | None  # None: the fact could not be read
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: str
+    reason: str
+    clause: str
+    unit: str
+    severity: str
+    major_risk: bool
+    evidence: tuple[Evidence, ...] = ()
+    remediation: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["evidence"] = [asdict(e) for e in self.evidence]
+        return data
+
+
+@dataclass(frozen=True)
+class UnitVerdict:
+    unit: str
+    clause: str
+    verdict: str
+    checks: dict[str, str]  # check id → status
+    incomplete: tuple[str, ...] = ()  # checks in error: the verdict could not use them
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "clause": self.clause, "verdict": self.verdict,
+                "verdict_en": VERDICT_EN[self.verdict], "checks": self.checks,
+                "incomplete": list(self.incomplete)}
+
+
+@dataclass
+class TargetResult:
+    """One host's (or the site network's) results."""
+
+    name: str
+    scope: str
+    results: list[CheckResult]
+    units: list[UnitVerdict] = field(default_factory=list)
+    error: str | None = None  # the host could not be scanned at all
+
+    @property
+    def major_risks(self) -> list[str]:
+        return [r.id for r in self.results if r.major_risk and r.status == FAIL]
+
+    def counts(self) -> dict[str, int]:
+        out = {PASS: 0, FAIL: 0, NA: 0, ERROR: 0}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "scope": self.scope, "error": self.error,
+                "counts": self.counts(), "major_risks": self.major_risks,
+                "units": [u.as_dict() for u in self.units],
+                "checks": [r.as_dict() for r in self.results]}
+
+
+# ---------------------------------------------------------------- reading facts
+
+def resolve(facts: dict[str, Any], path: str) -> Any:
+    """The value at a fact path, None when the key is absent; FactUnavailable on an error."""
+    group, _, rest = path.partition(".")
+    if group not in facts:
+        raise FactUnavailable(f"fact group {group!r} was not collected")
+    node = facts[group]
+    if _is_error(node):
+        raise FactUnavailable(node["error"])
+    while rest:
+        if not isinstance(node, dict):
+            return None
+        key = next((k for k in sorted(node, key=len, reverse=True)
+                    if rest == k or rest.startswith(k + ".")), None)
+        if key is None:
+            return None
+        node = node[key]
+        rest = rest[len(key) + 1:]
+        if _is_error(node):
+            raise FactUnavailable(node["error"])
+    return node
+
+
+def _is_error(node: object) -> bool:
+    return isinstance(node, dict) and set(node) == {"error"}
+
+
+def _where(path: str) -> str:
+    group, key, _ = factreg.split_path(path)
+    spec = factreg.GROUPS.get(group)
+    source = spec.source if spec else group
+    if group == "files" and key:
+        return f"stat {key}"
+    if group == "sysctl" and key:
+        return f"/proc/sys/{key.replace('.', '/')}"
+    return source
+
+
+# ---------------------------------------------------------------- operators
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int | float):
+        return v
+    s = str(v).strip()
+    if re.fullmatch(r"-?\d+", s):
+        return int(s)
+    return s.lower()
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    if isinstance(v, list | tuple | set):
+        return list(v)
+    if isinstance(v, dict):
+        return list(v)
+    return [v]
+
+
+def _number(v: Any) -> float | None:
+    n = _norm(v)
+    return float(n) if isinstance(n, int | float) and not isinstance(n, bool) else None
+
+
+def _contains(found: Any, item: Any) -> bool:
+    if isinstance(found, str):
+        return str(item).lower() in found.lower()
+    return _norm(item) in [_norm(x) for x in _as_list(found)]
+
+
+def op_eq(found: Any, value: Any) -> bool:
+    return _norm(found) == _norm(value)
+
+
+def op_ne(found: Any, value: Any) -> bool:
+    return not op_eq(found, value)
+
+
+def op_in(found: Any, value: list[Any]) -> bool:
+    return _norm(found) in [_norm(v) for v in value]
+
+
+def op_not_in(found: Any, value: list[Any]) -> bool:
+    return not op_in(found, value)
+
+
+def op_ge(found: Any, value: Any) -> bool:
+    n = _number(found)
+    return n is not None and n >= float(value)
+
+
+def op_le(found: Any, value: Any) -> bool:
+    n = _number(found)
+    return n is not None and n <= float(value)
+
+
+def op_contains(found: Any, value: Any) -> bool:
+    return all(_contains(found, v) for v in _as_list(value))
+
+
+def op_not_contains(found: Any, value: Any) -> bool:
+    return not any(_contains(found, v) for v in _as_list(value))
+
+
+def op_matches(found: Any, value: str) -> bool:
+    text = "\n".join(str(x) for x in found) if isinstance(found, list) else \
+        ("" if found is None else str(found))
+    return re.search(value, text, re.MULTILINE) is not None
+
+
+def op_empty(found: Any, _value: Any = None) -> bool:
+    return found is None or (hasattr(found, "__len__") and len(found) == 0)
+
+
+def op_not_empty(found: Any, _value: Any = None) -> bool:
+    return not op_empty(found)
+
+
+def op_subset_of(found: Any, value: list[Any]) -> bool:
+    allowed = {_norm(v) for v in value}
+    return all(_norm(x) in allowed for x in _as_list(found))
+
+
+def op_mode_max(found: Any, value: Any) -> bool:
+    if found is None:
+        return False
+    return int(str(found), 8) & ~int(str(value), 8) == 0
+
+
+def op_versions_ge(found: Any, value: str) -> bool:
+    return not vulnerable_packages(found or {}, value)
+
+
+@cache
+def _minimums(name: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in load_data(name).items()))
+
+
+def vulnerable_packages(installed: dict[str, str], data: str) -> list[str]:
+    """Installed packages older than the minimum safe version the data file names."""
+    out = []
+    for pkg, minimum in _minimums(data):
+        version = installed.get(pkg)
+        if version is not None and compare_versions(version, minimum) < 0:
+            out.append(f"{pkg} {version} < {minimum}")
+    return out
+
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": op_eq, "ne": op_ne, "in": op_in, "not_in": op_not_in, "ge": op_ge, "le": op_le,
+    "contains": op_contains, "not_contains": op_not_contains, "matches": op_matches,
+    "empty": op_empty, "not_empty": op_not_empty, "subset_of": op_subset_of,
+    "mode_max": op_mode_max, "versions_ge": op_versions_ge,
+}
+
+
+def _describe(leaf: Leaf, value: Any) -> str:
+    if leaf.op in ("empty", "not_empty"):
+        return leaf.op.replace("_", " ")
+    if leaf.op == "mode_max":
+        return f"mode at most {value}"
+    if leaf.op == "versions_ge":
+        return f"every package at least the version in data/{value}.yml"
+    return f"{leaf.op} {value}"
+
+
+def _shown(leaf: Leaf, found: Any, value: Any) -> Any:
+    """What the evidence shows as found: never a whole package list."""
+    if leaf.op == "versions_ge":
+        return vulnerable_packages(found or {}, value)
+    if leaf.op in ("contains", "not_contains") and isinstance(found, dict | list) \
+            and not isinstance(value, dict):
+        wanted = _as_list(value)
+        have = {_norm(x) for x in _as_list(found)}
+        if leaf.op == "contains":
+            return {"missing": [v for v in wanted if _norm(v) not in have]}
+        return {"present": [v for v in wanted if _norm(v) in have]}
+    if isinstance(found, dict) and len(found) > 20:
+        return f"{len(found)} entries"
+    if isinstance(found, str) and len(found) > 400:
+        return found[:400] + "…"
+    return found
+
+
+# ---------------------------------------------------------------- conditions
+
+def eval_leaf(leaf: Leaf, facts: dict[str, Any]) -> tuple[bool | None, Evidence]:
+    value = leaf.value
+    try:
+        found = resolve(facts, leaf.fact)
+        if isinstance(value, dict) and set(value) == {"fact"}:
+            value = resolve(facts, value["fact"])
+            if value is None:
+                value = []
+    except FactUnavailable as exc:
+        return None, Evidence(leaf.fact, None, f"{leaf.fact.split('.')[0]}: {exc}",
+                              _describe(leaf, value), None)
+    ok = OPERATORS[leaf.op](found, value)
+    return ok, Evidence(leaf.fact, _shown(leaf, found, value), _where(leaf.fact),
+                        _describe(leaf, value), ok)
+
+
+def eval_condition(cond: Condition, facts: dict[str, Any]) -> tuple[bool | None, list[Evidence]]:
+    """Three-valued: True, False, or None when a needed fact could not be read."""
+    if isinstance(cond, Leaf):
+        ok, ev = eval_leaf(cond, facts)
+        return ok, [ev]
+    parts = [eval_condition(c, facts) for c in
+             (cond.all_of if isinstance(cond, AllOf) else cond.any_of)]
+    evidence = [e for _, evs in parts for e in evs]
+    oks = [ok for ok, _ in parts]
+    if isinstance(cond, AnyOf):
+        if any(ok is True for ok in oks):
+            return True, evidence
+        return (None if any(ok is None for ok in oks) else False), evidence
+    if any(ok is False for ok in oks):
+        return False, evidence
+    return (None if any(ok is None for ok in oks) else True), evidence
+
+
+def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
+    spec = check.spec
+    remediation = (f"opsctl harden --tags {spec.remediation.tag}" if spec.remediation.tag
+                   else f"manual: {spec.remediation.manual}")
+
+    def result(status: str, reason: str, evidence: Iterable[Evidence] = ()) -> CheckResult:
+        return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
+                           spec.major_risk, tuple(evidence), remediation)
+
+    for na in spec.not_applicable_when:
+        ok, ev = eval_leaf(na, facts)
+        if ok is None:
+            return result(ERROR, f"cannot tell whether the check applies: {ev.where}", [ev])
+        if ok:
+            reason = na.reason
+            if na.reason_fact:
+                try:
+                    extra = resolve(facts, na.reason_fact)
+                except FactUnavailable as exc:
+                    extra = str(exc)
+                if extra:
+                    reason = f"{reason}: {extra}"
+            return result(NA, reason, [ev])
+    ok, evidence = eval_condition(spec.pass_, facts)
+    if ok is None:
+        errors = "; ".join(dict.fromkeys(e.where for e in evidence if e.ok is None))
+        return result(ERROR, errors, evidence)
+    if ok:
+        return result(PASS, "", evidence)
+    failed = [e for e in evidence if e.ok is False]
+    reason = "; ".join(f"{e.fact} is {_brief(e.found)}, expected {e.expected}" for e in failed)
+    return result(FAIL, reason, evidence)
+
+
+def _brief(v: Any) -> str:
+    text = repr(v) if not isinstance(v, str) else v
+    if v is None:
+        return "not set"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# ---------------------------------------------------------------- aggregation
+
+def unit_verdicts(checks: list[CatalogCheck], results: list[CheckResult]) -> list[UnitVerdict]:
+    """The assessor's verdict per test unit: 符合 only when every applicable check passes."""
+    by_unit: dict[str, list[CheckResult]] = {}
+    clause_of: dict[str, str] = {}
+    for check, res in zip(checks, results, strict=True):
+        by_unit.setdefault(check.unit, []).append(res)
+        clause_of[check.unit] = check.clause
+    out = []
+    for unit in sorted(by_unit, key=_unit_key):
+        res = by_unit[unit]
+        out.append(UnitVerdict(unit, clause_of[unit], verdict([r.status for r in res]),
+                               {r.id: r.status for r in res},
+                               tuple(r.id for r in res if r.status == ERROR)))
+    return out
+
+
+def verdict(statuses: list[str]) -> str:
+    applicable = [s for s in statuses if s != NA]
+    if not applicable:
+        return NOT_APPLICABLE
+    passed = sum(1 for s in applicable if s == PASS)
+    if passed == len(applicable):
+        return CONFORM
+    if passed == 0:
+        return NONCONFORM
+    return PARTIAL
+
+
+def _unit_key(unit: str) -> tuple[str, int]:
+    prefix, _, num = unit.rpartition("-")
+    return prefix, int(num)
+
+
+def evaluate_target(name: str, scope: str, checks: list[CatalogCheck],
+                    facts: dict[str, Any]) -> TargetResult:
+    mine = [c for c in checks if c.spec.scope == scope]
+    results = [evaluate_check(c, facts) for c in mine]
+    return TargetResult(name, scope, results, unit_verdicts(mine, results))
+
+
+def unreachable_target(name: str, scope: str, checks: list[CatalogCheck],
+                       reason: str) -> TargetResult:
+    """A host that could not be scanned: every check is error with the reason."""
+    mine = [c for c in checks if c.spec.scope == scope]
+    results = [CheckResult(c.id, ERROR, reason, c.clause, c.unit, c.spec.severity,
+                           c.spec.major_risk) for c in mine]
+    return TargetResult(name, scope, results, unit_verdicts(mine, results), error=reason)
+
+
+def fails_at(targets: list[TargetResult], threshold: str) -> list[tuple[str, str]]:
+    """(target, check) pairs that failed at or above a severity ("any": every failure)."""
+    rank = 0 if threshold == "any" else SEVERITY_RANK[threshold]
+    return [(t.name, r.id) for t in targets for r in t.results
+            if r.status == FAIL and SEVERITY_RANK[r.severity] >= rank]
+
+
+def scan_document(targets: list[TargetResult], level: int, started: str, seconds: float,
+                  catalog_size: int) -> dict[str, Any]:
+    """The versioned result document (see security/README.md)."""
+    return {
+        "schema": RESULT_SCHEMA,
+        "level": level,
+        "started": started,
+        "seconds": round(seconds, 3),
+        "catalog_checks": catalog_size,
+        "checks_evaluated": sum(len(t.results) for t in targets),
+        "targets": [t.as_dict() for t in targets],
+    }

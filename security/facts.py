@@ -1,0 +1,152 @@
+"""The fact names the catalog may read: the contract between collectors and checks.
+
+Host facts come from `security/collector.py` (run on the host); `context` facts are what the
+scanner knows about the host from the site (its whitelisted ports, its zone); network facts
+(`site`, `probes`) are built on the control node from the site model and the flow probes.
+
+A fact path is `group.key[.subkey...]`; keys may themselves contain dots or slashes
+(`sysctl.net.ipv4.ip_forward`, `files./etc/shadow.mode`): the longest known key wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from security import collector
+
+ANY = None  # any key is allowed below this point
+
+
+@dataclass(frozen=True)
+class FactGroup:
+    scope: str  # host | network
+    source: str  # where the value comes from, shown as evidence
+    keys: frozenset[str] | None  # None: open (any key)
+    nested: frozenset[str] | None = None  # allowed keys one level down, None: any
+
+
+def _keys(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+FILE_KEYS = _keys("exists", "mode", "owner", "group", "is_dir", "error")
+UNIT_KEYS = _keys("present", "active", "enabled", "refuse_manual_stop")
+
+GROUPS: dict[str, FactGroup] = {
+    "system": FactGroup("host", "/etc/os-release, /proc/1/environ, systemd-detect-virt",
+                        _keys("hostname", "os_id", "os_version", "container", "pid1",
+                              "systemd_running")),
+    "accounts": FactGroup("host", "/etc/passwd, /etc/shadow (derived, no hashes), /etc/group",
+                          _keys("count", "duplicate_uids", "duplicate_names", "uid0_accounts",
+                                "empty_password", "missing_shadow_entry", "login_accounts",
+                                "system_accounts_with_shell", "system_accounts_unlocked",
+                                "root_password_state", "generic_login_accounts",
+                                "login_accounts_without_home", "password_accounts",
+                                "password_max_days_max", "password_min_days_min",
+                                "password_warn_days_min", "password_oldest_change_days",
+                                "groups", "group_members")),
+    "login_defs": FactGroup("host", "/etc/login.defs", ANY),
+    "pam": FactGroup("host", "/etc/pam.d/common-* (as pam-auth-update composed them)",
+                     _keys("common_auth_modules", "common_password_modules",
+                           "common_account_modules", "common_session_modules", "nullok_in",
+                           "pwquality_enabled", "faillock_enabled", "password_hash",
+                           "pwhistory_remember", "second_factor_modules",
+                           "su_restricted_to_group")),
+    "pwquality": FactGroup("host", "/etc/security/pwquality.conf(.d), pam_pwquality arguments",
+                           _keys("minlen", "minclass", "retry", "enforce_for_root", "dictcheck",
+                                 "sources")),
+    "faillock": FactGroup("host", "/etc/security/faillock.conf, pam_faillock arguments",
+                          _keys("deny", "unlock_time", "fail_interval", "even_deny_root",
+                                "sources")),
+    "shell": FactGroup("host", "/etc/profile, /etc/profile.d/*.sh, /etc/bash.bashrc",
+                       _keys("tmout", "tmout_readonly", "tmout_sources", "profile_umask")),
+    "sshd": FactGroup("host", "sshd -T (effective, drop-ins applied)", ANY),
+    "packages": FactGroup("host", "/var/lib/dpkg/status", _keys("count", "installed"), ANY),
+    "services": FactGroup("host", "systemctl show", frozenset(collector.UNITS), UNIT_KEYS),
+    "processes": FactGroup("host", "/proc/*/comm", _keys("names")),
+    "audit": FactGroup("host", "kernel audit status (netlink AUDIT_GET), auditctl -l",
+                       _keys("kernel_available", "unavailable_reason", "enabled", "immutable",
+                             "auditctl_present", "rules", "rules_error", "rules_text")),
+    "auditd_conf": FactGroup("host", "/etc/audit/auditd.conf",
+                             _keys("present", "max_log_file_mb", "num_logs", "max_log_file_action",
+                                   "rotate_capacity_mb", "space_left_action",
+                                   "admin_space_left_action", "disk_full_action", "log_group",
+                                   "oldest_log_days")),
+    "rsyslog": FactGroup("host", "/etc/rsyslog.conf, /etc/rsyslog.d/*.conf",
+                         _keys("configured", "forward_targets", "file_create_mode")),
+    "files": FactGroup("host", "stat()", frozenset(collector.STAT_FILES), FILE_KEYS),
+    "sysctl": FactGroup("host", "/proc/sys (the values sysctl -a shows)",
+                        frozenset(collector.SYSCTL_KEYS)),
+    "listening": FactGroup("host", "/proc/net/tcp, tcp6, udp, udp6",
+                           _keys("tcp", "tcp_ports", "udp_ports", "high_risk_ports")),
+    "mounts": FactGroup("host", "/proc/mounts, tmpfiles.d",
+                        _keys("tmp_fstype", "tmp_options", "tmp_cleanup", "shm_options")),
+    "limits": FactGroup("host", "/etc/security/limits.conf(.d), systemd coredump.conf",
+                        _keys("hard_core_zero", "coredump_storage")),
+    "sudo": FactGroup("host", "/etc/sudoers, /etc/sudoers.d/*",
+                      _keys("full_access", "nopasswd_all", "files")),
+    "time": FactGroup("host", "chrony.conf, timesyncd.conf", _keys("servers")),
+    "nftables": FactGroup("host", "nft -j list chains", _keys("chains", "input_policy", "hooks")),
+    "aide": FactGroup("host", "/etc/aide/aide.conf, /var/lib/aide",
+                      _keys("config", "database", "database_age_days", "scheduled")),
+    "clamav": FactGroup("host", "/var/lib/clamav", _keys("signatures_age_days")),
+    "postgresql": FactGroup("host", "/etc/postgresql/*/*/postgresql.conf, conf.d, pg_hba.conf",
+                            _keys("installed", "clusters", "password_encryption", "ssl",
+                                  "weak_hba")),
+    "nginx": FactGroup("host", "/etc/nginx",
+                       _keys("installed", "ssl_listen", "plain_listen", "ssl_protocols")),
+    "pgbackrest": FactGroup("host", "/etc/pgbackrest/pgbackrest.conf, repository",
+                            _keys("configured", "repository_here", "newest_backup_hours",
+                                  "encrypted")),
+    "walk": FactGroup("host", "one bounded walk of system and home directories",
+                      _keys("complete", "seconds_bound", "world_writable_files",
+                            "world_writable_dirs_without_sticky", "world_readable_dumps")),
+    # What the scanner knows about a host from its site (absent values: scanned with --local).
+    "context": FactGroup("host", "the site model (opsctl)",
+                         _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs")),
+    # Network facts, built on the control node.
+    "site": FactGroup("network", "the site model: site.yml and hosts.yml",
+                      _keys("name", "zones_overlapping", "hosts_outside_zone",
+                            "zones_without_cidr", "boundary_policy", "unmatched_traffic_logged",
+                            "unused_flows", "ssh_sources", "agent_sources", "public_reaches",
+                            "secure_reachable_from", "mgmt_inbound_other_ports",
+                            "mgmt_groups", "monitoring_hosts_in_mgmt",
+                            "log_collector_hosts_in_mgmt", "mirror_in_mgmt",
+                            "time_source_in_mgmt", "internet_reaches_secure",
+                            "secure_zone_exposed_groups", "flows_without_reason")),
+    "probes": FactGroup("network", "TCP probes from inside each zone (opsctl lab flowcheck)",
+                        _keys("ran", "count", "unexpected_open", "unexpected_closed")),
+}
+
+HOST_GROUPS = tuple(collector.FACTS)
+
+
+def split_path(path: str) -> tuple[str, str | None, str | None]:
+    """`group.key.sub` → (group, key, rest) using the group's known keys for dotted keys."""
+    group, _, rest = path.partition(".")
+    if not rest:
+        return group, None, None
+    spec = GROUPS.get(group)
+    if spec is not None and spec.keys is not None:
+        for key in sorted(spec.keys, key=len, reverse=True):
+            if rest == key:
+                return group, key, None
+            if rest.startswith(key + "."):
+                return group, key, rest[len(key) + 1:]
+    key, _, sub = rest.partition(".")
+    return group, key, sub or None
+
+
+def unknown_reason(path: str) -> str | None:
+    """Why a fact path names nothing a collector produces, or None when it is known."""
+    group, key, sub = split_path(path)
+    spec = GROUPS.get(group)
+    if spec is None:
+        return f"unknown fact group {group!r} (known: {', '.join(sorted(GROUPS))})"
+    if key is None:
+        return None
+    if spec.keys is not None and key not in spec.keys:
+        return f"unknown fact {path!r}: {group} has no key {key!r}"
+    if sub is not None and spec.nested is not None and sub.split(".")[0] not in spec.nested:
+        return f"unknown fact {path!r}: {group}.{key} has no key {sub!r}"
+    return None

@@ -1,0 +1,44 @@
+"""Recorded facts and the overlays that make a passing and a failing host from them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+FACTS = Path(__file__).resolve().parent / "facts"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FACTS / name).read_text(encoding="utf-8"))
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Dicts merge key by key; everything else (and a fact that was an error) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if key.startswith("_"):
+            continue
+        current = out.get(key)
+        if isinstance(current, dict) and isinstance(value, dict) and set(current) != {"error"}:
+            out[key] = merge(current, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def recorded() -> dict[str, Any]:
+    """The control node's facts as `opsctl check --local` would evaluate them."""
+    facts = dict(load("control-node.json")["facts"])
+    facts["context"] = {"site": None, "zone": None, "groups": [], "allowed_tcp_ports": None,
+                        "management_cidrs": []}
+    return facts
+
+
+def passing_host() -> dict[str, Any]:
+    return merge(recorded(), load("overlay-passing.json"))
+
+
+def failing_host() -> dict[str, Any]:
+    return merge(recorded(), load("overlay-failing.json"))

@@ -1,0 +1,145 @@
+"""Every check against recorded facts: a passing host, a failing host, and the real control node."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from security_fixtures import failing_host, passing_host, recorded
+
+from opsctl.check.netfacts import network_facts, probe_facts
+from opsctl.site.model import load_site
+from security.evaluate import ERROR, FAIL, NA, PASS, evaluate_target
+from security.schema import load_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = load_catalog()
+HOST = [c for c in CHECKS if c.spec.scope == "host"]
+NETWORK = [c for c in CHECKS if c.spec.scope == "network"]
+
+
+def statuses(scope: str, facts: dict) -> dict[str, tuple[str, str]]:
+    target = evaluate_target("t", scope, CHECKS, facts)
+    return {r.id: (r.status, r.reason) for r in target.results}
+
+
+def test_every_host_check_passes_on_the_hardened_host() -> None:
+    got = statuses("host", passing_host())
+    wrong = {k: v for k, v in got.items() if v[0] != PASS}
+    assert not wrong, wrong
+    assert len(got) == len(HOST)
+
+
+def test_every_host_check_fails_on_the_neglected_host() -> None:
+    got = statuses("host", failing_host())
+    wrong = {k: v for k, v in got.items() if v[0] != FAIL}
+    assert not wrong, wrong
+
+
+def test_the_control_node_evaluates_without_crashing_and_errors_name_a_reason() -> None:
+    got = statuses("host", recorded())
+    assert {s for s, _ in got.values()} <= {PASS, FAIL, NA, ERROR}
+    for cid, (status, reason) in got.items():
+        if status in (FAIL, ERROR, NA):
+            assert reason, cid
+
+
+def test_a_missing_fact_group_is_error_not_crash() -> None:
+    facts = passing_host()
+    facts["sshd"] = {"error": "sshd -T failed: no hostkeys available"}
+    got = statuses("host", facts)
+    assert got["sshd_permit_root_login"] == (ERROR, "sshd: sshd -T failed: no hostkeys available")
+    del facts["audit"]
+    assert statuses("host", facts)["audit_rules_identity"][0] == ERROR
+
+
+def test_audit_checks_are_not_applicable_where_kernel_audit_is_unavailable() -> None:
+    facts = failing_host()
+    facts["audit"] = {**facts["audit"], "kernel_available": False,
+                      "unavailable_reason": "the kernel refused audit status: Operation not "
+                      "permitted (running in a systemd-nspawn container)"}
+    got = statuses("host", facts)
+    audit_checks = [c.id for c in HOST if "audit" in c.spec.collect]
+    assert len(audit_checks) >= 15
+    for cid in audit_checks:
+        status, reason = got[cid]
+        assert status == NA, cid
+        assert "systemd-nspawn" in reason
+
+
+def test_breaking_one_setting_fails_exactly_that_check() -> None:
+    facts = passing_host()
+    facts["sshd"]["permitrootlogin"] = "yes"
+    got = statuses("host", facts)
+    assert [k for k, v in got.items() if v[0] != PASS] == ["sshd_permit_root_login"]
+
+
+def _passing_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "inventory" / "reference", site)
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    hosts["all"]["children"]["mgmt"]["hosts"]["log1"] = {"ansible_host": "172.31.10.12"}
+    hosts["all"]["children"]["logging"] = {"hosts": {"log1": None}}
+    (site / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    spec = yaml.safe_load((site / "group_vars/all/site.yml").read_text())
+    spec["site"]["flows"] += [
+        {"name": "time", "from": "all", "to": "control", "ports": [123], "proto": "udp",
+         "why": "every host takes its time from the control node"},
+        {"name": "logs", "from": "all", "to": "logging", "ports": [6514],
+         "why": "rsyslog forwards to the central collector over TLS"},
+    ]
+    (site / "group_vars/all/site.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return site
+
+
+def test_every_network_check_passes_on_a_complete_site(tmp_path: Path) -> None:
+    facts = network_facts(load_site(str(_passing_site(tmp_path))),
+                          probes=[{"from": "app1", "to": "db1", "port": 5432, "expect": "open",
+                                   "outcome": "connected"}])
+    got = statuses("network", facts)
+    wrong = {k: v for k, v in got.items() if v[0] != PASS}
+    assert not wrong, wrong
+    assert len(got) == len(NETWORK)
+
+
+def test_the_reference_site_lacks_central_logging_and_a_time_source() -> None:
+    got = statuses("network", network_facts(load_site(str(ROOT / "inventory" / "reference"))))
+    failing = sorted(k for k, v in got.items() if v[0] == FAIL)
+    assert failing == ["net_central_log_collection", "net_time_source_in_mgmt"]
+    assert got["net_probes_no_unexpected_open"][0] == NA
+
+
+def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
+    site = _passing_site(tmp_path)
+    spec = yaml.safe_load((site / "group_vars/all/site.yml").read_text())
+    spec["site"]["flows"] += [
+        {"name": "public-db", "from": "public", "to": "db", "ports": [5432], "why": "oops"},
+        {"name": "internet-admin", "from": "internet", "to": "all", "ports": [22, 9110],
+         "why": "convenience"},
+        {"name": "internet-bak", "from": "internet", "to": "backup", "ports": [8432], "why": "x"},
+    ]
+    (site / "group_vars/all/site.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    facts = network_facts(load_site(str(site)))
+    facts["probes"] = probe_facts([
+        {"from": "public", "to": "db1", "port": 5432, "expect": "closed", "outcome": "connected"},
+        {"from": "app1", "to": "db1", "port": 5432, "expect": "open", "outcome": "TimeoutError"},
+    ])
+    # What load_site refuses cannot be built from a site; the facts say it instead.
+    facts["site"].update({
+        "zones_overlapping": ["internet/secure"], "hosts_outside_zone": ["db9"],
+        "boundary_policy": "accept", "unmatched_traffic_logged": False,
+        "unused_flows": ["old-ftp"], "monitoring_hosts_in_mgmt": [],
+        "log_collector_hosts_in_mgmt": [], "mirror_in_mgmt": False,
+        "time_source_in_mgmt": False,
+    })
+    got = statuses("network", facts)
+    wrong = {k: v for k, v in got.items() if v[0] != FAIL}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("check", [c.id for c in HOST if c.spec.not_applicable_when])
+def test_not_applicable_conditions_name_their_reason(check: str) -> None:
+    spec = next(c for c in HOST if c.id == check).spec
+    assert all(na.reason for na in spec.not_applicable_when)

@@ -1,0 +1,134 @@
+"""The collector: runs as `python3 -`, keeps to the fact contract, never emits a secret."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from security import collector, facts
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDED = Path(__file__).resolve().parent / "facts" / "control-node.json"
+SECRETS = re.compile(r"\$(1|2[aby]|5|6|y|gy|7)\$|PRIVATE KEY")
+
+
+@pytest.fixture(scope="module")
+def live() -> dict:
+    script = (ROOT / "security" / "collector.py").read_text()
+    proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          timeout=60, check=True)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("source", ["recorded", "live"])
+def test_no_secrets_in_the_output(source: str, live: dict) -> None:
+    text = RECORDED.read_text() if source == "recorded" else json.dumps(live)
+    assert not SECRETS.search(text)
+
+
+def test_the_collector_uses_the_standard_library_only() -> None:
+    tree = (ROOT / "security" / "collector.py").read_text()
+    imported = set(re.findall(r"^\s*import (\w+)|^\s*from (\w+) import", tree, re.M))
+    modules = {a or b for a, b in imported}
+    assert modules <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+@pytest.mark.parametrize("source", ["recorded", "live"])
+def test_every_group_keeps_to_the_fact_contract(source: str, live: dict) -> None:
+    doc = json.loads(RECORDED.read_text()) if source == "recorded" else live
+    assert doc["schema"] == "opsctl-facts/1"
+    assert set(doc["facts"]) == set(collector.FACTS)
+    for name, value in doc["facts"].items():
+        spec = facts.GROUPS[name]
+        assert spec.scope == "host"
+        if set(value) == {"error"} or spec.keys is None:
+            continue
+        assert set(value) <= spec.keys, (name, set(value) - spec.keys)
+        if name not in ("files", "services", "sysctl"):
+            assert set(value) == spec.keys, (name, spec.keys - set(value))
+
+
+def test_a_broken_fact_becomes_an_error_and_the_scan_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> dict:
+        raise KeyError("surprise")
+
+    def missing() -> dict:
+        raise collector.FactError("sshd is not installed")
+
+    monkeypatch.setattr(collector, "FACTS", {"a": boom, "b": missing,
+                                             "c": lambda: {"ok": True}})
+    doc = collector.collect()
+    assert doc["facts"]["a"] == {"error": "collector bug: KeyError: 'surprise'"}
+    assert doc["facts"]["b"] == {"error": "sshd is not installed"}
+    assert doc["facts"]["c"] == {"ok": True}
+
+
+def test_missing_commands_are_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector.shutil, "which", lambda name: None)
+    monkeypatch.setattr(collector.os.path, "exists", lambda path: False)
+    with pytest.raises(collector.FactError, match="sshd is not installed"):
+        collector.fact_sshd()
+    with pytest.raises(collector.FactError, match="nft: command not found"):
+        collector.fact_nftables()
+
+
+def test_kernel_audit_refused_inside_a_container_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector, "_kernel_audit_status",
+                        lambda: (False, "the kernel refused audit status: Operation not "
+                                 "permitted", None))
+    monkeypatch.setattr(collector, "_container", lambda: "systemd-nspawn")
+    audit = collector.fact_audit()
+    assert audit["kernel_available"] is False
+    assert "Operation not permitted" in audit["unavailable_reason"]
+    assert "systemd-nspawn container" in audit["unavailable_reason"]
+    assert audit["rules"] == []
+
+
+def test_pam_lines_keep_bracketed_controls(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ("auth\trequisite\tpam_faillock.so preauth\n"
+            "auth\t[success=1 default=ignore]\tpam_unix.so nullok try_first_pass\n"
+            "auth\t[default=die]\tpam_faillock.so authfail deny=4\n")
+    monkeypatch.setattr(collector, "_read", lambda path: text)
+    rows = collector._pam_lines("common-auth")
+    assert rows[1][:4] == ["auth", "[success=1 default=ignore]", "pam_unix.so", "nullok"]
+    assert collector._pam_args(rows, "pam_faillock.so") == {"preauth": True, "authfail": True,
+                                                            "deny": 4}
+
+
+def test_proc_net_listeners(tmp_path: Path) -> None:
+    tcp = tmp_path / "tcp"
+    tcp.write_text(
+        "  sl  local_address rem_address   st\n"
+        "   0: 0100007F:0CEA 00000000:0000 0A 0 0 0\n"
+        "   1: 00000000:0016 00000000:0000 0A 0 0 0\n"
+        "   2: 0B1E1FAC:0016 0C1E1FAC:D431 01 0 0 0\n")
+    got = collector._proc_net(str(tcp), "0A")
+    assert got == [("127.0.0.1", 3306), ("0.0.0.0", 22)]
+    assert not collector._loopback("0.0.0.0") and collector._loopback("127.0.0.1")
+
+
+def test_login_defs_keeps_octal_strings() -> None:
+    parsed = collector._kv_file("UMASK\t\t022\nPASS_MAX_DAYS\t99999\n")
+    assert parsed == {"UMASK": "022", "PASS_MAX_DAYS": 99999}
+
+
+def test_sshd_effective_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = ("port 22\nport 2222\npermitrootlogin without-password\nmaxauthtries 6\n"
+           "ciphers chacha20-poly1305@openssh.com,aes256-ctr\nallowgroups sysadm\n")
+    monkeypatch.setattr(collector.shutil, "which", lambda name: "/usr/sbin/sshd")
+    monkeypatch.setattr(collector, "_run", lambda argv, timeout=10: (0, out, ""))
+    got = collector.fact_sshd()
+    assert got["port"] == ["22", "2222"]
+    assert got["permitrootlogin"] == "without-password" and got["maxauthtries"] == 6
+    assert got["ciphers"] == ["chacha20-poly1305@openssh.com", "aes256-ctr"]
+    failed = (1, "", "sshd: no hostkeys available -- exiting.\n")
+    monkeypatch.setattr(collector, "_run", lambda argv, timeout=10: failed)
+    with pytest.raises(collector.FactError, match="no hostkeys available"):
+        collector.fact_sshd()

@@ -1,0 +1,141 @@
+"""The evaluator's operators, fact paths, three-valued logic and per-unit verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from security.evaluate import (
+    CONFORM,
+    ERROR,
+    FAIL,
+    NA,
+    NONCONFORM,
+    NOT_APPLICABLE,
+    OPERATORS,
+    PARTIAL,
+    PASS,
+    RESULT_SCHEMA,
+    FactUnavailable,
+    eval_condition,
+    evaluate_target,
+    fails_at,
+    resolve,
+    scan_document,
+    unit_verdicts,
+    verdict,
+)
+from security.schema import AllOf, AnyOf, Leaf, load_catalog
+from security.versions import compare_versions
+
+
+@pytest.mark.parametrize(("op", "found", "value", "expected"), [
+    ("eq", "no", "no", True), ("eq", "No", "no", True), ("eq", 90, "90", True),
+    ("eq", None, "no", False), ("ne", "yes", "no", True),
+    ("in", "prohibit-password", ["no", "prohibit-password"], True), ("in", "yes", ["no"], False),
+    ("not_in", "yes", ["no"], True),
+    ("ge", 12, 8, True), ("ge", "7", 8, False), ("ge", None, 1, False), ("ge", "abc", 1, False),
+    ("le", 90, 90, True), ("le", 99999, 90, False),
+    ("contains", ["a", "b"], ["a", "b"], True), ("contains", {"aide": "1"}, "aide", True),
+    ("contains", ["a"], ["a", "b"], False), ("contains", "text -w /etc/passwd", "-w /etc", True),
+    ("not_contains", ["hmac-sha1", "x"], ["hmac-md5", "hmac-sha1"], False),
+    ("not_contains", ["x"], ["hmac-md5"], True),
+    ("matches", "-w /etc/passwd -p wa -k identity", r"^-w /etc/passwd -p r?wx?a", True),
+    ("matches", ["a", "-S adjtimex"], r"(?m)^-S adjtimex", True), ("matches", None, "x", False),
+    ("empty", [], None, True), ("empty", None, None, True), ("empty", ["x"], None, False),
+    ("not_empty", "x", None, True),
+    ("subset_of", [22, 9110], [22, 9110, 5432], True), ("subset_of", [22, 23], [22], False),
+    ("subset_of", None, [22], True),
+    ("mode_max", "0640", "0640", True), ("mode_max", "0600", "0640", True),
+    ("mode_max", "0644", "0640", False), ("mode_max", "2755", "0755", False),
+    ("mode_max", None, "0640", False),
+    ("versions_ge", {"openssh-server": "1:9.2p1-2+deb12u2"}, "min_safe_versions", False),
+    ("versions_ge", {"openssh-server": "1:9.2p1-2+deb12u5", "vim": "1"}, "min_safe_versions",
+     True),
+])
+def test_operators(op: str, found: object, value: object, expected: bool) -> None:
+    assert OPERATORS[op](found, value) is expected
+
+
+def test_every_schema_operator_is_implemented() -> None:
+    from security.schema import OPS
+
+    assert set(OPS) == set(OPERATORS)
+
+
+def test_resolve_uses_the_longest_key_for_dotted_and_path_keys() -> None:
+    facts = {"sysctl": {"net.ipv4.ip_forward": 0},
+             "files": {"/etc/login.defs": {"mode": "0644"}, "/etc/shadow": {"error": "EACCES"}},
+             "packages": {"installed": {"python3.11": "3.11.2-6"}},
+             "sshd": {"error": "sshd is not installed"}}
+    assert resolve(facts, "sysctl.net.ipv4.ip_forward") == 0
+    assert resolve(facts, "files./etc/login.defs.mode") == "0644"
+    assert resolve(facts, "packages.installed.python3.11") == "3.11.2-6"
+    assert resolve(facts, "packages.installed.absent") is None
+    with pytest.raises(FactUnavailable, match="EACCES"):
+        resolve(facts, "files./etc/shadow.mode")
+    with pytest.raises(FactUnavailable, match="not installed"):
+        resolve(facts, "sshd.permitrootlogin")
+    with pytest.raises(FactUnavailable, match="not collected"):
+        resolve(facts, "audit.enabled")
+
+
+def test_three_valued_combinators() -> None:
+    facts = {"a": {"x": 1}, "b": {"error": "unreadable"}}
+    good, bad = Leaf(fact="a.x", op="eq", value=1), Leaf(fact="a.x", op="eq", value=2)
+    broken = Leaf(fact="b.y", op="eq", value=1)
+    assert eval_condition(AnyOf(any_of=[broken, good]), facts)[0] is True
+    assert eval_condition(AnyOf(any_of=[broken, bad]), facts)[0] is None
+    assert eval_condition(AllOf(all_of=[broken, bad]), facts)[0] is False
+    assert eval_condition(AllOf(all_of=[broken, good]), facts)[0] is None
+    ok, evidence = eval_condition(AllOf(all_of=[good, bad]), facts)
+    assert ok is False and [e.ok for e in evidence] == [True, False]
+    assert evidence[0].where == "a" and evidence[0].found == 1
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    ([PASS, PASS], CONFORM), ([PASS, NA], CONFORM), ([PASS, FAIL], PARTIAL),
+    ([FAIL, FAIL, NA], NONCONFORM), ([NA, NA], NOT_APPLICABLE), ([PASS, ERROR], PARTIAL),
+    ([ERROR], NONCONFORM), ([], NOT_APPLICABLE),
+])
+def test_unit_verdict(statuses: list[str], expected: str) -> None:
+    assert verdict(statuses) == expected
+
+
+def test_unit_verdicts_group_checks_by_test_unit() -> None:
+    checks = [c for c in load_catalog() if c.unit in ("L3-CES1-02", "L3-CES1-03")]
+    facts = {"shell": {"tmout": 600, "tmout_readonly": True}}
+    target = evaluate_target("h", "host", checks, facts)
+    units = {u.unit: u for u in target.units}
+    assert set(units) == {"L3-CES1-02", "L3-CES1-03"}
+    assert units["L3-CES1-02"].checks["shell_tmout"] == PASS
+    assert units["L3-CES1-02"].verdict == PARTIAL  # the rest cannot be read: error, not pass
+    assert "faillock_enabled" in units["L3-CES1-02"].incomplete
+    assert unit_verdicts([], []) == []
+
+
+def test_result_document_and_fail_on() -> None:
+    checks = load_catalog()
+    facts = {"sshd": {"permitrootlogin": "yes"}, "packages": {"installed": {"openssh-server": "1"}}}
+    target = evaluate_target("h", "host", checks, facts)
+    doc = scan_document([target], 3, "2026-01-01T00:00:00Z", 0.1, len(checks))
+    assert doc["schema"] == RESULT_SCHEMA
+    host = doc["targets"][0]
+    assert host["counts"][FAIL] >= 1
+    root = next(c for c in host["checks"] if c["id"] == "sshd_permit_root_login")
+    assert root["status"] == FAIL
+    assert root["evidence"][0] == {"fact": "sshd.permitrootlogin", "found": "yes",
+                                   "where": "sshd -T (effective, drop-ins applied)",
+                                   "expected": "in ['no', 'prohibit-password', "
+                                               "'without-password']", "ok": False}
+    assert root["remediation"] == "opsctl harden --tags hardening-sshd"
+    assert ("h", "sshd_permit_root_login") in fails_at([target], "high")
+    assert all(c != "sshd_login_grace_time" for _, c in fails_at([target], "high"))
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ("1:9.2p1-2+deb12u3", "1:9.2p1-2+deb12u2", 1), ("3.0.13-1~deb12u1", "3.0.13-1", -1),
+    ("2.36-9+deb12u9", "2.36-9+deb12u10", -1), ("1.0~rc1", "1.0", -1), ("1.0", "1.0", 0),
+    ("1:1.0", "2.0", 1), ("1.0a", "1.0", 1), ("1.0-1", "1.0", 1),
+])
+def test_debian_version_order(a: str, b: str, expected: int) -> None:
+    assert compare_versions(a, b) == expected
