@@ -15,7 +15,10 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 MINI = HERE / "sites" / "mini"
-TEST_STATE = Path("/var/lib/opsctl-tests")
+# Overridable so that a developer can run lab tests on a copy of the reference site with
+# its own name and subnets while another lab of the reference site is up.
+TEST_STATE = Path(os.environ.get("OPSCTL_TEST_STATE_DIR", "/var/lib/opsctl-tests"))
+REFERENCE = os.environ.get("OPSCTL_TEST_SITE", "reference")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -64,7 +67,7 @@ def mini_site():
 def reference_site():
     from opsctl.site import load_site
 
-    site = load_site("reference")
+    site = load_site(REFERENCE)
     refuse_if_up_elsewhere(site.name)
     return site
 

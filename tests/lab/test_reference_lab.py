@@ -83,8 +83,9 @@ def test_the_router_counts_what_it_drops(reference):
     plan = lifecycle.LabState.load(lab_dir(site.name)).plan
     before = net.drop_counters(plan)["packets"]
     public = plan.node("public")
+    db1 = site.hosts["db1"].address
     subprocess.run(["ip", "netns", "exec", public.netns, sys.executable, "-c",
-                    "import socket\ntry: socket.create_connection(('172.31.30.11', 5432), 1)\n"
+                    f"import socket\ntry: socket.create_connection(('{db1}', 5432), 1)\n"
                     "except OSError: pass"], check=False, timeout=30)
     assert net.drop_counters(plan)["packets"] > before
 
@@ -139,7 +140,7 @@ def test_two_labs_run_side_by_side(reference, mini_site):
 def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):
     site, _ = reference
     assert lifecycle.stop_host(site.name, "app2")
-    done = opsctl("apply", "-o", "json")
+    done = opsctl("apply", "--site", str(site.directory), "-o", "json")
     assert done.returncode == 1, done.stderr
     record = json.loads(done.stdout)
     assert record["hosts"]["app2"]["status"] == "unreachable"
@@ -147,7 +148,7 @@ def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):
     assert others == {h: "ok" for h in HOSTS if h != "app2"}
 
     lifecycle.up(site)
-    done = opsctl("apply", "--retry-failed", "-o", "json")
+    done = opsctl("apply", "--site", str(site.directory), "--retry-failed", "-o", "json")
     assert done.returncode == 0, done.stderr
     retried = json.loads(done.stdout)
     assert retried["request"]["limit"] == ["app2"]
@@ -156,8 +157,8 @@ def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):
 
 
 def test_runs_and_audit_log_record_every_apply(reference):
-    _, first = reference
-    done = opsctl("runs", "--site", "reference", "-o", "json")
+    site, first = reference
+    done = opsctl("runs", "--site", site.name, "-o", "json")
     assert done.returncode == 0
     runs = json.loads(done.stdout)
     ids = [r["id"] for r in runs]
