@@ -1,0 +1,101 @@
+"""Monitoring on the reference lab: Prometheus scrapes every agent, the rules name only
+metrics that something exports, and an alert reaches Alertmanager and resolves."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsctl.lab import lifecycle
+from opsctl.lab.state import lab_dir
+
+RULES = Path(__file__).resolve().parents[2] / "monitor" / "rules" / "opsctl.rules.yml"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def monitoring_address(site) -> str:
+    return str(site.hosts[sorted(site.groups["monitoring"])[0]].address)
+
+
+def query(site, expr: str) -> list[dict]:
+    url = (f"http://{monitoring_address(site)}:9090/api/v1/query?"
+           + urllib.parse.urlencode({"query": expr}))
+    return get_json(url)["data"]["result"]
+
+
+def wait_for(condition, seconds: float, every: float = 3.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def test_prometheus_scrapes_every_hosts_agent(reference):
+    site, _ = reference
+
+    def agents_up():
+        results = query(site, 'up{job="opsctl-agent"}')
+        up = {r["metric"]["host"]: r["value"][1] for r in results}
+        return up if up == {h: "1" for h in site.hosts} else None
+
+    assert wait_for(agents_up, 90), query(site, "up")
+    others = {r["metric"]["job"]: r["value"][1] for r in query(site, 'up{job!="opsctl-agent"}')}
+    assert others == {"prometheus": "1", "alertmanager": "1"}
+
+
+def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
+    site, _ = reference
+    # What the scheduled compliance scan leaves on a host, so its metrics exist.
+    code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
+        "sh", "-c", "echo '{\"finished\": 1764000000, \"counts\": {\"pass\": 9, \"fail\": 1}}'"
+        " > /var/lib/opsctl-monitor/compliance.json"])
+    assert code == 0, out
+    exported: set[str] = set()
+    for host in site.hosts.values():
+        url = f"http://{host.address}:{site.agent_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", response.read().decode(),
+                                       re.M))
+    prometheus_names = get_json(f"http://{monitoring_address(site)}:9090/api/v1/label/"
+                                "__name__/values")["data"]
+    exported |= set(prometheus_names)
+    named = set()
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            named |= set(re.findall(r"\b(opsctl_[a-z0-9_]+|up)\b", rule["expr"]))
+    assert named - exported == set()
+
+
+def alerts(site, name: str) -> list[dict]:
+    url = f"http://{monitoring_address(site)}:9093/api/v2/alerts?active=true"
+    return [a for a in get_json(url) if a["labels"].get("alertname") == name]
+
+
+def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
+    site, _ = reference
+    lab = lab_dir(site.name)
+    assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "stop", "opsctl-monitor"])[0] == 0
+    try:
+        fired = wait_for(lambda: [a for a in alerts(site, "OpsctlHostDown")
+                                  if a["labels"].get("host") == "app2"], 180, every=5)
+        assert fired, "OpsctlHostDown for app2 did not reach Alertmanager within 3 minutes"
+        assert fired[0]["labels"]["severity"] == "critical"
+    finally:
+        assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "start", "opsctl-monitor"])[0] == 0
+    resolved = wait_for(lambda: not [a for a in alerts(site, "OpsctlHostDown")
+                                     if a["labels"].get("host") == "app2"], 120, every=5)
+    if not resolved:
+        pytest.fail("OpsctlHostDown for app2 still active 2 minutes after the agent came back")
