@@ -13,6 +13,7 @@ from opsctl.cli import check as check_cmds
 from opsctl.cli import lab as lab_cmds
 from opsctl.cli import mirror as mirror_cmds
 from opsctl.cli import site as site_cmds
+from opsctl.cli import status as status_cmds
 from opsctl.errors import OpsctlError
 
 
@@ -29,6 +30,7 @@ cli.add_command(apply_cmds.apply)
 cli.add_command(apply_cmds.runs)
 cli.add_command(apply_cmds.up)
 cli.add_command(audit_cmds.audit)
+cli.add_command(status_cmds.status)
 cli.add_command(check_cmds.check)
 
 

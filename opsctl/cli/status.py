@@ -1,0 +1,71 @@
+"""`opsctl status [--site] [-o json] [--watch SECONDS]`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.site import load_site
+from opsctl.status import SiteStatus, fetch
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def render(status: SiteStatus) -> Group:
+    hosts = Table(title=f"site {status.site} ({status.prometheus})")
+    for column in ("host", "zone", "agent", "load1", "mem avail", "fullest fs", "failed units",
+                   "compliance"):
+        hosts.add_column(column)
+    for h in status.hosts:
+        agent = {"up": "[green]up[/]", "down": "[bold red]down[/]"}.get(h.agent, "[yellow]?[/]")
+        fullest = f"{h.fullest_mount} {_pct(h.fullest_used)}" if h.fullest_mount else "-"
+        hosts.add_row(h.name, h.zone, agent, "-" if h.load1 is None else f"{h.load1:.2f}",
+                      _pct(h.memory_available), fullest,
+                      "[red]" + ", ".join(h.failed_units) + "[/]" if h.failed_units else "-",
+                      _pct(h.compliance))
+    parts: list = [hosts]
+    if status.alerts:
+        alerts = Table(title="alerts firing")
+        for column in ("severity", "alert", "host", "since", "summary"):
+            alerts.add_column(column)
+        for a in status.alerts:
+            style = "bold red" if a.severity == "critical" else "yellow"
+            alerts.add_row(f"[{style}]{a.severity}[/]", a.name, a.host, a.since[:19], a.summary)
+        parts.append(alerts)
+    else:
+        parts.append("[green]no alerts firing[/]")
+    return Group(*parts)
+
+
+@click.command()
+@click.option("--site", default="reference", show_default=True,
+              help="Site name (inventory/NAME) or site directory.")
+@click.option("--watch", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Refresh every SECONDS until interrupted.")
+@OUTPUT_OPTION
+def status(site: str, watch: float | None, output: str) -> None:
+    """The site at a glance: hosts, resources, failing units, compliance, alerts firing.
+
+    Exit 1 when a host is down, a unit failed or an alert fires.
+    """
+    loaded = load_site(site)
+    if watch and output == "table":
+        with Live(render(fetch(loaded)), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(watch)
+                live.update(render(fetch(loaded)), refresh=True)
+    current = fetch(loaded)
+    if output == "json":
+        emit_json(current.as_dict())
+    else:
+        console.print(render(current))
+    if not current.healthy:
+        sys.exit(1)
