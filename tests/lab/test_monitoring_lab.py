@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -79,6 +81,22 @@ def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
     assert named - exported == set()
 
 
+def opsctl_status(site) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "opsctl", "status", "--site",
+                           str(site.directory), "-o", "json"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_status_shows_the_converged_site_green(reference):
+    site, _ = reference
+    code, status = opsctl_status(site)
+    assert [h["agent"] for h in status["hosts"]] == ["up"] * len(site.hosts)
+    assert all(h["memory_available"] and h["fullest_mount"] for h in status["hosts"])
+    assert code == (0 if status["healthy"] else 1)
+    assert not [a for a in status["alerts"] if a["name"] == "OpsctlHostDown"]
+
+
 def alerts(site, name: str) -> list[dict]:
     url = f"http://{monitoring_address(site)}:9093/api/v2/alerts?active=true"
     return [a for a in get_json(url) if a["labels"].get("alertname") == name]
@@ -93,6 +111,10 @@ def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
                                   if a["labels"].get("host") == "app2"], 180, every=5)
         assert fired, "OpsctlHostDown for app2 did not reach Alertmanager within 3 minutes"
         assert fired[0]["labels"]["severity"] == "critical"
+        code, status = opsctl_status(site)
+        assert code == 1
+        assert {h["name"]: h["agent"] for h in status["hosts"]}["app2"] == "down"
+        assert ("OpsctlHostDown", "app2") in {(a["name"], a["host"]) for a in status["alerts"]}
     finally:
         assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "start", "opsctl-monitor"])[0] == 0
     resolved = wait_for(lambda: not [a for a in alerts(site, "OpsctlHostDown")
