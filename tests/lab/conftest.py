@@ -89,3 +89,28 @@ def reference(reference_site):
     first = apply(site, ApplyRequest())
     yield site, first
     lifecycle.down(site.name, site)
+
+
+@pytest.fixture(scope="session")
+def scrape_agent():
+    """The function below, for tests: scrape_agent(site, host[, password])."""
+    return _scrape_agent
+
+
+def _scrape_agent(site, host: str, password: str | None = None, timeout: float = 10) -> str:
+    """GET /metrics from a host's agent as Prometheus does: TLS with the site CA, basic auth."""
+    import base64
+    import ssl
+    import urllib.request
+
+    from opsctl.pki import pki_dir
+    from opsctl.secrets import MONITOR_SCRAPE, ensure_secret
+
+    context = ssl.create_default_context(cafile=str(pki_dir(site.name) / "ca.crt"))
+    secret = password if password is not None else ensure_secret(site.name, MONITOR_SCRAPE)
+    token = base64.b64encode(f"prometheus:{secret}".encode()).decode()
+    request = urllib.request.Request(
+        f"https://{site.hosts[host].address}:{site.agent_port}/metrics",
+        headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        return response.read().decode()

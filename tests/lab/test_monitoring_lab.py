@@ -58,7 +58,7 @@ def test_prometheus_scrapes_every_hosts_agent(reference):
     assert others == {"prometheus": "1", "alertmanager": "1"}
 
 
-def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
+def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agent):
     site, _ = reference
     # What the scheduled compliance scan leaves on a host, so its metrics exist.
     code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
@@ -66,11 +66,9 @@ def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
         " > /var/lib/opsctl-monitor/compliance.json"])
     assert code == 0, out
     exported: set[str] = set()
-    for host in site.hosts.values():
-        url = f"http://{host.address}:{site.agent_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", response.read().decode(),
-                                       re.M))
+    for host in site.hosts:
+        exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", scrape_agent(site, host),
+                                   re.M))
     prometheus_names = get_json(f"http://{monitoring_address(site)}:9090/api/v1/label/"
                                 "__name__/values")["data"]
     exported |= set(prometheus_names)
