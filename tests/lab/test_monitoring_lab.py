@@ -119,3 +119,15 @@ def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
                                      if a["labels"].get("host") == "app2"], 120, every=5)
     if not resolved:
         pytest.fail("OpsctlHostDown for app2 still active 2 minutes after the agent came back")
+
+
+def test_the_deployed_configuration_passes_promtool_and_amtool(reference):
+    site, _ = reference
+    lab = lab_dir(site.name)
+    mon = sorted(site.groups["monitoring"])[0]
+    code, out = lifecycle.ssh.remote(lab, mon, ["promtool", "check", "config",
+                                                "/etc/prometheus/prometheus.yml"], timeout=60)
+    assert code == 0 and "SUCCESS" in out, out
+    code, out = lifecycle.ssh.remote(lab, mon, ["amtool", "check-config",
+                                                "/etc/prometheus/alertmanager.yml"], timeout=60)
+    assert code == 0, out
