@@ -74,21 +74,28 @@ def reference_site():
 
 @pytest.fixture(scope="session")
 def reference(reference_site):
-    """The reference deployment, up and converged once for the whole session.
+    """The reference deployment, up and converged once for the whole session, by the
+    README's own command (`opsctl up`: mirror build, lab up, apply).
 
     Yields (site, the first apply's run record). Tests may break things only if they
     repair them before they end; taking the lab down is for `lab_teardown` tests.
     """
-    from opsctl.apply.runner import ApplyRequest, apply
+    import subprocess
+    import sys
+
+    from opsctl.apply import history
     from opsctl.lab import lifecycle
-    from opsctl.mirror.build import build as build_mirror
 
     site = reference_site
-    build_mirror()
-    lifecycle.up(site)
-    first = apply(site, ApplyRequest())
-    yield site, first
-    lifecycle.down(site.name, site)
+    try:
+        done = subprocess.run([sys.executable, "-m", "opsctl", "up", "--site",
+                               str(site.directory)], capture_output=True, text=True,
+                              timeout=1800, check=False)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        first = history.resolve("last", site.name)
+        yield site, first
+    finally:
+        lifecycle.down(site.name, site)
 
 
 @pytest.fixture(scope="session")
