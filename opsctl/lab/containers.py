@@ -141,3 +141,36 @@ def _alive(pid: int) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+# What one booted container holds: systemd, journald, logind and friends (measured ~9).
+INOTIFY_PER_CONTAINER = 12
+
+
+def inotify_instances_in_use(uid: int = 0) -> int:
+    """inotify instances held by processes of `uid` (the limit is per user, machine-wide)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.stat().st_uid != uid:
+                continue
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) == "anon_inode:inotify":
+                    count += 1
+        except OSError:
+            continue
+    return count
+
+
+def check_inotify_headroom(new_containers: int) -> None:
+    """Refuse to boot containers that would die of "Too many open files" half-way."""
+    if new_containers == 0:
+        return
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    need = inotify_instances_in_use() + new_containers * INOTIFY_PER_CONTAINER
+    if need > limit:
+        raise LabError(f"fs.inotify.max_user_instances is {limit}, and {new_containers} more "
+                       f"containers need about {need}: run ./setup (it raises the limit) or "
+                       f"`sysctl -w fs.inotify.max_user_instances=1024`")

@@ -112,6 +112,9 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
         state.save(lab)
 
     pubkey = ssh.ensure_key(lab)
+    containers.check_inotify_headroom(sum(
+        1 for node in plan.hosts()
+        if not containers.is_container_process(state.pids.get(node.name), node.machine)))
     host_keys: dict[str, str] = {}
     booted, running = [], []
     for node in plan.hosts():
