@@ -137,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
                     spooled = True
             if spooled:
                 ident = store_spool(Path(self.config["spool_dir"]), upload)
-        except Exception as exc:  # noqa: BLE001 - storage failure is a 503, retry later
+        except Exception as exc:  # noqa: BLE001 - storage failure: unavailable, retry later
             self._send(503, {"errors": [f"storage: {type(exc).__name__}"]})
             return
         self._send(201, {"stored": len(upload["records"]), "upload": ident,

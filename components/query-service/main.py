@@ -72,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             try:
                 row = lookup_contract(dsn, match.group(1))
-            except Exception as exc:  # noqa: BLE001 - any database failure is a 503
+            except Exception as exc:  # noqa: BLE001 - any database failure: service unavailable
                 self._send(503, {"error": f"query database: {type(exc).__name__}"})
                 return
             if row is None:

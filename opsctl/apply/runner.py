@@ -89,12 +89,12 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
     if request.limit:
         _check_limit(site, request.limit)
     limit = _retry_limit(site) if request.retry_failed else request.limit
+    # Every component's site release: present with the right checksum, or exit 2 here.
+    artifacts = site_artifacts(site)
     keyring = public_key_path()
     if not keyring.exists():
         raise PrerequisiteMissing(f"no offline mirror key at {keyring}: "
                                   "run `opsctl mirror build` first")
-    # Every component's site release: present with the right checksum, or exit 2 here.
-    artifacts = site_artifacts(site)
     engine, env = engine_env(request.engine)
     pki, _issued = ensure_host_certificates(site)
     secrets = ensure_site_secrets(site.name)

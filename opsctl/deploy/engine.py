@@ -122,8 +122,8 @@ while True:
 """
 
 # Switch a host to release $2 of component $1 (artifact on stdin unless $3 = present),
-# recording the release it ran as `previous` (unless $4 = keep: a failed release is not one
-# to return to), then restart the unit.
+# recording the release it ran as `previous` ($4 = record) or setting `previous` back to $4 (a
+# failed release is not one to return to; `-`: none), then restart the unit.
 SWITCH = r"""
 set -eu
 base="/opt/$1"; version="$2"; mode="$3"; previous="$4"
@@ -139,8 +139,14 @@ else
 fi
 touch "$rel"
 old=$(readlink "$base/current" || true)
-if [ "$previous" = record ] && [ -n "$old" ] && [ "$old" != "releases/$version" ]; then
-  ln -sfn "$old" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
+if [ "$previous" = record ]; then
+  if [ -n "$old" ] && [ "$old" != "releases/$version" ]; then
+    ln -sfn "$old" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
+  fi
+elif [ "$previous" = - ]; then
+  rm -f "$base/previous"
+else
+  ln -sfn "releases/$previous" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
 fi
 ln -sfn "releases/$version" "$base/current.new" && mv -T "$base/current.new" "$base/current"
 systemctl restart "$1.service"
@@ -186,11 +192,11 @@ def _set_drained(site: Site, lab: Path, component: str, drained: set[str]) -> No
 
 
 def _switch(lab: Path, host: str, component: str, version: str, artifact: Path | None,
-            record_previous: bool = True) -> None:
+            previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
     code, out = _run(lab, host, ["sh", "-c", SWITCH, "switch", component, version,
                                  "push" if artifact else "present",
-                                 "record" if record_previous else "keep"],
+                                 previous],
                      stdin=data, timeout=120)
     if code != 0:
         raise DeployFailed(f"{host}: switching {component} to {version} failed: {out}")
@@ -220,6 +226,9 @@ def deploy(site: Site, request: DeployRequest,
            progress: Progress = lambda _m: None) -> DeployResult:
     """Roll COMPONENT to VERSION; the record's result is ok, or failed with the reason."""
     spec = component_spec(site, request.component)
+    # A deploy's artifact is checked first of all (a rollback's only when it must be pushed).
+    artifact = verify_release(site, request.component, request.version) if (
+        request.action == "deploy") else None
     lab = _lab(site)
     hosts = [h.name for h in site.hosts_in(spec.group)]
     lbs = [h.name for h in site.hosts_in("lb")]
@@ -240,9 +249,9 @@ def deploy(site: Site, request: DeployRequest,
                             f"`opsctl apply --site {site.name}` first; nothing was changed")
     batches = rolling_plan(hosts, {h: r.current for h, r in before.items()}, request.version,
                            request.batch)
-    needs_push = any(request.version not in before[h].releases for b in batches for h in b)
-    artifact = verify_release(site, request.component, request.version) if (
-        needs_push or request.action == "deploy") else None
+    if artifact is None and any(request.version not in before[h].releases
+                                for b in batches for h in b):
+        artifact = verify_release(site, request.component, request.version)
 
     record = history.RunRecord(
         id=history.new_run_id(), site=site.name,
@@ -284,7 +293,7 @@ def deploy(site: Site, request: DeployRequest,
                           f"within {timeout:g}s; rolled back")
                 for host in batch:
                     _switch(lab, host, request.component, before[host].current or "", None,
-                            record_previous=False)
+                            previous=before[host].previous or "-")
                     ok, detail = _health(site, lab, host, request.component, timeout)
                     step(host, f"rolled back to {before[host].current}", ok, detail)
                     record.hosts[host]["status"] = "failed" if ok else "unreachable"

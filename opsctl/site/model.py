@@ -291,8 +291,9 @@ def _component_problems(spec: SiteSpec, groups: dict[str, frozenset[str]], flows
             problems.append(Problem(sfile, f"{key}.location", f"{comp.location} is already "
                                     f"{locations[comp.location]}'s"))
         locations[comp.location] = name
-        if not any("lb" in f.sources and comp.group in f.destinations and comp.port in f.ports
-                   for f in flows):
+        if comp.group in groups and not any(
+                "lb" in f.sources and comp.group in f.destinations and comp.port in f.ports
+                for f in flows):
             problems.append(Problem(sfile, f"{key}.port", f"no flow lets lb reach "
                                     f"{comp.group}:{comp.port} (add it to site.flows)"))
     return problems
