@@ -65,7 +65,7 @@ def _check_limit(site: Site, limit: tuple[str, ...]) -> None:
 
 
 def _retry_limit(site: Site) -> tuple[str, ...]:
-    last = history.last_finished(site.name)
+    last = history.last_finished(site.name, applies_only=True)
     if last is None:
         raise NotFound(f"--retry-failed: site {site.name} has no earlier run")
     if not last.failed_hosts:

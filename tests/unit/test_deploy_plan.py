@@ -63,3 +63,17 @@ def test_prune_keeps_three_never_current_or_previous():
     newest_first = ["1.3.0", "1.2.0", "9.9.9-broken", "1.1.0", "1.0.0"]
     assert prunable(newest_first, {"1.3.0", "1.0.0"}) == ["9.9.9-broken", "1.1.0"]
     assert prunable(["1.1.0", "1.0.0"], {"1.1.0", "1.0.0"}) == []
+
+
+def test_retry_failed_looks_at_applies_not_deploys(state_dir):
+    from opsctl.apply import history
+
+    apply_run = history.RunRecord(id="20261129T000001.000Z-aaaa", site="s", started="t",
+                                  request={"playbook": "site.yml"}, result="ok")
+    deploy_run = history.RunRecord(id="20261129T000002.000Z-bbbb", site="s", started="t",
+                                   request={"action": "deploy", "component": "c"},
+                                   result="failed", hosts={"app1": {"status": "failed"}})
+    history.save(apply_run)
+    history.save(deploy_run)
+    assert history.last_finished("s").id == deploy_run.id
+    assert history.last_finished("s", applies_only=True).id == apply_run.id
