@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from opsctl import audit
 from opsctl.apply.history import RunRecord
 from opsctl.apply.runner import ApplyRequest, Sink, apply
+from opsctl.components.build import build_reference
 from opsctl.lab import lifecycle
 from opsctl.mirror.build import MirrorResult
 from opsctl.mirror.build import build as build_mirror
@@ -29,6 +30,8 @@ def up(site: Site, request: ApplyRequest, progress: Progress, on_event: Sink) ->
     mirror = build_mirror(progress=progress)
     if mirror.rebuilt:
         audit.append("mirror.build", {}, f"ok: {mirror.packages} packages")
+    progress("component artifacts")
+    build_reference()
     progress(f"lab {site.name}")
     lab = lifecycle.up(site, progress)
     audit.append("lab.up", {"site": site.name}, f"ok: booted {len(lab.booted)}, "

@@ -103,6 +103,9 @@ def resolve(run_id: str, site: str | None = None) -> RunRecord:
     return load(run_id)
 
 
-def last_finished(site: str) -> RunRecord | None:
-    finished = [r for r in all_runs(site) if r.result != "running"]
+def last_finished(site: str, applies_only: bool = False) -> RunRecord | None:
+    """The newest finished run; with applies_only, the newest apply (deploys and rollbacks
+    are runs too, marked by request.action)."""
+    finished = [r for r in all_runs(site) if r.result != "running"
+                and not (applies_only and "action" in r.request)]
     return finished[-1] if finished else None

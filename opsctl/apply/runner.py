@@ -18,6 +18,7 @@ from opsctl import audit
 from opsctl.apply import history
 from opsctl.apply.engine import engine_env
 from opsctl.apply.events import HostEvent, RunTally
+from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
 from opsctl.lab.state import connection_inventory, facts_dir
 from opsctl.mirror.build import public_key_path
@@ -64,7 +65,7 @@ def _check_limit(site: Site, limit: tuple[str, ...]) -> None:
 
 
 def _retry_limit(site: Site) -> tuple[str, ...]:
-    last = history.last_finished(site.name)
+    last = history.last_finished(site.name, applies_only=True)
     if last is None:
         raise NotFound(f"--retry-failed: site {site.name} has no earlier run")
     if not last.failed_hosts:
@@ -88,6 +89,8 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
     if request.limit:
         _check_limit(site, request.limit)
     limit = _retry_limit(site) if request.retry_failed else request.limit
+    # Every component's site release: present with the right checksum, or exit 2 here.
+    artifacts = site_artifacts(site)
     keyring = public_key_path()
     if not keyring.exists():
         raise PrerequisiteMissing(f"no offline mirror key at {keyring}: "
@@ -136,7 +139,9 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
                    "opsctl_pki_dir": str(pki.directory),
                    # Roles keep generated passwords here with the `password` lookup:
                    # made on first use, 0600, never in the repository.
-                   "opsctl_secrets_dir": str(secrets)},
+                   "opsctl_secrets_dir": str(secrets),
+                   # {component: verified artifact of its site version on the control node}
+                   "opsctl_component_artifacts": artifacts},
         envvars=env,
         limit=",".join(limit) or None,
         tags=",".join(request.tags) or None,

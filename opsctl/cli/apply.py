@@ -112,7 +112,9 @@ def runs(ctx: click.Context, site: str | None, output: str) -> None:
     for column in ("id", "site", "playbook", "engine", "seconds", "result", "changed", "failed"):
         table.add_column(column, no_wrap=column in ("id", "site"))
     for r in records:
-        table.add_row(r.id, r.site, r.request.get("playbook", ""), r.engine, str(r.seconds),
+        what = r.request.get("playbook") or " ".join(  # deploy runs name what they rolled
+            str(r.request.get(k, "")) for k in ("action", "component", "version"))
+        table.add_row(r.id, r.site, what, r.engine, str(r.seconds),
                       r.result, str(r.changed), ", ".join(r.failed_hosts))
     console.print(table)
 

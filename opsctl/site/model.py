@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from opsctl.errors import InvalidInput, Problem
 from opsctl.paths import site_dir
 from opsctl.site.inventory import Inventory, load_inventory
-from opsctl.site.schema import FlowSpec, SiteSpec
+from opsctl.site.schema import NAME, FlowSpec, SiteSpec
 from opsctl.site.yamlfile import display_path, read_mapping
 
 REQUIRED_GROUPS = ("lb", "app", "db", "db_primary", "db_replica", "backup", "monitoring")
@@ -231,6 +232,7 @@ def _build(
         problems.extend(_endpoint_problems(sfile, fpath, "from", f.from_, known))
         problems.extend(_endpoint_problems(sfile, fpath, "to", f.to, known))
         flows.append(_flow(f))
+    problems.extend(_component_problems(spec, groups, flows, sfile))
 
     if problems:
         raise InvalidInput(problems)
@@ -250,3 +252,49 @@ def _endpoint_problems(
 
 def _flow(f: FlowSpec) -> Flow:
     return Flow(f.name, tuple(f.from_), tuple(f.to), tuple(f.ports), f.proto, f.why)
+
+
+# --- components (opsctl deploy) ---------------------------------------------------------
+def _component_problems(spec: SiteSpec, groups: dict[str, frozenset[str]], flows: list[Flow],
+                        sfile: str) -> list[Problem]:
+    """Rules for site.components that need the inventory and the flows.
+
+    Artifacts (present, checksum) are checked where they are used, before any host is
+    touched: opsctl.deploy.artifacts (apply and deploy).
+    """
+    problems: list[Problem] = []
+    ports: dict[tuple[str, int], str] = {}
+    locations: dict[str, str] = {}
+    for name, comp in spec.components.items():
+        key = f"site.components.{name}"
+        if not re.match(NAME, name):
+            problems.append(Problem(sfile, key, f"component name must match {NAME}"))
+        if comp.group not in groups:
+            problems.append(Problem(sfile, f"{key}.group", f"unknown group {comp.group!r} "
+                                    f"(known: {', '.join(sorted(groups))})"))
+        elif not groups[comp.group]:
+            problems.append(Problem(sfile, f"{key}.group", f"group {comp.group!r} has no hosts"))
+        if comp.version not in comp.releases:
+            problems.append(Problem(sfile, f"{key}.version", f"{comp.version!r} is not one of "
+                                    f"its releases ({', '.join(comp.releases)})"))
+        for dep in comp.depends_on:
+            if dep == name or dep not in spec.components:
+                problems.append(Problem(sfile, f"{key}.depends_on",
+                                        f"unknown component {dep!r}" if dep != name
+                                        else "a component cannot depend on itself"))
+        other = ports.get((comp.group, comp.port))
+        if other:
+            problems.append(Problem(sfile, f"{key}.port", f"port {comp.port} on group "
+                                    f"{comp.group} is already {other}'s"))
+        ports[(comp.group, comp.port)] = name
+        if comp.location in locations:
+            problems.append(Problem(sfile, f"{key}.location", f"{comp.location} is already "
+                                    f"{locations[comp.location]}'s"))
+        locations[comp.location] = name
+        if comp.group in groups and not any(
+                "lb" in f.sources and comp.group in f.destinations and comp.port in f.ports
+                for f in flows):
+            problems.append(Problem(sfile, f"{key}.port", f"no flow lets lb reach "
+                                    f"{comp.group}:{comp.port} (add it to site.flows)"))
+    return problems
+# --- end components ---------------------------------------------------------------------

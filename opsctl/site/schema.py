@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -63,6 +63,49 @@ class FlowSpec(Strict):
         return ports
 
 
+# --- components (opsctl deploy) ---------------------------------------------------------
+# The platform's components as data: what runs where, from which artifact, how it is
+# started and checked. Rules that need the inventory live in model.py (_component_problems).
+
+VERSION = r"^[0-9A-Za-z][0-9A-Za-z.+~-]{0,63}$"
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ReleaseSpec(Strict):
+    """One version's artifact: a tarball at a path relative to the repository, or a URL."""
+
+    artifact: str = Field(min_length=1)
+    sha256: str = Field(pattern=SHA256)
+
+
+class HealthSpec(Strict):
+    path: str = Field(default="/healthz", pattern=r"^/")
+    status: int = Field(default=200, ge=100, le=599)
+    timeout: float = Field(default=30, gt=0, le=600)
+
+
+class ComponentSpec(Strict):
+    version: str = Field(pattern=VERSION)  # what a first converge installs
+    group: str = Field(pattern=NAME)
+    port: int = Field(ge=1024, le=65535)
+    location: str = Field(pattern=r"^/[a-z0-9/_-]*/$")  # its path prefix at the balancer
+    unit: str = Field(default="component.service.j2", pattern=r"^[A-Za-z0-9_.-]+\.j2$")
+    health: HealthSpec = HealthSpec()
+    config: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    releases: dict[str, ReleaseSpec] = Field(min_length=1)
+
+    @field_validator("releases")
+    @classmethod
+    def _release_versions(cls, releases: dict[str, ReleaseSpec]) -> dict[str, ReleaseSpec]:
+        for version in releases:
+            if not re.match(VERSION, version):
+                raise ValueError(f"release version {version!r} must match {VERSION}")
+        return releases
+
+# --- end components ---------------------------------------------------------------------
+
+
 class SiteSpec(Strict):
     name: str = Field(pattern=NAME)
     title: str = ""
@@ -75,6 +118,8 @@ class SiteSpec(Strict):
     flows: list[FlowSpec] = Field(default_factory=list)
     external: dict[str, ExternalSpec] = Field(default_factory=dict)
     forks: int | None = Field(default=None, ge=1, le=200)
+    # --- components (opsctl deploy) ---
+    components: dict[str, ComponentSpec] = Field(default_factory=dict)
 
     @field_validator("zones")
     @classmethod

@@ -1,0 +1,160 @@
+"""access-gateway: the platform access system (平台接入), a lab stand-in.
+
+A province uploads its incremental data here:
+
+POST /uploads   JSON {"province": "xx", "batch": "id", "records": [{"contract_id": ...,
+                "contractor": ..., "area_mu": n}, ...]}
+                -> 201 {"stored": n, "upload": id} or 400 with the reasons
+GET  /healthz   200 "ok";   GET /version
+
+Valid uploads go to the `operational` database (table `uploads`, psycopg2) when a DSN is
+configured, otherwise into a spool directory, one JSON file per upload. When the database
+is configured but cannot be reached, the upload is spooled all the same (201 with
+"spooled": true) so that a province's upload is never lost to a database outage.
+Usage: main.py CONFIG.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RELEASE = json.loads((HERE / "release.json").read_text())
+MAX_BODY = 4 * 1024 * 1024
+PROVINCE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+
+
+def validate(upload: object) -> list[str]:
+    """What is wrong with an upload (empty when it may be stored)."""
+    if not isinstance(upload, dict):
+        return ["the body must be a JSON object"]
+    problems = []
+    if not PROVINCE.match(str(upload.get("province", ""))):
+        problems.append("province: missing or not a site name")
+    if not str(upload.get("batch", "")).strip():
+        problems.append("batch: missing")
+    records = upload.get("records")
+    if not isinstance(records, list) or not records:
+        return [*problems, "records: a non-empty list is required"]
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            problems.append(f"records[{i}]: not an object")
+            continue
+        if not str(rec.get("contract_id", "")).strip():
+            problems.append(f"records[{i}].contract_id: missing")
+        if not str(rec.get("contractor", "")).strip():
+            problems.append(f"records[{i}].contractor: missing")
+        area = rec.get("area_mu")
+        if not isinstance(area, int | float) or isinstance(area, bool) or area <= 0:
+            problems.append(f"records[{i}].area_mu: must be a positive number")
+    return problems
+
+
+def upload_id(upload: dict) -> str:
+    canonical = json.dumps(upload, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def store_spool(spool: Path, upload: dict) -> str:
+    ident = upload_id(upload)
+    spool.mkdir(parents=True, exist_ok=True)
+    tmp = spool / f".{ident}.tmp"
+    tmp.write_text(json.dumps(upload, ensure_ascii=False))
+    os.replace(tmp, spool / f"{ident}.json")
+    return ident
+
+
+def store_database(dsn: str, upload: dict) -> str:
+    import psycopg2  # noqa: PLC0415 - only when a database is configured
+    from psycopg2.extras import Json  # noqa: PLC0415
+
+    ident = upload_id(upload)
+    try:
+        conn = psycopg2.connect(dsn, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        raise ConnectionError(str(exc)) from exc
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO uploads (upload_id, province, batch, body) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (upload_id) DO NOTHING",
+                        (ident, upload["province"], upload["batch"], Json(upload)))
+    finally:
+        conn.close()
+    return ident
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "access-gateway"
+    config: dict = {}
+
+    def _send(self, status: int, body: dict | str) -> None:
+        data = json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else body
+        raw = (data + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/healthz":
+            self._send(200 if RELEASE.get("healthy", True) else 500, "ok")
+        elif self.path == "/version":
+            self._send(200, {"component": "access-gateway", "version": RELEASE["version"]})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/uploads":
+            self._send(404, {"error": "not found"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0 or length > MAX_BODY:
+            self._send(400, {"errors": [f"body must be 1..{MAX_BODY} bytes"]})
+            return
+        try:
+            upload = json.loads(self.rfile.read(length))
+        except ValueError:
+            self._send(400, {"errors": ["body is not JSON"]})
+            return
+        problems = validate(upload)
+        if problems:
+            self._send(400, {"errors": problems})
+            return
+        dsn = self.config.get("database_dsn", "")
+        spooled = not dsn
+        try:
+            if dsn:
+                try:
+                    ident = store_database(dsn, upload)
+                except ConnectionError:
+                    spooled = True
+            if spooled:
+                ident = store_spool(Path(self.config["spool_dir"]), upload)
+        except Exception as exc:  # noqa: BLE001 - storage failure: unavailable, retry later
+            self._send(503, {"errors": [f"storage: {type(exc).__name__}"]})
+            return
+        self._send(201, {"stored": len(upload["records"]), "upload": ident,
+                         "spooled": spooled})
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(Path(argv[1]).read_text())
+    Handler.config = config
+    server = ThreadingHTTPServer((config.get("listen", "127.0.0.1"), int(config["port"])),
+                                 Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,1 @@
+"""The platform's components as artifacts: building the reference ones, verifying any."""

@@ -1,0 +1,1 @@
+"""Rolling deploys of the platform's components (`opsctl deploy`, `rollback`, `releases`)."""

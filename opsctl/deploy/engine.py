@@ -1,0 +1,343 @@
+"""`opsctl deploy`, `opsctl rollback`, `opsctl releases`: rolling, one batch at a time.
+
+For each batch: drain its hosts at every balancer (backends file, nginx -t, graceful reload,
+wait for the old workers — the requests in flight — to finish), switch the release on each
+host (push the artifact unless the release is there, unpack, flip `current`, restart), wait
+for health on the host itself (the control node may not reach app ports), put them back.
+A failed health check switches that batch back to its previous release, puts it back, stops
+the deploy (exit 1) and records why. Everything is checked before the first host is touched.
+
+Gathering (SSH) lives here; the decisions are pure functions in plan.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opsctl import audit
+from opsctl.apply import history
+from opsctl.deploy import balancer
+from opsctl.deploy.artifacts import component_spec, verify_release
+from opsctl.deploy.plan import (
+    DeployFailed,
+    DeployRefused,
+    HostRelease,
+    Next,
+    after_health,
+    prunable,
+    rollback_target,
+    rolling_plan,
+)
+from opsctl.lab.ssh import ssh_argv
+from opsctl.lab.state import lab_dir
+from opsctl.site.model import Site
+
+Progress = Callable[[str], None]
+KEEP_RELEASES = 3
+DRAIN_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    component: str
+    version: str
+    batch: int = 1
+    health_timeout: float | None = None  # the component's health.timeout when None
+    action: str = "deploy"  # or "rollback"
+
+
+@dataclass
+class DeployResult:
+    record: history.RunRecord
+    steps: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.record.result == "ok"
+
+
+# --- talking to hosts ------------------------------------------------------------------------
+
+def _lab(site: Site) -> Path:
+    lab = lab_dir(site.name)
+    if not (lab / "ssh_config").exists():
+        raise DeployRefused(f"site {site.name} has no lab up (no {lab / 'ssh_config'}): "
+                            f"`opsctl lab up --site {site.name}` first")
+    return lab
+
+
+def _run(lab: Path, host: str, argv: list[str], stdin: bytes | None = None,
+         timeout: float = 60) -> tuple[int, str]:
+    try:
+        done = subprocess.run(ssh_argv(lab, host, argv), input=stdin, capture_output=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout:.0f}s"
+    out = (done.stdout or b"") + (done.stderr or b"")
+    return done.returncode, out.decode(errors="replace").strip()
+
+
+PROBE = r"""
+import json, os, subprocess, sys
+base, unit = sys.argv[1], sys.argv[2]
+def link(name):
+    path = os.path.join(base, name)
+    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
+rel = os.path.join(base, "releases")
+names = [n for n in os.listdir(rel) if not n.startswith(".")] if os.path.isdir(rel) else []
+names.sort(key=lambda n: os.stat(os.path.join(rel, n)).st_mtime, reverse=True)
+active = subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+print(json.dumps({"current": link("current"), "previous": link("previous"),
+                  "releases": names, "active": active}))
+"""
+
+HEALTH = r"""
+import sys, time, urllib.error, urllib.request
+url, want, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline, last = time.monotonic() + limit, "no answer"
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except OSError as exc:
+        code, last = None, f"{type(exc).__name__}: {exc}"
+    if code == want:
+        print(f"healthy: {url} answered {code}")
+        sys.exit(0)
+    if code is not None:
+        last = f"{url} answered {code}, expected {want}"
+    if time.monotonic() >= deadline:
+        print(f"unhealthy after {limit:g}s: {last}")
+        sys.exit(1)
+    time.sleep(0.25)
+"""
+
+# Switch a host to release $2 of component $1 (artifact on stdin unless $3 = present),
+# recording the release it ran as `previous` ($4 = record) or setting `previous` back to $4 (a
+# failed release is not one to return to; `-`: none), then restart the unit.
+SWITCH = r"""
+set -eu
+base="/opt/$1"; version="$2"; mode="$3"; previous="$4"
+rel="$base/releases/$version"
+if [ ! -d "$rel" ]; then
+  [ "$mode" = push ] || { echo "release $version is not on this host"; exit 3; }
+  rm -rf "$rel.incoming"; mkdir -p "$rel.incoming"
+  tar -xzf - -C "$rel.incoming" --no-same-owner
+  chown -R root:root "$rel.incoming"; chmod -R go-w "$rel.incoming"
+  mv "$rel.incoming" "$rel"
+else
+  cat > /dev/null
+fi
+touch "$rel"
+old=$(readlink "$base/current" || true)
+if [ "$previous" = record ]; then
+  if [ -n "$old" ] && [ "$old" != "releases/$version" ]; then
+    ln -sfn "$old" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
+  fi
+elif [ "$previous" = - ]; then
+  rm -f "$base/previous"
+else
+  ln -sfn "releases/$previous" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
+fi
+ln -sfn "releases/$version" "$base/current.new" && mv -T "$base/current.new" "$base/current"
+systemctl restart "$1.service"
+"""
+
+
+def probe(lab: Path, host: str, component: str) -> HostRelease:
+    code, out = _run(lab, host, ["python3", "-c", PROBE, f"/opt/{component}",
+                                 f"{component}.service"], timeout=20)
+    if code != 0:
+        raise DeployFailed(f"{host}: cannot read the releases of {component}: {out}")
+    data = json.loads(out.splitlines()[-1])
+    return HostRelease(host, data["current"], data["previous"], tuple(data["releases"]),
+                       data["active"])
+
+
+def releases(site: Site, component: str) -> list[HostRelease]:
+    """What runs where: each host of the component's group."""
+    spec = component_spec(site, component)
+    lab = _lab(site)
+    hosts = [h.name for h in site.hosts_in(spec.group)]
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        return list(pool.map(lambda h: probe(lab, h, component), hosts))
+
+
+def _reachable(lab: Path, hosts: list[str]) -> list[str]:
+    def down(host: str) -> str | None:
+        code, _ = _run(lab, host, ["true"], timeout=10)
+        return None if code == 0 else host
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        return [h for h in pool.map(down, hosts) if h]
+
+
+def _set_drained(site: Site, lab: Path, component: str, drained: set[str]) -> None:
+    text = balancer.backends_text(site, component, drained).encode()
+    path = balancer.backends_path(component)
+    for lb in [h.name for h in site.hosts_in("lb")]:
+        code, out = _run(lab, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
+                                   str(DRAIN_TIMEOUT)], stdin=text, timeout=DRAIN_TIMEOUT + 30)
+        if code != 0:
+            raise DeployFailed(f"{lb}: could not set the backends of {component} "
+                               f"(drained: {', '.join(sorted(drained)) or 'none'}): {out}")
+
+
+def _switch(lab: Path, host: str, component: str, version: str, artifact: Path | None,
+            previous: str = "record") -> None:
+    data = artifact.read_bytes() if artifact else b""
+    code, out = _run(lab, host, ["sh", "-c", SWITCH, "switch", component, version,
+                                 "push" if artifact else "present",
+                                 previous],
+                     stdin=data, timeout=120)
+    if code != 0:
+        raise DeployFailed(f"{host}: switching {component} to {version} failed: {out}")
+
+
+def _health(site: Site, lab: Path, host: str, component: str,
+            timeout: float) -> tuple[bool, str]:
+    spec = site.spec.components[component]
+    url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
+    code, out = _run(lab, host, ["python3", "-c", HEALTH, url, str(spec.health.status),
+                                 str(timeout)], timeout=timeout + 30)
+    return code == 0, out.splitlines()[-1] if out else f"exit {code}"
+
+
+def _prune(lab: Path, host: str, component: str) -> list[str]:
+    state = probe(lab, host, component)
+    keep = {v for v in (state.current, state.previous) if v}
+    doomed = prunable(list(state.releases), keep, KEEP_RELEASES)
+    if doomed:
+        _run(lab, host, ["rm", "-rf", "--", *[f"/opt/{component}/releases/{v}" for v in doomed]])
+    return doomed
+
+
+# --- the deploy --------------------------------------------------------------------------------
+
+def deploy(site: Site, request: DeployRequest,
+           progress: Progress = lambda _m: None) -> DeployResult:
+    """Roll COMPONENT to VERSION; the record's result is ok, or failed with the reason."""
+    spec = component_spec(site, request.component)
+    # A deploy's artifact is checked first of all (a rollback's only when it must be pushed).
+    artifact = verify_release(site, request.component, request.version) if (
+        request.action == "deploy") else None
+    lab = _lab(site)
+    hosts = [h.name for h in site.hosts_in(spec.group)]
+    lbs = [h.name for h in site.hosts_in("lb")]
+    timeout = request.health_timeout or spec.health.timeout
+
+    # Everything is checked before the first host is touched.
+    down = _reachable(lab, hosts + lbs)
+    if down:
+        raise DeployRefused(f"host(s) {', '.join(down)} do not answer over SSH: bring them "
+                            f"back (or take them out of the inventory) before deploying "
+                            f"{request.component}; nothing was changed")
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        before = {r.host: r for r in pool.map(lambda h: probe(lab, h, request.component),
+                                              hosts)}
+    missing = [h for h, r in before.items() if r.current is None]
+    if missing:
+        raise DeployRefused(f"{request.component} is not installed on {', '.join(missing)}: "
+                            f"`opsctl apply --site {site.name}` first; nothing was changed")
+    batches = rolling_plan(hosts, {h: r.current for h, r in before.items()}, request.version,
+                           request.batch)
+    if artifact is None and any(request.version not in before[h].releases
+                                for b in batches for h in b):
+        artifact = verify_release(site, request.component, request.version)
+
+    record = history.RunRecord(
+        id=history.new_run_id(), site=site.name,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        request={"action": request.action, "component": request.component,
+                 "version": request.version, "batch": request.batch,
+                 "health_timeout": timeout, "plan": batches,
+                 "before": {h: r.current for h, r in before.items()}},
+        engine="ssh")
+    history.save(record)
+    result = DeployResult(record)
+    start = time.monotonic()
+
+    def step(host: str, what: str, ok: bool = True, detail: str = "") -> None:
+        result.steps.append({"t": round(time.monotonic() - start, 2), "host": host,
+                             "step": what, "ok": ok, "detail": detail})
+        progress(f"{host}: {what}" + (f" ({detail})" if detail else ""))
+
+    reason = ""
+    try:
+        for batch in batches:
+            _set_drained(site, lab, request.component, set(batch))
+            for host in batch:
+                step(host, "drained")
+            for host in batch:
+                push = artifact if request.version not in before[host].releases else None
+                _switch(lab, host, request.component, request.version, push)
+                step(host, f"switched to {request.version}")
+            healthy: dict[str, bool] = {}
+            for host in batch:
+                healthy[host], detail = _health(site, lab, host, request.component, timeout)
+                step(host, "healthy" if healthy[host] else "unhealthy", healthy[host], detail)
+                record.hosts[host] = {"status": "ok" if healthy[host] else "failed",
+                                      "from": before[host].current, "to": request.version,
+                                      "detail": detail}
+            if after_health(healthy) is Next.ROLL_BACK:
+                bad = [h for h, ok in healthy.items() if not ok]
+                reason = (f"{', '.join(bad)}: {request.version} failed its health check "
+                          f"within {timeout:g}s; rolled back")
+                for host in batch:
+                    _switch(lab, host, request.component, before[host].current or "", None,
+                            previous=before[host].previous or "-")
+                    ok, detail = _health(site, lab, host, request.component, timeout)
+                    step(host, f"rolled back to {before[host].current}", ok, detail)
+                    record.hosts[host]["status"] = "failed" if ok else "unreachable"
+                    record.hosts[host]["rolled_back_to"] = before[host].current
+                    if not ok:
+                        reason += f"; {host} is unhealthy on {before[host].current} as well"
+                _set_drained(site, lab, request.component, set())
+                for host in batch:
+                    step(host, "restored to the balancer")
+                break
+            _set_drained(site, lab, request.component, set())
+            for host in batch:
+                step(host, "restored to the balancer")
+                pruned = _prune(lab, host, request.component)
+                if pruned:
+                    step(host, "pruned", detail=", ".join(pruned))
+    except DeployFailed as exc:
+        reason = str(exc)
+        try:
+            _set_drained(site, lab, request.component, set())
+        except DeployFailed as again:
+            reason += f"; and the balancer could not be restored: {again}"
+    record.seconds = round(time.monotonic() - start, 2)
+    record.finished = datetime.now(UTC).isoformat(timespec="seconds")
+    record.result = "failed" if reason else "ok"
+    record.rc = 1 if reason else 0
+    if reason:
+        record.failures = [{"host": h, "task": request.action, "message": reason}
+                           for h, t in record.hosts.items() if t.get("status") != "ok"] or [
+            {"host": "", "task": request.action, "message": reason}]
+    history.save(record)
+    (history.run_dir(record.id) / "steps.json").write_text(json.dumps(result.steps, indent=1))
+    summary = (f"ok: {request.component} {request.version} on "
+               f"{', '.join(h for b in batches for h in b)} in {record.seconds}s"
+               if not reason else f"failed: {reason}")
+    audit.append(request.action, {"site": site.name, "run": record.id,
+                                  "component": request.component, "version": request.version,
+                                  "batch": request.batch}, summary)
+    return result
+
+
+def rollback(site: Site, component: str, batch: int = 1,
+             progress: Progress = lambda _m: None) -> DeployResult:
+    """Roll every host back to the previous release (the one before the last deploy)."""
+    target = rollback_target(releases(site, component))
+    return deploy(site, DeployRequest(component, target, batch, action="rollback"), progress)
+

@@ -1,0 +1,155 @@
+"""Components as data: the schema and rules of site.components, artifacts and their checksums,
+the reproducible build, and the balancer's backends file (role template == opsctl's renderer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from opsctl.apply.runner import ApplyRequest, apply
+from opsctl.cli.main import main
+from opsctl.components.build import build_reference
+from opsctl.deploy import balancer
+from opsctl.deploy.artifacts import site_artifacts, verify_release
+from opsctl.errors import InvalidInput
+from opsctl.site import load_site
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def edit_components(site: Path, change) -> None:
+    path = site / "group_vars" / "all" / "site.yml"
+    data = yaml.safe_load(path.read_text())
+    change(data["site"]["components"])
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def artifacts():
+    return {(a.component, a.version): a for a in build_reference()}
+
+
+def one_error_line(err: str, fragment: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("opsctl: ") and fragment in lines[0], lines
+
+
+def test_reference_components_load():
+    site = load_site("reference")
+    qs = site.spec.components["query-service"]
+    assert (qs.group, qs.port, qs.version, qs.location) == ("app", 8080, "1.0.0", "/query/")
+    assert set(qs.releases) == {"1.0.0", "1.1.0", "9.9.9-broken"}
+    assert site.spec.components["access-gateway"].depends_on == ["query-service"]
+
+
+def test_reference_checksums_match_the_build(artifacts):
+    """The build is reproducible and the reference site names its checksums (stale check)."""
+    site = load_site("reference")
+    for name, comp in site.spec.components.items():
+        for version, release in comp.releases.items():
+            assert artifacts[(name, version)].sha256 == release.sha256, (name, version)
+    again = {(a.component, a.version): a.sha256 for a in build_reference()}
+    assert again == {k: a.sha256 for k, a in artifacts.items()}
+
+
+def test_unknown_group_is_refused(capsys, site_copy):
+    edit_components(site_copy, lambda c: c["query-service"].update(group="appz"))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.yml: site.components.query-service.group: unknown group 'appz'")
+
+
+def test_version_without_release_and_unknown_dependency(capsys, site_copy):
+    def change(c):
+        c["query-service"]["version"] = "2.0.0"
+        c["access-gateway"]["depends_on"] = ["billing"]
+    edit_components(site_copy, change)
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    assert "site.components.query-service.version: '2.0.0' is not one of its releases" in err
+    assert "site.components.access-gateway.depends_on: unknown component 'billing'" in err
+
+
+def test_port_without_a_flow_from_lb(capsys, site_copy):
+    edit_components(site_copy, lambda c: c["query-service"].update(port=8090))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.components.query-service.port: no flow lets lb reach app:8090")
+
+
+def test_malformed_checksum_is_a_schema_error(capsys, site_copy):
+    edit_components(site_copy,
+                    lambda c: c["query-service"]["releases"]["1.1.0"].update(sha256="abc"))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.components.query-service.releases.1.1.0.sha256")
+
+
+def test_wrong_checksum_refuses_the_deploy_before_any_host(capsys, site_copy, state_dir):
+    edit_components(site_copy,
+                    lambda c: c["query-service"]["releases"]["1.1.0"].update(sha256="0" * 64))
+    code, _, err = run(capsys, "deploy", "query-service", "1.1.0", "--site", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.components.query-service.releases.1.1.0.sha256: checksum "
+                        "mismatch")
+    assert not (state_dir / "runs").exists()  # no run: nothing started
+
+
+def test_missing_artifact_refuses_deploy_and_apply(capsys, site_copy, state_dir):
+    edit_components(site_copy, lambda c: c["query-service"]["releases"]["1.0.0"].update(
+        artifact="build/components/nowhere.tar.gz"))
+    code, _, err = run(capsys, "deploy", "query-service", "1.0.0", "--site", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.components.query-service.releases.1.0.0.artifact: missing "
+                        "artifact")
+    with pytest.raises(InvalidInput) as exc:
+        apply(load_site(site_copy), ApplyRequest())
+    assert "releases.1.0.0.artifact: missing artifact" in str(exc.value)
+    assert not (state_dir / "runs").exists()
+
+
+def test_unknown_component_and_unknown_release(capsys, state_dir):
+    code, _, err = run(capsys, "deploy", "billing", "1.0.0")
+    assert code == 2
+    one_error_line(err, "site.components: unknown component 'billing'")
+    with pytest.raises(InvalidInput, match="no release '3.0.0'"):
+        verify_release(load_site("reference"), "query-service", "3.0.0")
+
+
+def test_site_artifacts_are_verified_paths():
+    found = site_artifacts(load_site("reference"))
+    assert set(found) == {"query-service", "access-gateway"}
+    assert found["query-service"].endswith("query-service-1.0.0.tar.gz")
+
+
+def test_backends_file_from_the_role_equals_opsctls_renderer():
+    """An apply after a deploy must change nothing: both write the same bytes."""
+    site = load_site("reference")
+    defaults = balancer.lb_defaults()
+    env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    template = env.from_string(
+        (ROOT / "roles" / "lb" / "templates" / "backends.conf.j2").read_text())
+    raw = yaml.safe_load((site.directory / "group_vars/all/site.yml").read_text())["site"]
+    for name in site.spec.components:
+        rendered = template.render(
+            lb_component=name, site=raw, lb_max_fails=defaults["lb_max_fails"],
+            lb_fail_timeout=defaults["lb_fail_timeout"],
+            groups={g: sorted(m, key=list(site.hosts).index) for g, m in site.groups.items()},
+            hostvars={h.name: {"ansible_host": str(h.address)} for h in site.hosts.values()})
+        assert rendered == balancer.backends_text(site, name, set())
+    drained = balancer.backends_text(site, "query-service", {"app1"})
+    assert "172.31.20.21:8080 max_fails=2 fail_timeout=10s down; # app1" in drained
+    assert "172.31.20.22:8080 max_fails=2 fail_timeout=10s; # app2" in drained
