@@ -175,7 +175,8 @@ class History:
             by_count = self._db.execute(
                 "DELETE FROM runs WHERE outcome != ? AND id IN (SELECT id FROM ("
                 " SELECT id, ROW_NUMBER() OVER (PARTITION BY job ORDER BY id DESC) AS n"
-                " FROM runs) WHERE n > ?)", (RUNNING, max_runs_per_job))
+                " FROM runs WHERE outcome != ?) WHERE n > ?)",
+                (RUNNING, RUNNING, max_runs_per_job))
             return by_age.rowcount + by_count.rowcount
 
     # -- reading -------------------------------------------------------------------------
