@@ -10,6 +10,7 @@ from opsctl import __version__
 from opsctl.cli import apply as apply_cmds
 from opsctl.cli import audit as audit_cmds
 from opsctl.cli import check as check_cmds
+from opsctl.cli import jobs as jobs_cmds
 from opsctl.cli import lab as lab_cmds
 from opsctl.cli import mirror as mirror_cmds
 from opsctl.cli import site as site_cmds
@@ -32,6 +33,7 @@ cli.add_command(apply_cmds.up)
 cli.add_command(audit_cmds.audit)
 cli.add_command(status_cmds.status)
 cli.add_command(check_cmds.check)
+cli.add_command(jobs_cmds.jobs)
 
 
 def main(argv: list[str] | None = None) -> None:
