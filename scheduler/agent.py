@@ -76,7 +76,8 @@ class Agent:
         job = self.jobs.job(name)
         if job is None:
             raise KeyError(name)
-        ctx = RunContext(self.history, self.lock, self.jobs.output_tail_kib)
+        ctx = RunContext(self.history, self.lock, self.jobs.output_tail_kib,
+                         clock=lambda: self.clock().timestamp())
         run = JobRun(job, self.jobs.argv(job), tick, ctx)
         self._serial += 1
         self.runs[self._serial] = run

@@ -59,7 +59,7 @@ class CronError(ValueError):
 class Cron:
     expression: str
     minutes: tuple[int, ...]
-    hours: frozenset[int]
+    hours: tuple[int, ...]
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday .. 6 = Saturday
@@ -127,7 +127,7 @@ def parse(expression: str) -> Cron:
                         f"got {len(parts)} in {expression!r}")
     sets = [_field(p, *spec) for p, spec in zip(parts, FIELDS, strict=True)]
     weekdays = {d % 7 for d in sets[4]}
-    cron = Cron(expression, tuple(sorted(sets[0])), frozenset(sets[1]), frozenset(sets[2]),
+    cron = Cron(expression, tuple(sorted(sets[0])), tuple(sorted(sets[1])), frozenset(sets[2]),
                 frozenset(sets[3]), frozenset(weekdays),
                 days_restricted=not parts[2].startswith("*"),
                 weekdays_restricted=not parts[4].startswith("*"))
@@ -163,9 +163,12 @@ def next_fire(expr: str | Cron, after: datetime, tz: ZoneInfo) -> datetime:
         if not cron.day_matches(t.year, t.month, t.day):
             t = datetime(t.year, t.month, t.day) + timedelta(days=1)
             continue
-        if t.hour not in cron.hours:
-            t = datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)
+        hour = next((h for h in cron.hours if h >= t.hour), None)
+        if hour is None:
+            t = datetime(t.year, t.month, t.day) + timedelta(days=1)
             continue
+        if hour != t.hour:
+            t = datetime(t.year, t.month, t.day, hour)
         minute = next((m for m in cron.minutes if m >= t.minute), None)
         if minute is None:
             t = datetime(t.year, t.month, t.day, t.hour) + timedelta(hours=1)

@@ -17,6 +17,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from scheduler.cron import next_fire
 from scheduler.spec import JobSpec
@@ -25,6 +27,12 @@ from scheduler.spec import JobSpec
 DEFAULT_GRACE = timedelta(seconds=60)
 # How long the agent may sleep between decisions at most.
 MAX_SLEEP = timedelta(seconds=1)
+
+
+@lru_cache(maxsize=65536)
+def _next(expression: str, after: datetime, timezone: str) -> datetime:
+    """next_fire, remembered: the agent asks the same question every second until it fires."""
+    return next_fire(expression, after, ZoneInfo(timezone))
 
 
 def _fraction(*parts: object) -> float:
@@ -105,13 +113,12 @@ def due_ticks(job: JobSpec, after: datetime, now: datetime,
     """Ticks after `after` whose due time (tick + jitter) is at or before `now`, oldest first,
     keeping at most the last `limit`; and the next tick not yet due."""
     ticks: list[datetime] = []
-    cron, tz = job.cron, job.tz
-    t = next_fire(cron, after, tz)
+    t = _next(job.schedule, after, job.timezone)
     while t + jitter(job, t) <= now:
         ticks.append(t)
         if len(ticks) > limit:
             del ticks[0]
-        t = next_fire(cron, t, tz)
+        t = _next(job.schedule, t, job.timezone)
     return ticks, t
 
 
@@ -135,7 +142,7 @@ def decide(jobs: Iterable[JobSpec], state: State, now: datetime,
         if previous is None or not job.enabled:
             last[job.name] = now
             if job.enabled:
-                upcoming = next_fire(job.cron, now, job.tz)
+                upcoming = next_fire(job.schedule, now, job.tz)
                 wake = min(wake, upcoming + jitter(job, upcoming))
             continue
         ticks, upcoming = due_ticks(job, previous, now)
