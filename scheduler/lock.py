@@ -64,7 +64,7 @@ class PsqlLock:
     def acquire(self, key: str) -> LockHandle | None:
         env = dict(os.environ, PGCONNECT_TIMEOUT=str(int(self.timeout)))
         proc = subprocess.Popen(
-            [self.psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.dsn],
+            [self.psql, "-X", "-q", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.dsn],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env, start_new_session=True)
         assert proc.stdin is not None and proc.stdout is not None
