@@ -246,3 +246,66 @@ def test_main_run_and_history_json(tmp_path, capsys):
     assert rows[0]["job"] == "hello" and rows[0]["outcome"] == "success"
     assert main(["--jobs", str(jobs), "--history", str(db), "run", "nope"]) == 2
     assert os.path.exists(db)
+
+
+def test_sigterm_stops_the_agent_and_its_runs(tmp_path):
+    """`python -m scheduler`: a catch-up run starts; SIGTERM ends the agent cleanly, the run
+    is recorded as interrupted and its process group is gone."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    pids = tmp_path / "pids"
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps({"jobs": [{
+        "name": "long", "schedule": "* * * * *", "missed": "run-once", "timezone": "UTC",
+        "command": ["sh", "-c", f"sleep 100 & echo $! > {pids}; wait"]}]}))
+    db = tmp_path / "h.db"
+    with History(db) as hist:  # the agent last ran an hour ago
+        hist.save_ticks({"long": time.time() - 3600})
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    agent = subprocess.Popen([sys.executable, "-m", "scheduler", "--jobs", str(jobs),
+                              "--history", str(db)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not (pids.exists() and pids.read_text().strip()):
+            assert time.monotonic() < deadline, "the catch-up run did not start"
+            time.sleep(0.05)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=15) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert wait_dead(int(pids.read_text()))
+    with History(db, readonly=True) as hist:
+        runs = hist.runs("long")
+    started = [r for r in runs if r.outcome != h.SKIPPED]  # missed ticks: one run, not 60
+    assert [r.outcome for r in started] == [h.INTERRUPTED]
+    assert started[0].reason.startswith("the scheduler agent stopped")
+
+
+def test_singleton_job_on_two_agents_runs_once_per_tick(tmp_path):
+    """app1 and app2 both schedule a `singleton: cluster` job: each tick runs on one only."""
+    lock = FakeLock()
+    job = JobSpec(name="once", schedule="*/5 * * * *", command=("sleep", "0.2"),
+                  timezone="UTC", singleton="cluster")
+    jobs = JobsFile((job,), lock_dsn="fake")
+    clock = Clock(TICK)
+    agents = [Agent(jobs, History(tmp_path / f"app{i}.db"), lock=lock, clock=clock)
+              for i in (1, 2)]
+    for agent in agents:
+        agent.step()
+    for n in range(1, 4):
+        clock.now = TICK + timedelta(minutes=5 * n)
+        for agent in agents:
+            agent.step()
+        for agent in agents:
+            agent.wait_all(10)
+    outcomes = [(r.tick, r.outcome) for agent in agents for r in agent.history.runs("once")]
+    for n in range(1, 4):
+        tick = (TICK + timedelta(minutes=5 * n)).timestamp()
+        assert sorted(o for t, o in outcomes if t == tick) == [h.SKIPPED, h.SUCCESS]
+    for agent in agents:
+        agent.history.close()
