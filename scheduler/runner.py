@@ -159,6 +159,9 @@ class RunContext:
     grace: float = KILL_GRACE
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], bool] | None = None  # waits; returns True if told to stop
+    # A cluster lock is kept at least until this Unix time (the tick's due time plus the
+    # window in which the other hosts try it), so a short job cannot run twice in one tick.
+    hold_lock_until: float | None = None
 
 
 class JobRun:
@@ -217,6 +220,9 @@ class JobRun:
             return self._attempts(hist, tick)
         finally:
             if handle is not None:
+                hold = (self.ctx.hold_lock_until or 0) - self.ctx.clock()
+                if hold > 0:
+                    self.stopped.wait(hold)
                 handle.release()
 
     def _attempts(self, hist: h.History, tick: float) -> str:
