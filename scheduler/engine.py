@@ -14,6 +14,7 @@ Overlap with a run of the same job that is still going: `forbid` skips the new t
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -109,17 +110,18 @@ class Plan:
 
 
 def due_ticks(job: JobSpec, after: datetime, now: datetime,
-              limit: int = 100_000) -> tuple[list[datetime], datetime]:
-    """Ticks after `after` whose due time (tick + jitter) is at or before `now`, oldest first,
-    keeping at most the last `limit`; and the next tick not yet due."""
-    ticks: list[datetime] = []
+              keep: int = 16) -> tuple[list[datetime], int, datetime]:
+    """Ticks after `after` whose due time (tick + jitter) is at or before `now`: the last
+    `keep` of them (oldest first), how many there were, and the next tick not yet due.
+    After a long downtime this walks every missed tick once (the results are remembered)."""
+    recent: deque[datetime] = deque(maxlen=keep)
+    count = 0
     t = _next(job.schedule, after, job.timezone)
     while t + jitter(job, t) <= now:
-        ticks.append(t)
-        if len(ticks) > limit:
-            del ticks[0]
+        recent.append(t)
+        count += 1
         t = _next(job.schedule, t, job.timezone)
-    return ticks, t
+    return list(recent), count, t
 
 
 def decide(jobs: Iterable[JobSpec], state: State, now: datetime,
@@ -145,16 +147,16 @@ def decide(jobs: Iterable[JobSpec], state: State, now: datetime,
                 upcoming = next_fire(job.schedule, now, job.tz)
                 wake = min(wake, upcoming + jitter(job, upcoming))
             continue
-        ticks, upcoming = due_ticks(job, previous, now)
+        ticks, count, upcoming = due_ticks(job, previous, now)
         wake = min(wake, upcoming + jitter(job, upcoming))
         last[job.name] = ticks[-1] if ticks else previous
         if not ticks:
             continue
         on_time = [t for t in ticks if now - (t + jitter(job, t)) <= grace]
-        missed = [t for t in ticks if t not in on_time]
+        late = [t for t in ticks if t not in on_time]
+        missed = count - len(on_time)
         if missed and job.missed == "skip":
-            skips.append(Skip(job.name, missed[-1], "missed (agent was not running)",
-                              len(missed)))
+            skips.append(Skip(job.name, late[-1], "missed (agent was not running)", missed))
         if on_time:
             # Several on-time ticks in one decision (a sub-grace stall) run once, the latest.
             if len(on_time) > 1:
@@ -162,10 +164,10 @@ def decide(jobs: Iterable[JobSpec], state: State, now: datetime,
                                   len(on_time) - 1))
             start = Start(job.name, on_time[-1], on_time[-1] + jitter(job, on_time[-1]))
             if missed and job.missed == "run-once":
-                skips.append(Skip(job.name, missed[-1], "missed; the on-time run covers it",
-                                  len(missed)))
+                skips.append(Skip(job.name, late[-1], "missed; the on-time run covers it",
+                                  missed))
         elif job.missed == "run-once":
-            start = Start(job.name, missed[-1], now, catch_up=True, missed=len(missed))
+            start = Start(job.name, late[-1], now, catch_up=True, missed=missed)
         else:
             continue
         going = running.get(job.name, [])

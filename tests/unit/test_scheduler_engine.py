@@ -179,3 +179,17 @@ def test_many_jobs_due_in_the_same_minute_all_start():
     last = {j.name: T0 for j in jobs}
     plan = decide(jobs, State(last), T0 + timedelta(minutes=5))
     assert len(plan.starts) == 1000
+
+
+def test_a_week_down_is_one_catch_up_however_many_ticks():
+    every5 = job(schedule="*/5 * * * *", missed="run-once")
+    now = T0 + timedelta(days=7, minutes=2, seconds=30)
+    plan = decide([every5], state(T0), now)
+    assert len(plan.starts) == 1 and plan.starts[0].catch_up
+    assert plan.starts[0].missed == 7 * 24 * 12
+    assert plan.starts[0].tick == T0 + timedelta(days=7)
+    # Every minute, a week, one tick on time: that one runs, 10,080 are recorded as missed.
+    minutely = decide([job(schedule="* * * * *", missed="skip")], state(T0),
+                      T0 + timedelta(days=7, minutes=1, seconds=30))
+    assert [s.tick for s in minutely.starts] == [T0 + timedelta(days=7, minutes=1)]
+    assert minutely.skips[0].count == 7 * 24 * 60
