@@ -166,3 +166,22 @@ def test_psql_lock_unreachable_database_is_an_oserror(tmp_path):
         pytest.skip("psql is not installed")
     with pytest.raises(OSError):
         PsqlLock(f"host={tmp_path} port=1 dbname=x", timeout=3).acquire("x")
+
+
+def test_scheduler_needs_only_the_standard_library():
+    """Hosts have no pydantic, no PyYAML and no opsctl: import every module without
+    site-packages (-S) and check nothing outside the stdlib came along."""
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (f"import sys; sys.path.insert(0, {str(root)!r}); "
+            "import scheduler.__main__, scheduler.agent, scheduler.cron, scheduler.engine, "
+            "scheduler.history, scheduler.lock, scheduler.metrics, scheduler.runner, "
+            "scheduler.spec; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('opsctl', 'pydantic', 'yaml', 'psutil', 'prometheus_client', 'monitor')); "
+            "print(bad)")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
