@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+# Pseudo and runtime mounts, and what a container manager binds in from the machine
+# (systemd-nspawn's /run/host): not the host's own storage.
+IGNORED_MOUNTS = re.compile(r"^/(dev|proc|sys|run/host|run/credentials)(/|$)")
 
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
@@ -77,7 +82,8 @@ class HostCollector:
                                        "Free filesystem inodes.", labels=labels)
         seen: set[str] = set()
         for part in psutil.disk_partitions(all=True):
-            if part.fstype in self.ignored_fs_types or part.mountpoint in seen:
+            if (part.fstype in self.ignored_fs_types or part.mountpoint in seen
+                    or IGNORED_MOUNTS.match(part.mountpoint)):
                 continue
             seen.add(part.mountpoint)
             try:

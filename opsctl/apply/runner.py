@@ -21,8 +21,9 @@ from opsctl.apply.events import HostEvent, RunTally
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
 from opsctl.lab.state import connection_inventory, facts_dir
 from opsctl.mirror.build import public_key_path
-from opsctl.paths import ensure_private_dir, project_root, state_dir
+from opsctl.paths import project_root
 from opsctl.pki import ensure_host_certificates
+from opsctl.secrets import ensure_site_secrets
 from opsctl.site.model import Site
 
 Sink = Callable[[HostEvent], None]
@@ -43,10 +44,6 @@ class ApplyRequest:
     retry_failed: bool = False
     engine: str = "auto"
     forks: int = 10
-
-
-def secrets_dir(site_name: str) -> Path:
-    return state_dir() / "secrets" / site_name
 
 
 def _playbook_path(name: str) -> Path:
@@ -97,7 +94,7 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
                                   "run `opsctl mirror build` first")
     engine, env = engine_env(request.engine)
     pki, _issued = ensure_host_certificates(site)
-    secrets = ensure_private_dir(secrets_dir(site.name))
+    secrets = ensure_site_secrets(site.name)
 
     record = history.RunRecord(
         id=history.new_run_id(), site=site.name,

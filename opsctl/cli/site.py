@@ -1,13 +1,15 @@
-"""`opsctl site validate|show`."""
+"""`opsctl site validate|show|new`."""
 
 from __future__ import annotations
 
 import click
 from rich.table import Table
 
+from opsctl import audit
 from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
 from opsctl.site import load_site
 from opsctl.site.describe import describe
+from opsctl.site.new import new_site
 
 
 @click.group()
@@ -42,3 +44,24 @@ def show(name: str, output: str) -> None:
         for host in zone["hosts"]:
             table.add_row(host["name"], host["address"], ", ".join(host["groups"]))
         console.print(table)
+
+
+@site.command("new")
+@click.argument("name")
+@click.option("--from", "source", default="reference", show_default=True,
+              help="The site whose topology to copy.")
+@click.option("--cidr-base", help="Network to carve the zones from, in the source's zone "
+              "order (default: the highest free block of 172.31.0.0/16).")
+@click.option("--host-prefix", help="New host names are PREFIX-<host> (default: NAME).")
+@click.option("--national-gateway", help="Address of the national node's access gateway for "
+              "the uplink flow (default: the source's load balancer; `none` for no uplink).")
+def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
+        national_gateway: str | None) -> None:
+    """Write inventory/NAME: a province's copy of the source site's topology."""
+    made = new_site(name, source, cidr_base, host_prefix, national_gateway)
+    audit.append("site.new", {"name": name, "from": source, "cidr_base": cidr_base},
+                 f"ok: {made.directory}")
+    click.echo(f"site {made.name}: wrote {made.directory} ({len(made.hosts)} hosts)")
+    for zone, cidr in made.zones.items():
+        click.echo(f"  {zone:9s} {cidr}")
+    click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")

@@ -25,6 +25,8 @@ class Rule:
 def endpoint_networks(site: Site, endpoint: str) -> tuple[Network, ...]:
     if endpoint == "control":
         return (ipaddress.IPv4Network(f"{site.control_address}/32"),)
+    if endpoint in site.spec.external:
+        return (site.spec.external[endpoint].cidr,)
     if endpoint in site.zones and endpoint not in site.groups:
         return (site.zones[endpoint].cidr,)
     if endpoint in site.zones:

@@ -227,7 +227,15 @@ def _build(
         hosts[hname] = Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)))
 
     groups = {g: frozenset(inv.members(g)) for g in inv.groups}
-    known = set(groups) | set(zones) | set(SPECIAL_ENDPOINTS)
+    for name, ext in spec.external.items():
+        if name in groups or name in zones or name in SPECIAL_ENDPOINTS:
+            problems.append(Problem(sfile, f"site.external.{name}",
+                                    f"{name!r} is already a group, zone or special endpoint"))
+        for zone in zones.values():
+            if ext.cidr.overlaps(zone.cidr):
+                problems.append(Problem(sfile, f"site.external.{name}.cidr",
+                                        f"{ext.cidr} overlaps zone {zone.name} ({zone.cidr})"))
+    known = set(groups) | set(zones) | set(SPECIAL_ENDPOINTS) | set(spec.external)
     flows: list[Flow] = []
     seen_flows: set[str] = set()
     for i, f in enumerate(spec.flows):

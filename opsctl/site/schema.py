@@ -36,6 +36,14 @@ class ControlSpec(Strict):
     mirror_port: int = Field(default=3142, ge=1, le=65535)
 
 
+class ExternalSpec(Strict):
+    """A network outside the site that flows may name (a province's uplink to the national
+    node's access gateway, say). The site's hosts never live in it."""
+
+    cidr: ipaddress.IPv4Network
+    purpose: str = Field(min_length=1)
+
+
 class FlowSpec(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -161,6 +169,7 @@ class SiteSpec(Strict):
     agent_port: int = Field(default=9110, ge=1, le=65535)
     groups: dict[str, str] = Field(default_factory=dict)
     flows: list[FlowSpec] = Field(default_factory=list)
+    external: dict[str, ExternalSpec] = Field(default_factory=dict)
     forks: int | None = Field(default=None, ge=1, le=200)
     jobs: list[JobSpec] = Field(default_factory=list)
 

@@ -74,18 +74,50 @@ def reference_site():
 
 @pytest.fixture(scope="session")
 def reference(reference_site):
-    """The reference deployment, up and converged once for the whole session.
+    """The reference deployment, up and converged once for the whole session, by the
+    README's own command (`opsctl up`: mirror build, lab up, apply).
 
     Yields (site, the first apply's run record). Tests may break things only if they
     repair them before they end; taking the lab down is for `lab_teardown` tests.
     """
-    from opsctl.apply.runner import ApplyRequest, apply
+    import subprocess
+    import sys
+
+    from opsctl.apply import history
     from opsctl.lab import lifecycle
-    from opsctl.mirror.build import build as build_mirror
 
     site = reference_site
-    build_mirror()
-    lifecycle.up(site)
-    first = apply(site, ApplyRequest())
-    yield site, first
-    lifecycle.down(site.name, site)
+    try:
+        done = subprocess.run([sys.executable, "-m", "opsctl", "up", "--site",
+                               str(site.directory)], capture_output=True, text=True,
+                              timeout=1800, check=False)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        first = history.resolve("last", site.name)
+        yield site, first
+    finally:
+        lifecycle.down(site.name, site)
+
+
+@pytest.fixture(scope="session")
+def scrape_agent():
+    """The function below, for tests: scrape_agent(site, host[, password])."""
+    return _scrape_agent
+
+
+def _scrape_agent(site, host: str, password: str | None = None, timeout: float = 10) -> str:
+    """GET /metrics from a host's agent as Prometheus does: TLS with the site CA, basic auth."""
+    import base64
+    import ssl
+    import urllib.request
+
+    from opsctl.pki import pki_dir
+    from opsctl.secrets import MONITOR_SCRAPE, ensure_secret
+
+    context = ssl.create_default_context(cafile=str(pki_dir(site.name) / "ca.crt"))
+    secret = password if password is not None else ensure_secret(site.name, MONITOR_SCRAPE)
+    token = base64.b64encode(f"prometheus:{secret}".encode()).decode()
+    request = urllib.request.Request(
+        f"https://{site.hosts[host].address}:{site.agent_port}/metrics",
+        headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        return response.read().decode()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -56,7 +58,7 @@ def test_prometheus_scrapes_every_hosts_agent(reference):
     assert others == {"prometheus": "1", "alertmanager": "1"}
 
 
-def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
+def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agent):
     site, _ = reference
     # What the scheduled compliance scan leaves on a host, so its metrics exist.
     code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
@@ -64,11 +66,9 @@ def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
         " > /var/lib/opsctl-monitor/compliance.json"])
     assert code == 0, out
     exported: set[str] = set()
-    for host in site.hosts.values():
-        url = f"http://{host.address}:{site.agent_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", response.read().decode(),
-                                       re.M))
+    for host in site.hosts:
+        exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", scrape_agent(site, host),
+                                   re.M))
     prometheus_names = get_json(f"http://{monitoring_address(site)}:9090/api/v1/label/"
                                 "__name__/values")["data"]
     exported |= set(prometheus_names)
@@ -77,6 +77,22 @@ def test_every_metric_a_rule_names_is_exported_on_the_lab(reference):
         for rule in group["rules"]:
             named |= set(re.findall(r"\b(opsctl_[a-z0-9_]+|up)\b", rule["expr"]))
     assert named - exported == set()
+
+
+def opsctl_status(site) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "opsctl", "status", "--site",
+                           str(site.directory), "-o", "json"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_status_shows_the_converged_site_green(reference):
+    site, _ = reference
+    code, status = opsctl_status(site)
+    assert [h["agent"] for h in status["hosts"]] == ["up"] * len(site.hosts)
+    assert all(h["memory_available"] and h["fullest_mount"] for h in status["hosts"])
+    assert code == (0 if status["healthy"] else 1)
+    assert not [a for a in status["alerts"] if a["name"] == "OpsctlHostDown"]
 
 
 def alerts(site, name: str) -> list[dict]:
@@ -93,9 +109,25 @@ def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
                                   if a["labels"].get("host") == "app2"], 180, every=5)
         assert fired, "OpsctlHostDown for app2 did not reach Alertmanager within 3 minutes"
         assert fired[0]["labels"]["severity"] == "critical"
+        code, status = opsctl_status(site)
+        assert code == 1
+        assert {h["name"]: h["agent"] for h in status["hosts"]}["app2"] == "down"
+        assert ("OpsctlHostDown", "app2") in {(a["name"], a["host"]) for a in status["alerts"]}
     finally:
         assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "start", "opsctl-monitor"])[0] == 0
     resolved = wait_for(lambda: not [a for a in alerts(site, "OpsctlHostDown")
                                      if a["labels"].get("host") == "app2"], 120, every=5)
     if not resolved:
         pytest.fail("OpsctlHostDown for app2 still active 2 minutes after the agent came back")
+
+
+def test_the_deployed_configuration_passes_promtool_and_amtool(reference):
+    site, _ = reference
+    lab = lab_dir(site.name)
+    mon = sorted(site.groups["monitoring"])[0]
+    code, out = lifecycle.ssh.remote(lab, mon, ["promtool", "check", "config",
+                                                "/etc/prometheus/prometheus.yml"], timeout=60)
+    assert code == 0 and "SUCCESS" in out, out
+    code, out = lifecycle.ssh.remote(lab, mon, ["amtool", "check-config",
+                                                "/etc/prometheus/alertmanager.yml"], timeout=60)
+    assert code == 0, out

@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -90,22 +92,27 @@ def test_the_router_counts_what_it_drops(reference):
     assert net.drop_counters(plan)["packets"] > before
 
 
-def scrape(address: str, port: int) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
-def test_every_host_runs_the_monitoring_agent_reachable_from_mgmt(reference):
+def test_every_host_runs_the_monitoring_agent_reachable_from_mgmt(reference, scrape_agent):
     site, _ = reference
     for host in HOSTS:
-        body = scrape(str(site.hosts[host].address), site.agent_port)
+        body = scrape_agent(site, host)
         assert "opsctl_host_memory_available_bytes" in body, host
         assert 'opsctl_systemd_unit_state{state="active",unit="ssh.service"} 1.0' in body, host
+        assert 'opsctl_tls_certificate_readable{path="/etc/opsctl/pki/host.crt"} 1.0' in body
 
 
-def test_the_agent_is_unprivileged_and_comes_back_when_killed(reference):
+def test_the_agent_speaks_only_tls_and_only_to_the_scrape_credential(reference, scrape_agent):
+    site, _ = reference
+    address = site.hosts["app1"].address
+    # Plain HTTP meets a TLS server: the connection fails, no metrics come back.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{address}:{site.agent_port}/metrics", timeout=5)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        scrape_agent(site, "app1", password="not-the-password")
+    assert refused.value.code == 401
+
+
+def test_the_agent_is_unprivileged_and_comes_back_when_killed(reference, scrape_agent):
     site, _ = reference
     code, user = on(site, "db1", "systemctl", "show", "-p", "User", "--value",
                     "opsctl-monitor.service")
@@ -120,8 +127,7 @@ def test_the_agent_is_unprivileged_and_comes_back_when_killed(reference):
                            "opsctl-monitor.service")
         if code == 0 and new_pid not in ("0", pid):
             try:
-                if "opsctl_host_load1" in scrape(str(site.hosts["db1"].address),
-                                                 site.agent_port):
+                if "opsctl_host_load1" in scrape_agent(site, "db1"):
                     return
             except OSError:
                 pass

@@ -1,0 +1,74 @@
+"""Secrets opsctl generates for a site: in a root-only directory of the state, never in the repo.
+
+Roles read them with `lookup('ansible.builtin.password', opsctl_secrets_dir ~ '/NAME ...')`
+(which makes one on first use) or `lookup('ansible.builtin.file', ...)` for those opsctl makes
+before a run. A few need a derived form the roles cannot compute offline (ansible-core's
+password_hash wants passlib): opsctl writes those next to the secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import warnings
+from pathlib import Path
+
+from opsctl.paths import ensure_private_dir, state_dir
+
+ALPHABET = string.ascii_letters + string.digits
+# The monitoring agents' basic-auth credential for Prometheus's scrapes.
+MONITOR_SCRAPE = "monitor_scrape"
+
+
+def secrets_dir(site_name: str) -> Path:
+    return state_dir() / "secrets" / site_name
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def ensure_secret(site_name: str, name: str, length: int = 32) -> str:
+    """The secret NAME of the site, made on first use (the password lookup's file format)."""
+    path = ensure_private_dir(secrets_dir(site_name)) / name
+    if path.exists():
+        return path.read_text().split(" salt=")[0].strip()
+    value = "".join(secrets.choice(ALPHABET) for _ in range(length))
+    _write_private(path, value + "\n")
+    return value
+
+
+def _crypt(password: str, salt_or_hash: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415 - Python 3.11's, with the system's bcrypt
+
+    return crypt.crypt(password, salt_or_hash) or ""
+
+
+def ensure_bcrypt(site_name: str, name: str) -> Path:
+    """NAME.bcrypt: a bcrypt hash of secret NAME, kept while it still matches the secret."""
+    password = ensure_secret(site_name, name)
+    path = secrets_dir(site_name) / f"{name}.bcrypt"
+    if path.exists():
+        stored = path.read_text().strip()
+        if stored and _crypt(password, stored) == stored:
+            return path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415
+
+    hashed = _crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+    if not hashed.startswith("$2"):
+        raise RuntimeError("this Python's crypt has no bcrypt")
+    _write_private(path, hashed + "\n")
+    return path
+
+
+def ensure_site_secrets(site_name: str) -> Path:
+    """Everything opsctl itself must make before a run; returns the directory."""
+    ensure_bcrypt(site_name, MONITOR_SCRAPE)
+    return secrets_dir(site_name)

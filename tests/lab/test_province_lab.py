@@ -1,0 +1,41 @@
+"""A province made by `opsctl site new` comes up in a second lab beside the reference one
+and converges, unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsctl.apply.runner import ApplyRequest, apply
+from opsctl.lab import lifecycle
+from opsctl.site import load_site
+from opsctl.site.new import new_site
+
+# Clear of the reference site, the mini test site and the ranges developers' copies use.
+PROVINCE_BASE = "172.31.200.0/22"
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory, reference):
+    if Path("/run/netns/opsctl-gansu-fw").exists():
+        pytest.exit("a gansu lab is already up; take it down first", returncode=2)
+    made = new_site("gansu", cidr_base=PROVINCE_BASE,
+                    inventory_root=tmp_path_factory.mktemp("inventory"))
+    site = load_site(made.directory)
+    try:
+        yield site
+    finally:
+        lifecycle.down(site.name, site)
+
+
+def test_a_province_comes_up_beside_the_reference_and_converges(province, reference):
+    national, _ = reference
+    lifecycle.up(province)
+    run = apply(province, ApplyRequest())
+    assert run.result == "ok", run.failures
+    assert sorted(run.hosts) == sorted(f"gansu-{h}" for h in national.hosts)
+    for name in (province.name, national.name):
+        assert all(h.ssh for h in lifecycle.status(name)), name
+    wrong = [r.as_dict() for r in lifecycle.check_flows(province) if not r.ok]
+    assert not wrong, wrong[:5]
