@@ -176,3 +176,12 @@ def test_unknown_job_is_a_clear_error(capsys):
     code, _, err = run(capsys, "jobs", "run", "nope")
     assert code == 2
     assert "no job 'nope' in site reference" in err
+
+
+def test_a_province_copy_keeps_the_jobs_on_its_own_hosts(tmp_path):
+    from opsctl.site.new import new_site
+
+    made = new_site("gansu", cidr_base="172.31.200.0/22", inventory_root=tmp_path)
+    jobs = {j.name: j for j in load_site(made.directory).jobs}
+    assert jobs["backup-full"].hosts == ("gansu-bak1",)
+    assert jobs["extract-desensitised"].hosts == ("gansu-db1",)
