@@ -34,7 +34,6 @@ class Agent:
     history: h.History
     lock: ClusterLock | None = None
     clock: Callable[[], datetime] = utcnow
-    on_start: Callable[[JobRun], None] | None = None  # tests and the benchmark observe starts
     # How long after a tick's due time a cluster lock stays held: the other hosts try the
     # same tick within this window (their clocks agree to well within it), so they find it
     # taken even when the job itself was quicker. Under a minute, so a job every minute is
@@ -60,7 +59,8 @@ class Agent:
         now = now or self.clock()
         for key in [k for k, r in self.runs.items() if r.done.is_set()]:
             del self.runs[key]
-        plan = decide(self.jobs.jobs, self._state(), now)
+        state = self._state()
+        plan = decide(self.jobs.jobs, state, now)
         for kill in plan.kills:
             run = self.runs.get(kill.run_id)
             if run is not None:
@@ -72,7 +72,8 @@ class Agent:
                                                 else ""), skip.count)
         for start in plan.starts:
             self.start(start.job, start.tick, hold_lock_until=start.due + self.lock_hold)
-        self.history.save_ticks({job: t.timestamp() for job, t in plan.last_tick.items()})
+        self.history.save_ticks({job: t.timestamp() for job, t in plan.last_tick.items()
+                                 if state.last_tick.get(job) != t})
         if self._last_pruned is None or now - self._last_pruned >= PRUNE_EVERY:
             r = self.jobs.retention
             self.history.prune(stamp, r.max_age_days, r.max_runs_per_job)
@@ -94,8 +95,6 @@ class Agent:
         # No start handshake (threading.Thread.start waits for the thread to run): a
         # thousand runs due together would otherwise queue behind each other here.
         _thread.start_new_thread(run.run, ())
-        if self.on_start is not None:
-            self.on_start(run)
         return run
 
     def loop(self, once: bool = False) -> None:
