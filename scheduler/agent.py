@@ -7,7 +7,6 @@ get SIGTERM to their process group and are recorded as interrupted.
 
 from __future__ import annotations
 
-import _thread
 import threading
 import time
 from collections.abc import Callable
@@ -92,9 +91,7 @@ class Agent:
         run = JobRun(job, self.jobs.argv(job), tick, ctx)
         self._serial += 1
         self.runs[self._serial] = run
-        # No start handshake (threading.Thread.start waits for the thread to run): a
-        # thousand runs due together would otherwise queue behind each other here.
-        _thread.start_new_thread(run.run, ())
+        threading.Thread(target=run.run, name=f"job-{name}", daemon=True).start()
         return run
 
     def loop(self, once: bool = False) -> None:
