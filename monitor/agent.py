@@ -39,6 +39,10 @@ def build_registry(config: AgentConfig) -> CollectorRegistry:
     registry.register(SystemdCollector(config.units))
     registry.register(CertificateCollector(config.certificates))
     registry.register(ComplianceCollector(config.compliance_file))
+    if config.scheduler_history is not None:
+        from monitor.collectors.scheduler import SchedulerCollector  # noqa: PLC0415
+
+        registry.register(SchedulerCollector(config.scheduler_history))
     return registry
 
 

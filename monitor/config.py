@@ -44,6 +44,7 @@ class AgentConfig:
     units: tuple[str, ...] = ()
     certificates: tuple[Path, ...] = ()
     compliance_file: Path | None = None
+    scheduler_history: Path | None = None
     filesystem_types_ignored: tuple[str, ...] = (
         "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
         "securityfs", "pstore", "bpf", "autofs", "configfs", "fusectl", "hugetlbfs",
@@ -51,7 +52,8 @@ class AgentConfig:
     extra_labels: dict[str, str] = field(default_factory=dict)
 
 
-KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "labels"}
+KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "scheduler_history",
+              "labels"}
 
 
 def _strings(path: Path, data: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -74,10 +76,14 @@ def load_config(path: Path | None) -> AgentConfig:
         raise ConfigError(f"{path}: labels: expected a mapping of strings")
     web = data.get("web_config")
     compliance = data.get("compliance_file")
+    history = data.get("scheduler_history")
+    if history is not None and not isinstance(history, str):
+        raise ConfigError(f"{path}: scheduler_history: expected the path of the history database")
     return AgentConfig(
         web_config=Path(web) if web else None,
         units=_strings(path, data, "units"),
         certificates=tuple(Path(p) for p in _strings(path, data, "certificates")),
         compliance_file=Path(compliance) if compliance else None,
+        scheduler_history=Path(history) if history else None,
         extra_labels=dict(labels),
     )

@@ -11,6 +11,7 @@ from opsctl.cli import apply as apply_cmds
 from opsctl.cli import audit as audit_cmds
 from opsctl.cli import check as check_cmds
 from opsctl.cli import deploy as deploy_cmds
+from opsctl.cli import jobs as jobs_cmds
 from opsctl.cli import lab as lab_cmds
 from opsctl.cli import mirror as mirror_cmds
 from opsctl.cli import site as site_cmds
@@ -36,6 +37,7 @@ cli.add_command(check_cmds.check)
 cli.add_command(deploy_cmds.deploy)
 cli.add_command(deploy_cmds.rollback)
 cli.add_command(deploy_cmds.releases)
+cli.add_command(jobs_cmds.jobs)
 
 
 def main(argv: list[str] | None = None) -> None:

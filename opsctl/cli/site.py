@@ -23,7 +23,7 @@ def validate(name: str) -> None:
     """Check a site's inventory and site.yml; every problem on its own line, exit 2."""
     loaded = load_site(name)
     click.echo(f"site {loaded.name}: valid ({len(loaded.hosts)} hosts, {len(loaded.zones)} zones, "
-               f"{len(loaded.flows)} flows)")
+               f"{len(loaded.flows)} flows, {len(loaded.jobs)} jobs)")
 
 
 @site.command()

@@ -14,6 +14,7 @@ from opsctl.paths import site_dir
 from opsctl.site.inventory import Inventory, load_inventory
 from opsctl.site.schema import NAME, FlowSpec, SiteSpec
 from opsctl.site.yamlfile import display_path, read_mapping
+from scheduler.spec import JobSpec as SchedulerJob
 
 REQUIRED_GROUPS = ("lb", "app", "db", "db_primary", "db_replica", "backup", "monitoring")
 # Flow endpoints that are neither groups nor zones.
@@ -47,6 +48,19 @@ class Flow:
     why: str
 
 
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job and the hosts it runs on (every host of its group)."""
+
+    spec: SchedulerJob
+    group: str
+    hosts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
 @dataclass
 class Site:
     name: str
@@ -57,6 +71,7 @@ class Site:
     hosts: dict[str, Host]
     flows: list[Flow]
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
 
     @property
     def control_address(self) -> ipaddress.IPv4Address:
@@ -234,9 +249,25 @@ def _build(
         flows.append(_flow(f))
     problems.extend(_component_problems(spec, groups, flows, sfile))
 
+    site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+    seen_jobs: set[str] = set()
+    for i, j in enumerate(spec.jobs):
+        jpath = f"site.jobs[{i}]"
+        if j.name in seen_jobs:
+            problems.append(Problem(sfile, f"{jpath}.name", f"duplicate job name {j.name!r}"))
+        seen_jobs.add(j.name)
+        job_hosts = site.hosts_in(j.group)
+        if j.group != "all" and j.group not in groups and j.group not in zones:
+            problems.append(Problem(sfile, f"{jpath}.group",
+                                    f"unknown group {j.group!r} (known: all, "
+                                    f"{', '.join(sorted(set(groups) | set(zones)))})"))
+        elif not job_hosts:
+            problems.append(Problem(sfile, f"{jpath}.group", f"group {j.group!r} has no hosts"))
+        site.jobs.append(Job(j.to_scheduler(), j.group, tuple(h.name for h in job_hosts)))
+
     if problems:
         raise InvalidInput(problems)
-    return Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+    return site
 
 
 def _endpoint_problems(

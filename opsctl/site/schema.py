@@ -5,8 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scheduler import spec as sched
+from scheduler.cron import CronError
+from scheduler.cron import parse as parse_cron
 
 NAME = r"^[a-z][a-z0-9_-]{0,30}$"
 
@@ -104,6 +109,95 @@ class ComponentSpec(Strict):
         return releases
 
 # --- end components ---------------------------------------------------------------------
+Duration = float | int | str
+
+
+def _seconds(value: Duration) -> float:
+    return sched.parse_duration(value)
+
+
+class BackoffSpec(Strict):
+    base: Duration = 30
+    max: Duration = 600
+
+    @field_validator("base", "max")
+    @classmethod
+    def _duration(cls, value: Duration) -> Duration:
+        _seconds(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffSpec:
+        if _seconds(self.max) < _seconds(self.base):
+            raise ValueError(f"max {self.max} is less than base {self.base}")
+        return self
+
+
+class JobSpec(Strict):
+    """A scheduled job (scheduler/spec.py interprets it on the host; same keys)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    description: str = ""
+    group: str = Field(min_length=1)  # a group, a zone or `all`: the hosts it runs on
+    command: list[str] | None = Field(default=None, min_length=1)
+    action: str | None = None
+    schedule: str
+    timezone: str = "Asia/Shanghai"
+    timeout: Duration = 3600
+    retries: int = Field(default=0, ge=0, le=20)
+    backoff: BackoffSpec = BackoffSpec()
+    jitter: Duration = 0
+    concurrency: Literal["forbid", "replace", "allow"] = "forbid"
+    missed: Literal["skip", "run-once"] = "skip"
+    singleton: Literal["cluster"] | None = None
+    enabled: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            parse_cron(value)
+        except CronError as exc:
+            raise ValueError(f"not a cron expression: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("timeout", "jitter")
+    @classmethod
+    def _duration(cls, value: Duration) -> Duration:
+        _seconds(value)
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _known_action(cls, value: str | None) -> str | None:
+        if value is not None and value not in sched.ACTIONS:
+            raise ValueError(f"unknown action (known: {', '.join(sorted(sched.ACTIONS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _command_or_action(self) -> JobSpec:
+        if (self.command is None) == (self.action is None):
+            raise ValueError("give exactly one of command (argv list) or action")
+        return self
+
+    def to_scheduler(self) -> sched.JobSpec:
+        return sched.JobSpec(
+            name=self.name, schedule=self.schedule,
+            command=tuple(self.command) if self.command else None, action=self.action,
+            group=self.group, description=self.description, timezone=self.timezone,
+            timeout=_seconds(self.timeout), retries=self.retries,
+            backoff=sched.Backoff(_seconds(self.backoff.base), _seconds(self.backoff.max)),
+            jitter=_seconds(self.jitter), concurrency=self.concurrency, missed=self.missed,
+            singleton=self.singleton, enabled=self.enabled)
 
 
 class SiteSpec(Strict):
@@ -120,6 +214,7 @@ class SiteSpec(Strict):
     forks: int | None = Field(default=None, ge=1, le=200)
     # --- components (opsctl deploy) ---
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
+    jobs: list[JobSpec] = Field(default_factory=list)
 
     @field_validator("zones")
     @classmethod

@@ -1,0 +1,146 @@
+"""Scheduled jobs from the control node: list them from the site (pure), run them and read
+their history on the hosts (one SSH command per host, through the scheduler's own CLI).
+
+The hosts' side is `python3 -m scheduler run NAME` and `history [NAME] --json`
+(scheduler/__main__.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from opsctl.errors import NotFound
+from opsctl.site.model import Job, Site
+from scheduler.cron import next_fire
+
+# How a host runs the scheduler's CLI (the scheduler_agent role installs the package).
+REMOTE_SCHEDULER = ["python3", "-m", "scheduler"]
+
+# (host, argv, timeout seconds) -> (exit code, output); ssh's own failure is 255.
+Transport = Callable[[str, list[str], float], tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    name: str
+    group: str
+    hosts: tuple[str, ...]
+    schedule: str
+    timezone: str
+    next_fire: str | None  # ISO 8601 in the job's time zone; None when disabled
+    what: str
+    singleton: str | None
+    enabled: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "group": self.group, "hosts": list(self.hosts),
+                "schedule": self.schedule, "timezone": self.timezone,
+                "next_fire": self.next_fire, "what": self.what,
+                "singleton": self.singleton, "enabled": self.enabled}
+
+
+def list_jobs(site: Site, now: datetime) -> list[JobRow]:
+    """Every job of the site with its hosts and next fire time after `now` (aware)."""
+    rows = []
+    for job in site.jobs:
+        spec = job.spec
+        fire = next_fire(spec.cron, now, spec.tz).isoformat() if spec.enabled else None
+        what = f"action {spec.action}" if spec.action else " ".join(spec.command or ())
+        rows.append(JobRow(spec.name, job.group, job.hosts, spec.schedule, spec.timezone,
+                           fire, what, spec.singleton, spec.enabled))
+    return rows
+
+
+def find_job(site: Site, name: str) -> Job:
+    for job in site.jobs:
+        if job.name == name:
+            return job
+    raise NotFound(f"no job {name!r} in site {site.name} "
+                   f"(jobs: {', '.join(j.name for j in site.jobs) or 'none'})")
+
+
+@dataclass
+class HostAnswer:
+    host: str
+    ok: bool
+    data: Any = None
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "ok": self.ok, "data": self.data, "error": self.error}
+
+
+@dataclass
+class FleetAnswer:
+    answers: list[HostAnswer] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.answers)
+
+    def as_dict(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.answers]
+
+
+def _ask(hosts: list[str], argv: list[str], timeout: float, transport: Transport,
+         judge: Callable[[int, Any], bool]) -> FleetAnswer:
+    def one(host: str) -> HostAnswer:
+        code, out = transport(host, argv, timeout)
+        if code == 255:
+            return HostAnswer(host, False, error=f"unreachable: {out.splitlines()[-1:]}")
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError:
+            return HostAnswer(host, False, error=f"exit {code}: {out[-300:]}")
+        return HostAnswer(host, judge(code, data), data)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
+        return FleetAnswer(list(pool.map(one, hosts)))
+
+
+def run_job(site: Site, name: str, transport: Transport,
+            hosts: list[str] | None = None) -> FleetAnswer:
+    """Run a job now on each host of its group (or the hosts given), in parallel.
+    A `singleton: cluster` job still runs on one of them only: the others report skipped."""
+    job = find_job(site, name)
+    targets = hosts or list(job.hosts)
+    unknown = sorted(set(targets) - set(job.hosts))
+    if unknown:
+        raise NotFound(f"job {name} does not run on {', '.join(unknown)} "
+                       f"(its hosts: {', '.join(job.hosts)})")
+    timeout = job.spec.timeout * (job.spec.retries + 1) + 120
+    return _ask(targets, [*REMOTE_SCHEDULER, "run", name], timeout, transport,
+                lambda code, data: code == 0 or data.get("outcome") == "skipped")
+
+
+def job_history(site: Site, name: str | None, transport: Transport,
+                limit: int = 20) -> FleetAnswer:
+    """Recent runs from the hosts that run the job (or every host that runs any job)."""
+    if name is not None:
+        hosts = list(find_job(site, name).hosts)
+    else:
+        hosts = [h for h in site.hosts if any(h in j.hosts for j in site.jobs)]
+    argv = [*REMOTE_SCHEDULER, "history", *([name] if name else []), "--json",
+            "--limit", str(limit)]
+    return _ask(hosts, argv, 30, transport, lambda code, _: code == 0)
+
+
+def lab_transport(site: Site) -> Transport:
+    """SSH with the lab's ssh_config (opsctl lab up writes it)."""
+    from opsctl.lab.ssh import remote  # noqa: PLC0415 - only when hosts are asked
+    from opsctl.lab.state import lab_dir  # noqa: PLC0415
+
+    lab = lab_dir(site.name)
+    if not (lab / "ssh_config").exists():
+        raise NotFound(f"no ssh_config for site {site.name} at {lab / 'ssh_config'} "
+                       f"(bring its lab up: opsctl lab up --site {site.name})")
+
+    def run(host: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        return remote(lab, host, argv, timeout=timeout)
+
+    return run

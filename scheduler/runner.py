@@ -1,0 +1,251 @@
+"""Run one job: its own process group, a timeout that kills the whole group, an output tail,
+retries with backoff, the cluster lock around all attempts, every attempt in the history.
+
+The job's output (stdout and stderr together) goes to an unlinked temporary file, of which
+the last `tail_kib` KiB are kept: no reader thread, and no pipe held open by a grandchild.
+
+Killing the group is safe against PID reuse: the job's leader is only reaped (waited for)
+after its group has been killed, so while we signal the group its id still names it.
+When the leader exits on its own, whatever it left in its group is killed too: a job's
+leftovers do not outlive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from scheduler import history as h
+from scheduler.engine import backoff_delay
+from scheduler.lock import ClusterLock
+from scheduler.spec import JobSpec
+
+KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: str
+    exit_code: int | None
+    started: float
+    ended: float
+    output_tail: str
+    reason: str = ""
+
+
+def _tail(f: BinaryIO, limit: int) -> str:
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - limit))
+    return f.read().decode("utf-8", "replace")
+
+
+def _exited(pid: int) -> bool:
+    """Has the process exited? (It stays a zombie: not reaped, so its pid stays ours.)"""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid == pid
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Execution:
+    """One attempt in progress; `kill(outcome, reason)` ends it from another thread."""
+
+    def __init__(self, argv: tuple[str, ...], timeout: float, tail_kib: int = 16,
+                 env: dict[str, str] | None = None, grace: float = KILL_GRACE,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.argv, self.timeout, self.tail = argv, timeout, tail_kib * 1024
+        self.env, self.grace, self.clock = env, grace, clock
+        self.pid: int | None = None
+        self._wake = threading.Event()
+        self._killed: tuple[str, str] | None = None
+
+    def kill(self, outcome: str, reason: str) -> None:
+        if self._killed is None:
+            self._killed = (outcome, reason)
+        self._wake.set()
+
+    def _wait(self, pid: int, until: float | None) -> bool:
+        """Wait for the leader to exit until the monotonic deadline (or a kill request).
+
+        With a pidfd (Linux >= 5.3) the wait sleeps in select() and wakes the moment the
+        process exits; kill requests are noticed within 0.1 s. Otherwise it polls."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return self._poll(pid, until)
+        try:
+            while not _exited(pid):
+                if self._killed is not None:
+                    return False
+                left = 0.1 if until is None else until - time.monotonic()
+                if left <= 0:
+                    return False
+                select.select([pidfd], [], [], min(0.1, left))
+            return True
+        finally:
+            os.close(pidfd)
+
+    def _poll(self, pid: int, until: float | None) -> bool:
+        pause = 0.002
+        while not _exited(pid):
+            if self._killed is not None:
+                return False
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._wake.wait(pause if left is None else min(pause, left))
+            pause = min(pause * 2, 0.1)
+        return True
+
+    def run(self) -> Attempt:
+        started = self.clock()
+        with tempfile.TemporaryFile() as out:
+            try:
+                proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        env=self.env, close_fds=True)
+            except OSError as exc:
+                return Attempt(h.ERROR, None, started, self.clock(), "",
+                               f"cannot start {self.argv[0]}: {exc.strerror or exc}")
+            self.pid = pid = proc.pid  # leader of its own session and process group
+            deadline = time.monotonic() + self.timeout
+            outcome, reason = h.SUCCESS, ""
+            if not self._wait(pid, deadline):
+                if self._killed is not None:
+                    outcome, reason = self._killed
+                else:
+                    outcome, reason = h.TIMEOUT, f"killed after its timeout of {self.timeout:g}s"
+                _killpg(pid, signal.SIGTERM)
+                if not self._wait_plain(pid, time.monotonic() + self.grace):
+                    reason += f"; SIGKILL after {self.grace:g}s"
+            # The leader has exited (or is about to die): nothing of its group survives it.
+            _killpg(pid, signal.SIGKILL)
+            code = proc.wait()
+            ended = self.clock()
+            if outcome == h.SUCCESS and code != 0:
+                outcome = h.FAILED
+                reason = (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+            return Attempt(outcome, code, started, ended, _tail(out, self.tail), reason)
+
+    @staticmethod
+    def _wait_plain(pid: int, until: float) -> bool:
+        while not _exited(pid):
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+@dataclass
+class RunContext:
+    """What a run needs beyond its spec; the agent builds one per run."""
+
+    history: h.History
+    lock: ClusterLock | None = None
+    tail_kib: int = 16
+    grace: float = KILL_GRACE
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], bool] | None = None  # waits; returns True if told to stop
+    # A cluster lock is kept at least until this Unix time (the tick's due time plus the
+    # window in which the other hosts try it), so a short job cannot run twice in one tick.
+    hold_lock_until: float | None = None
+
+
+class JobRun:
+    """All attempts of one job tick; start it on a thread with `run()`; `kill()` ends it."""
+
+    def __init__(self, job: JobSpec, argv: tuple[str, ...] | None, tick: datetime,
+                 ctx: RunContext) -> None:
+        self.job, self.argv, self.tick, self.ctx = job, argv, tick, ctx
+        self.run_id: int | None = None  # the history row of the current attempt
+        self.current: Execution | None = None
+        self.stopped = threading.Event()
+        self._stop: tuple[str, str] | None = None
+        self.outcome: str | None = None
+        self.done = threading.Event()
+        self.attempts: list[Attempt] = []
+
+    def kill(self, outcome: str, reason: str) -> None:
+        self._stop = (outcome, reason)
+        self.stopped.set()
+        if self.current is not None:
+            self.current.kill(outcome, reason)
+
+    def run(self) -> str:
+        try:
+            self.outcome = self._run()
+            return self.outcome
+        finally:
+            self.done.set()
+
+    def _run(self) -> str:
+        hist, tick = self.ctx.history, self.tick.timestamp()
+        if self.argv is None:
+            now = self.ctx.clock()
+            rid = hist.start(self.job.name, tick, 1, now)
+            self.run_id = rid
+            hist.finish(rid, now, h.ERROR, None,
+                        f"action {self.job.action!r} is not installed on this host")
+            return h.ERROR
+        handle = None
+        if self.job.singleton == "cluster":
+            if self.ctx.lock is None:
+                rid = hist.start(self.job.name, tick, 1, self.ctx.clock())
+                hist.finish(rid, self.ctx.clock(), h.ERROR, None, "no cluster lock configured")
+                return h.ERROR
+            try:
+                handle = self.ctx.lock.acquire(self.job.name)
+            except OSError as exc:
+                rid = hist.start(self.job.name, tick, 1, self.ctx.clock())
+                hist.finish(rid, self.ctx.clock(), h.ERROR, None, f"cluster lock: {exc}")
+                return h.ERROR
+            if handle is None:
+                hist.skipped(self.job.name, tick, self.ctx.clock(),
+                             "cluster lock held: another host runs this tick")
+                return h.SKIPPED
+        try:
+            return self._attempts(hist, tick)
+        finally:
+            if handle is not None:
+                hold = (self.ctx.hold_lock_until or 0) - self.ctx.clock()
+                if hold > 0:
+                    self.stopped.wait(hold)
+                handle.release()
+
+    def _attempts(self, hist: h.History, tick: float) -> str:
+        outcome = h.ERROR
+        for attempt in range(1, self.job.retries + 2):
+            if self._stop is not None:
+                break
+            execution = Execution(self.argv or (), self.job.timeout, self.ctx.tail_kib,
+                                  grace=self.ctx.grace, clock=self.ctx.clock)
+            self.run_id = hist.start(self.job.name, tick, attempt, self.ctx.clock())
+            self.current = execution
+            if self._stop is not None:  # killed between the check and now
+                execution.kill(*self._stop)
+            result = execution.run()
+            self.attempts.append(result)
+            hist.finish(self.run_id, result.ended, result.outcome, result.exit_code,
+                        result.reason, result.output_tail)
+            outcome = result.outcome
+            if outcome not in h.FAILURES or attempt > self.job.retries:
+                break
+            delay = backoff_delay(self.job, self.tick, attempt)
+            stop = (self.ctx.sleep(delay) if self.ctx.sleep is not None
+                    else self.stopped.wait(delay))
+            if stop or self._stop is not None:
+                break
+        return outcome

@@ -1,0 +1,187 @@
+"""Jobs in the site: validation (one-line errors with file and key), `opsctl jobs list`, and
+`jobs run|history` over a fake transport (the lab's SSH is not used here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsctl.cli.main import main
+from opsctl.jobs import job_history, list_jobs, run_job
+from opsctl.site import load_site
+from scheduler.spec import parse_jobs_file
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def site_yml(site: Path) -> Path:
+    return site / "group_vars" / "all" / "site.yml"
+
+
+def assert_one_line_errors(err: str, *expected: str) -> list[str]:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and lines
+    for line in lines:
+        assert re.match(r"^opsctl: \S+\.yml: \S.*: \S", line), line
+    for fragment in expected:
+        assert any(fragment in line for line in lines), (fragment, lines)
+    return lines
+
+
+NOW = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+
+
+def test_reference_jobs():
+    site = load_site("reference")
+    jobs = {j.name: j for j in site.jobs}
+    assert set(jobs) == {"backup-full", "backup-incr", "compliance-scan",
+                         "extract-desensitised", "log-cleanup"}
+    assert jobs["backup-full"].hosts == ("bak1",)
+    assert jobs["backup-full"].spec.command == ("pgbackrest", "--stanza=main", "--type=full",
+                                                "backup")
+    assert jobs["backup-full"].spec.timeout == 6 * 3600
+    assert jobs["extract-desensitised"].spec.singleton == "cluster"
+    assert jobs["extract-desensitised"].hosts == ("db1",)
+    assert jobs["compliance-scan"].spec.action == "compliance-scan"
+    assert len(jobs["log-cleanup"].hosts) == 7
+
+
+def test_list_jobs_next_fire_in_the_jobs_zone():
+    rows = {r.name: r for r in list_jobs(load_site("reference"), NOW)}
+    assert rows["backup-full"].next_fire == "2026-06-02T01:00:00+08:00"
+    assert rows["backup-incr"].next_fire == "2026-06-01T08:30:00+08:00"
+    assert rows["extract-desensitised"].next_fire == "2026-06-02T02:30:00+08:00"
+
+
+def test_jobs_list_json(capsys):
+    code, out, _ = run(capsys, "jobs", "list", "-o", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [d["name"] for d in data][:2] == ["backup-full", "backup-incr"]
+    assert data[0]["hosts"] == ["bak1"] and data[0]["timezone"] == "Asia/Shanghai"
+    datetime.fromisoformat(data[0]["next_fire"])
+
+
+def test_site_jobs_make_a_valid_host_jobs_file():
+    """What the scheduler_agent role will write for a host loads on the host's side."""
+    site = load_site("reference")
+    db1 = [j.spec.as_dict() for j in site.jobs if "db1" in j.hosts]
+    jobs = parse_jobs_file({"jobs": db1, "cluster_lock": {"dsn": "dbname=operational"}},
+                           "jobs.json")
+    assert [j.name for j in jobs.jobs] == ["compliance-scan", "extract-desensitised",
+                                           "log-cleanup"]
+
+
+def test_job_on_unknown_group(capsys, site_copy):
+    edit(site_yml(site_copy), lambda d: d["site"]["jobs"][0].update({"group": "tape"}))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    lines = assert_one_line_errors(err, "site.yml: site.jobs[0].group: unknown group 'tape'")
+    assert len(lines) == 1
+
+
+def test_job_with_bad_cron(capsys, site_copy):
+    edit(site_yml(site_copy), lambda d: d["site"]["jobs"][1].update({"schedule": "0 25 * * *"}))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    lines = assert_one_line_errors(
+        err, "site.yml: site.jobs[1].schedule: Value error, not a cron expression: "
+             "hour: 25 is outside 0-23")
+    assert len(lines) == 1
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"action": "reboot-everything", "command": None}, "site.jobs[2].action: Value error, "
+                                                        "unknown action"),
+    ({"concurrency": "queue"}, "site.jobs[2].concurrency: Input should be"),
+    ({"timeout": "forever"}, "site.jobs[2].timeout"),
+    ({"command": ["true"]}, "site.jobs[2]: Value error, give exactly one of command"),
+    ({"timezone": "Asia/Beijing"}, "site.jobs[2].timezone: Value error, unknown time zone"),
+])
+def test_other_bad_jobs(capsys, site_copy, change, fragment):
+    def apply(d):
+        job = d["site"]["jobs"][2]
+        job.update(change)
+        for key in [k for k, v in change.items() if v is None]:
+            del job[key]
+
+    edit(site_yml(site_copy), apply)
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    assert_one_line_errors(err, fragment)
+
+
+def test_duplicate_job_name(capsys, site_copy):
+    edit(site_yml(site_copy), lambda d: d["site"]["jobs"][1].update({"name": "backup-full"}))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    assert_one_line_errors(err, "site.jobs[1].name: duplicate job name 'backup-full'")
+
+
+class FakeHosts:
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __call__(self, host, argv, timeout):
+        self.calls.append((host, argv))
+        return self.answers[host]
+
+
+def test_run_job_on_the_groups_hosts():
+    fake = FakeHosts({"db1": (0, json.dumps({"job": "extract-desensitised",
+                                             "outcome": "success"}))})
+    answer = run_job(load_site("reference"), "extract-desensitised", fake)
+    assert answer.ok
+    assert fake.calls == [("db1", ["python3", "-m", "scheduler", "run",
+                                   "extract-desensitised"])]
+
+
+def test_run_job_reports_failures_and_unreachable_hosts():
+    fake = FakeHosts({h: (1, json.dumps({"outcome": "failed", "reason": "exit code 1"}))
+                      for h in ("mon1", "lb1", "app1", "app2", "db1", "db2")})
+    fake.answers["bak1"] = (255, "ssh: connect to host bak1: No route to host")
+    answer = run_job(load_site("reference"), "log-cleanup", fake)
+    assert not answer.ok
+    bak1 = next(a for a in answer.answers if a.host == "bak1")
+    assert "unreachable" in bak1.error
+
+
+def test_history_asks_every_host_with_jobs():
+    fake = FakeHosts({h: (0, "[]") for h in ("mon1", "lb1", "app1", "app2", "db1", "db2",
+                                              "bak1")})
+    answer = job_history(load_site("reference"), None, fake, limit=5)
+    assert answer.ok and len(answer.answers) == 7
+    assert fake.calls[0][1] == ["python3", "-m", "scheduler", "history", "--json",
+                                "--limit", "5"]
+
+
+def test_unknown_job_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "jobs", "run", "nope")
+    assert code == 2
+    assert "no job 'nope' in site reference" in err
+
+
+def test_a_province_copy_keeps_the_jobs_on_its_own_hosts(tmp_path):
+    from opsctl.site.new import new_site
+
+    made = new_site("gansu", cidr_base="172.31.200.0/22", inventory_root=tmp_path)
+    jobs = {j.name: j for j in load_site(made.directory).jobs}
+    assert jobs["backup-full"].hosts == ("gansu-bak1",)
+    assert jobs["extract-desensitised"].hosts == ("gansu-db1",)
