@@ -87,3 +87,14 @@ def test_every_metric_a_rule_names_is_exported(tmp_path):
     exported = exported_by_agent(tmp_path) | PROMETHEUS_OWN
     missing = metric_names_in_rules() - exported
     assert not missing, f"rules name metrics nobody exports: {sorted(missing)}"
+
+
+def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
+    compliance = tmp_path / "compliance.json"
+    compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
+    registry = build_registry(AgentConfig(compliance_file=compliance))
+    registry.register(SystemdCollector(("ssh.service",), show=lambda _units: (
+        "Id=ssh.service\nActiveState=active\nLoadState=loaded\n")))
+    done = subprocess.run([promtool(), "check", "metrics"], input=generate_latest(registry),
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
