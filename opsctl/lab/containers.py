@@ -95,7 +95,10 @@ def boot(merged: Path, node: NodePlan, log: Path) -> int:
     Path("/run/systemd").mkdir(exist_ok=True)
     cmd = ["systemd-nspawn", f"--machine={node.machine}", "-D", str(merged), "--boot",
            f"--network-namespace-path=/run/netns/{node.netns}", "--register=no",
-           "--keep-unit", f"--capability={CAPABILITIES}", "--console=read-only"]
+           "--keep-unit", f"--capability={CAPABILITIES}", "--console=read-only",
+           # The host's /etc/localtime and resolv.conf are the roles' to manage: by default
+           # nspawn rewrites them at every boot, so a rebooted host drifted from its converge.
+           "--timezone=off", "--resolv-conf=off"]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
