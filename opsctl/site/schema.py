@@ -55,6 +55,25 @@ class FlowSpec(Strict):
         return ports
 
 
+class BackupSpec(Strict):
+    """The backup policy: the backup role configures pgBackRest from it and
+    `opsctl backup verify` judges the repository against it."""
+
+    stanza: str = Field(default="main", pattern=NAME)
+    # Seconds after which a partly filled WAL segment is archived anyway: the RPO bound.
+    archive_timeout: int = Field(default=60, ge=10, le=3600)
+    # Full backups kept (retention by count); differentials kept per full.
+    retention_full: int = Field(default=2, ge=1, le=100)
+    retention_diff: int = Field(default=7, ge=1, le=100)
+    compress_type: Literal["zst", "lz4", "gz"] = "zst"
+    # `opsctl backup verify` fails when the newest backup is older than this.
+    max_age_hours: float = Field(default=26, gt=0)
+    # systemd OnCalendar expressions of the schedule on the repository host.
+    schedule: dict[Literal["full", "diff", "incr"], str] = Field(default_factory=lambda: {
+        "full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
+        "incr": "*-*-* 07,13,19:00:00"})
+
+
 class SiteSpec(Strict):
     name: str = Field(pattern=NAME)
     title: str = ""
@@ -66,6 +85,7 @@ class SiteSpec(Strict):
     groups: dict[str, str] = Field(default_factory=dict)
     flows: list[FlowSpec] = Field(default_factory=list)
     forks: int | None = Field(default=None, ge=1, le=200)
+    backup: BackupSpec = BackupSpec()
 
     @field_validator("zones")
     @classmethod
