@@ -9,6 +9,7 @@ import click
 from opsctl import __version__
 from opsctl.cli import apply as apply_cmds
 from opsctl.cli import audit as audit_cmds
+from opsctl.cli import backup as backup_cmds
 from opsctl.cli import check as check_cmds
 from opsctl.cli import deploy as deploy_cmds
 from opsctl.cli import jobs as jobs_cmds
@@ -38,6 +39,7 @@ cli.add_command(deploy_cmds.deploy)
 cli.add_command(deploy_cmds.rollback)
 cli.add_command(deploy_cmds.releases)
 cli.add_command(jobs_cmds.jobs)
+cli.add_command(backup_cmds.backup)
 
 
 def main(argv: list[str] | None = None) -> None:

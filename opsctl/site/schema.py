@@ -198,6 +198,23 @@ class JobSpec(Strict):
             backoff=sched.Backoff(_seconds(self.backoff.base), _seconds(self.backoff.max)),
             jitter=_seconds(self.jitter), concurrency=self.concurrency, missed=self.missed,
             singleton=self.singleton, enabled=self.enabled)
+class BackupSpec(Strict):
+    """The backup policy: the backup role configures pgBackRest from it and
+    `opsctl backup verify` judges the repository against it."""
+
+    stanza: str = Field(default="main", pattern=NAME)
+    # Seconds after which a partly filled WAL segment is archived anyway: the RPO bound.
+    archive_timeout: int = Field(default=60, ge=10, le=3600)
+    # Full backups kept (retention by count); differentials kept per full.
+    retention_full: int = Field(default=2, ge=1, le=100)
+    retention_diff: int = Field(default=7, ge=1, le=100)
+    compress_type: Literal["zst", "lz4", "gz"] = "zst"
+    # `opsctl backup verify` fails when the newest backup is older than this.
+    max_age_hours: float = Field(default=26, gt=0)
+    # systemd OnCalendar expressions of the schedule on the repository host.
+    schedule: dict[Literal["full", "diff", "incr"], str] = Field(default_factory=lambda: {
+        "full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
+        "incr": "*-*-* 07,13,19:00:00"})
 
 
 class SiteSpec(Strict):
@@ -215,6 +232,7 @@ class SiteSpec(Strict):
     # --- components (opsctl deploy) ---
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
     jobs: list[JobSpec] = Field(default_factory=list)
+    backup: BackupSpec = BackupSpec()
 
     @field_validator("zones")
     @classmethod
