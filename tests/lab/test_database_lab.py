@@ -14,9 +14,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from opsctl.apply.runner import ApplyRequest, apply, secrets_dir
+from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.lab import lifecycle
 from opsctl.lab.state import lab_dir
+from opsctl.secrets import secrets_dir
 
 TABLE = "drill_rows"
 
