@@ -10,6 +10,7 @@ from opsctl import __version__
 from opsctl.cli import apply as apply_cmds
 from opsctl.cli import audit as audit_cmds
 from opsctl.cli import check as check_cmds
+from opsctl.cli import harden as harden_cmds
 from opsctl.cli import lab as lab_cmds
 from opsctl.cli import mirror as mirror_cmds
 from opsctl.cli import site as site_cmds
@@ -30,6 +31,7 @@ cli.add_command(apply_cmds.runs)
 cli.add_command(apply_cmds.up)
 cli.add_command(audit_cmds.audit)
 cli.add_command(check_cmds.check)
+cli.add_command(harden_cmds.harden)
 
 
 def main(argv: list[str] | None = None) -> None:
