@@ -194,6 +194,15 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
                      if c["id"] == "sshd_permit_root_login")
         assert "yes" in check["reason"]
         assert check["remediation"] == "opsctl harden --tags hardening-sshd"
+        # harden verifies what sshd uses (sshd -T) and says what overrides it, on app1 only
+        done = opsctl("harden", "--site", str(site.directory), "--tags", "hardening-sshd",
+                      "-o", "json")
+        assert done.returncode == 1
+        record = json.loads(done.stdout)
+        assert {h: t["status"] for h, t in record["hosts"].items() if t["status"] == "failed"} \
+            == {"app1": "failed"}
+        assert any("permitrootlogin yes" in f["message"] for f in record["failures"]), \
+            record["failures"]
     finally:
         code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", ["rm", "-f", dropin])
         assert code == 0, out
