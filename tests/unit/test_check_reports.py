@@ -75,8 +75,6 @@ def test_chromium_renders_the_report_and_its_summary_table(tmp_path: Path) -> No
     pixels = _distinct_colours(shot)
     if pixels is not None:  # Pillow present: the page is not blank
         assert pixels > 8
-    keep = Path("/tmp/opsctl-report-screenshot.png")
-    shutil.copyfile(shot, keep)  # for a human to look at
 
 
 def _distinct_colours(path: Path) -> int | None:
