@@ -332,6 +332,8 @@ def fact_pwquality() -> dict:
         text = _read_opt(path)
         if text is not None:
             settings.update(_kv_file(text, "="))
+            # Keywords without a value (enforce_for_root, local_users_only) are flags.
+            settings.update({line: True for line in _lines(text) if "=" not in line})
             sources.append(path)
     try:
         args = _pam_args(_pam_lines("common-password"), "pam_pwquality.so")
@@ -348,7 +350,7 @@ def fact_pwquality() -> dict:
         "minlen": settings.get("minlen", 8),
         "minclass": max(int(minclass) if isinstance(minclass, int) else 0, credits),
         "retry": settings.get("retry", 1),
-        "enforce_for_root": "enforce_for_root" in settings or "enforce_for_root" in args,
+        "enforce_for_root": bool(settings.get("enforce_for_root")) or "enforce_for_root" in args,
         "dictcheck": settings.get("dictcheck", 1),
         "sources": sources,
     }
@@ -649,6 +651,18 @@ def fact_sysctl() -> dict:
         text = _read_opt("/proc/sys/" + key.replace(".", "/"))
         result[key] = None if text is None else _num(text.strip())
     return result
+
+
+def fact_sysctl_access() -> dict:
+    """Whether this host may change kernel parameters: /proc/sys is mounted read-only inside a
+    container (the parameters belong to the machine's kernel, or to whoever made the namespace)."""
+    read_only = bool(os.statvfs("/proc/sys").f_flag & os.ST_RDONLY)
+    reason = ""
+    if read_only:
+        container = _container()
+        reason = "/proc/sys is mounted read-only" + (
+            f" (a {container} container: the machine that runs it sets these)" if container else "")
+    return {"read_only": read_only, "reason": reason}
 
 
 def _proc_net(path: str, listen_state: str | None) -> list[tuple[str, int]]:
@@ -993,6 +1007,7 @@ FACTS = {
     "rsyslog": fact_rsyslog,
     "files": fact_files,
     "sysctl": fact_sysctl,
+    "sysctl_access": fact_sysctl_access,
     "listening": fact_listening,
     "mounts": fact_mounts,
     "limits": fact_limits,

@@ -77,6 +77,8 @@ GROUPS: dict[str, FactGroup] = {
     "files": FactGroup("host", "stat()", frozenset(collector.STAT_FILES), FILE_KEYS),
     "sysctl": FactGroup("host", "/proc/sys (the values sysctl -a shows)",
                         frozenset(collector.SYSCTL_KEYS)),
+    "sysctl_access": FactGroup("host", "statvfs(/proc/sys), the container type",
+                               _keys("read_only", "reason")),
     "listening": FactGroup("host", "/proc/net/tcp, tcp6, udp, udp6",
                            _keys("tcp", "tcp_ports", "udp_ports", "high_risk_ports")),
     "mounts": FactGroup("host", "/proc/mounts, tmpfiles.d",

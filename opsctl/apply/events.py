@@ -93,6 +93,12 @@ class RunTally:
 
 
 def _message(result: dict[str, Any]) -> str:
+    # A loop's own message is "One or more items failed": say what the first failed item said.
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and item.get("failed"):
+            found = _message(item)
+            if found:
+                return found
     for key in ("msg", "stderr", "reason"):
         value = result.get(key)
         if value:

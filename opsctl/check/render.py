@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
+from opsctl.check.html import render_html
+from opsctl.check.junit import render_junit
 from opsctl.check.scan import Scan
+from opsctl.check.scan import catalog as load_catalog
+from opsctl.errors import InvalidInput, Problem
 from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
 
 STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow"}
@@ -16,11 +21,15 @@ VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red"
 
 
 class Renderer(Protocol):
+    filename: str  # what `--out DIR` calls its file
+
     def write(self, scan: Scan, console: Console) -> None: ...
 
 
 class TableRenderer:
     """Per host: the failing and erroring checks with their evidence, then the unit verdicts."""
+
+    filename = "opsctl-check.txt"
 
     def write(self, scan: Scan, console: Console) -> None:
         for target in scan.targets:
@@ -67,11 +76,37 @@ def _tally(checks: dict[str, str]) -> dict[str, int]:
 class JsonRenderer:
     """The versioned opsctl-check/1 document (security/README.md)."""
 
+    filename = "opsctl-check.json"
+
     def write(self, scan: Scan, console: Console) -> None:
         console.file.write(json.dumps(scan.document, indent=2, ensure_ascii=False) + "\n")
 
 
-RENDERERS: dict[str, type[Renderer]] = {"table": TableRenderer, "json": JsonRenderer}
+def check_titles() -> dict[str, tuple[str, str]]:
+    """check id → (title_zh, title_en), from the catalog at every level."""
+    return {c.id: (c.spec.title_zh, c.spec.title_en) for c in load_catalog()}
+
+
+class HtmlRenderer:
+    """One self-contained HTML report (opsctl/check/html.py)."""
+
+    filename = "opsctl-check.html"
+
+    def write(self, scan: Scan, console: Console) -> None:
+        console.file.write(render_html(scan.document, check_titles()))
+
+
+class JunitRenderer:
+    """JUnit XML for CI (opsctl/check/junit.py)."""
+
+    filename = "opsctl-check-junit.xml"
+
+    def write(self, scan: Scan, console: Console) -> None:
+        console.file.write(render_junit(scan.document))
+
+
+RENDERERS: dict[str, type[Renderer]] = {"table": TableRenderer, "json": JsonRenderer,
+                                        "html": HtmlRenderer, "junit": JunitRenderer}
 
 
 def catalog_rows(checks: list[Any]) -> list[dict[str, Any]]:
@@ -83,3 +118,26 @@ def catalog_rows(checks: list[Any]) -> list[dict[str, Any]]:
         "remediation": (c.spec.remediation.tag if c.spec.remediation.tag
                         else f"manual: {c.spec.remediation.manual}"),
     } for c in checks]
+
+
+def parse_formats(text: str) -> list[str]:
+    """`html,junit` → ["html", "junit"]; an unknown name is InvalidInput."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RENDERERS]
+    if unknown or not names:
+        raise InvalidInput([Problem("--format", text, "expected a comma-separated list of "
+                                    + ", ".join(sorted(RENDERERS)))])
+    return list(dict.fromkeys(names))
+
+
+def write_reports(scan: Scan, formats: list[str], directory: Path) -> list[Path]:
+    """Each format into its own file under `directory` (made when missing); the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in formats:
+        renderer = RENDERERS[name]()
+        path = directory / renderer.filename
+        with path.open("w", encoding="utf-8") as handle:
+            renderer.write(scan, Console(file=handle, width=140, color_system=None))
+        written.append(path)
+    return written

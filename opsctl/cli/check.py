@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 from rich.table import Table
 
+from opsctl.check.diff import check_document, diff_scans
 from opsctl.check.fleet import scan_named_site
-from opsctl.check.render import RENDERERS, catalog_rows
+from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local
 from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
@@ -23,13 +28,15 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.option("--probe", is_flag=True,
               help="With --site: probe the running lab's flow matrix for the network checks.")
 @LEVEL
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="table",
-              show_default=True)
+@click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT[,FORMAT]",
+              help=f"One or more of {', '.join(sorted(RENDERERS))}; several need --out.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each format to its own file in this directory.")
 @click.option("--fail-on", type=click.Choice(["any", "low", "medium", "high"]), default="any",
               show_default=True, help="Exit 1 when a check at or above this severity fails.")
 @click.pass_context
 def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | None,
-          probe: bool, level: int, fmt: str, fail_on: str) -> int | None:
+          probe: bool, level: int, fmt: str, out_dir: Path | None, fail_on: str) -> int | None:
     """Graded-protection (等级保护 level 3) compliance scan against the check catalog."""
     if ctx.invoked_subcommand is not None:
         return None
@@ -37,12 +44,19 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
         raise click.UsageError("say what to scan: --local or --site NAME")
     if (limit or probe) and not site_name:
         raise click.UsageError("--limit and --probe go with --site")
+    formats = parse_formats(fmt)
+    if len(formats) > 1 and out_dir is None:
+        raise click.UsageError("several formats go to files: add --out DIR")
     if site_name:
         hosts = [h.strip() for h in limit.split(",") if h.strip()] if limit else None
         scan = scan_named_site(site_name, level, hosts, probe)
     else:
         scan = scan_local(level)
-    RENDERERS[fmt]().write(scan, console)
+    if out_dir is None:
+        RENDERERS[formats[0]]().write(scan, console)
+    else:
+        for path in write_reports(scan, formats, out_dir):
+            click.echo(f"wrote {path}")
     return 1 if scan.failures(fail_on) else 0
 
 
@@ -63,3 +77,28 @@ def catalog_cmd(level: int, output: str) -> None:
         table.add_row(r["id"], r["clause"], r["unit"], ",".join(map(str, r["levels"])),
                       r["severity"] + (" ⚠" if r["major_risk"] else ""), r["remediation"])
     console.print(table)
+
+
+@check.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@OUTPUT_OPTION
+def diff_cmd(old: Path, new: Path, output: str) -> None:
+    """What changed between two scans (`--format json` documents); exit 1 on a regression."""
+    result = diff_scans(*(check_document(json.loads(p.read_text(encoding="utf-8")), str(p))
+                          for p in (old, new)))
+    if output == "json":
+        emit_json(result.as_dict())
+    else:
+        table = Table(title=f"{old} → {new}", title_justify="left")
+        for col in ("target", "check", "was", "now", "change", "reason"):
+            table.add_column(col, overflow="fold", no_wrap=col == "check")
+        style = {"fixed": "green", "regressed": "red"}
+        for c in result.changes:
+            table.add_row(c.target, c.check, c.old or "—", c.new or "—",
+                          f"[{style.get(c.kind, 'dim')}]{c.kind}[/]", c.reason)
+        console.print(table)
+        summary = result.as_dict()["summary"]
+        console.print(", ".join(f"{n} {k}" for k, n in summary.items()))
+    if result.regressions:
+        sys.exit(1)

@@ -12,6 +12,7 @@ from opsctl.cli import audit as audit_cmds
 from opsctl.cli import backup as backup_cmds
 from opsctl.cli import check as check_cmds
 from opsctl.cli import deploy as deploy_cmds
+from opsctl.cli import harden as harden_cmds
 from opsctl.cli import jobs as jobs_cmds
 from opsctl.cli import lab as lab_cmds
 from opsctl.cli import mirror as mirror_cmds
@@ -40,6 +41,7 @@ cli.add_command(deploy_cmds.rollback)
 cli.add_command(deploy_cmds.releases)
 cli.add_command(jobs_cmds.jobs)
 cli.add_command(backup_cmds.backup)
+cli.add_command(harden_cmds.harden)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,8 +27,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(reason="lab tests need root"))
-    # Tests that take the shared lab down run after every test that uses it.
-    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)
+    # The hardening tests scan the lab before anything converges it, so they come first
+    # among the lab tests; tests that take the shared lab down run after every other.
+    def order(item) -> tuple[bool, int]:
+        path = Path(item.fspath)
+        rank = 0 if HERE not in path.parents else (1 if path.name == "test_hardening_lab.py"
+                                                   else 2)
+        return item.get_closest_marker("lab_teardown") is not None, rank
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -32,7 +32,9 @@ def province(tmp_path_factory, reference):
 def test_a_province_comes_up_beside_the_reference_and_converges(province, reference):
     national, _ = reference
     lifecycle.up(province)
-    run = apply(province, ApplyRequest())
+    # The AIDE baseline (a whole-filesystem scan per host) is what the hardening tests prove
+    # on the reference lab; here it would only double the suite's time.
+    run = apply(province, ApplyRequest(skip_tags=("hardening-aide",)))
     assert run.result == "ok", run.failures
     assert sorted(run.hosts) == sorted(f"gansu-{h}" for h in national.hosts)
     for name in (province.name, national.name):

@@ -53,3 +53,12 @@ def test_events_without_a_host_are_ignored():
     assert tally.feed(ev("runner_on_ok", res={})) is None
     assert tally.feed({"event": "verbose"}) is None
     assert tally.hosts == {}
+
+
+def test_a_failed_loop_says_what_its_first_failed_item_said():
+    tally = RunTally()
+    failed = tally.feed(ev("runner_on_failed", host="app1", task="hardening | verify sshd",
+                           res={"msg": "One or more items failed", "results": [
+                               {"failed": False, "msg": "All assertions passed"},
+                               {"failed": True, "msg": "sshd uses permitrootlogin yes"}]}))
+    assert failed.message == "sshd uses permitrootlogin yes"

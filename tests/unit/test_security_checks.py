@@ -69,6 +69,20 @@ def test_audit_checks_are_not_applicable_where_kernel_audit_is_unavailable() -> 
         assert "systemd-nspawn" in reason
 
 
+def test_sysctl_checks_are_not_applicable_where_proc_sys_is_read_only() -> None:
+    facts = failing_host()
+    facts["sysctl_access"] = {"read_only": True, "reason": "/proc/sys is mounted read-only "
+                              "(a systemd-nspawn container: the machine that runs it sets these)"}
+    got = statuses("host", facts)
+    sysctl_checks = [c.id for c in HOST if c.id.startswith("sysctl_")]
+    assert len(sysctl_checks) >= 12
+    for cid in sysctl_checks:
+        status, reason = got[cid]
+        assert status == NA, cid
+        assert "read-only" in reason and "systemd-nspawn" in reason
+    assert got["core_dumps_restricted"][0] == FAIL  # limits.d is the host's own business
+
+
 def test_breaking_one_setting_fails_exactly_that_check() -> None:
     facts = passing_host()
     facts["sshd"]["permitrootlogin"] = "yes"

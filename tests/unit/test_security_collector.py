@@ -102,6 +102,19 @@ def test_pam_lines_keep_bracketed_controls(monkeypatch: pytest.MonkeyPatch) -> N
                                                             "deny": 4}
 
 
+def test_pwquality_conf_bare_enforce_for_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"/etc/security/pwquality.conf": "# minlen = 8\n",
+             "/etc/security/pwquality.conf.d/50-opsctl-hardening.conf":
+                 "minlen = 12\nminclass = 3\nenforce_for_root\n",
+             "/etc/pam.d/common-password": "password\trequisite\tpam_pwquality.so retry=3\n"}
+    monkeypatch.setattr(collector, "_read_opt", files.get)
+    monkeypatch.setattr(collector, "_read", lambda path: files[path])
+    monkeypatch.setattr(collector, "_conf_dir", lambda d, suffix=".conf": [
+        p for p in files if p.startswith(d + "/")])
+    got = collector.fact_pwquality()
+    assert (got["minlen"], got["minclass"], got["enforce_for_root"]) == (12, 3, True)
+
+
 def test_proc_net_listeners(tmp_path: Path) -> None:
     tcp = tmp_path / "tcp"
     tcp.write_text(

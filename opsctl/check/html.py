@@ -1,0 +1,203 @@
+"""One self-contained HTML report of a scan: Chinese first with English alongside, a summary
+by host and by GB/T 28448-2019 test unit (clause), a drill-down per host with the evidence and
+the fix, and print styles. Rendered from the opsctl-check/1 document, so a recorded scan renders
+the same as a live one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
+
+STATUS_LABEL = {PASS: ("通过", "pass"), FAIL: ("不通过", "fail"),
+                NA: ("不适用", "not applicable"), ERROR: ("无法判定", "error")}
+VERDICT_CLASS = {"符合": "ok", "部分符合": "partial", "不符合": "bad", "不适用": "na"}
+SEVERITY_LABEL = {"high": "高 high", "medium": "中 medium", "low": "低 low"}
+STATUS_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, NA: 3}
+
+CSS = """
+:root { --ok:#1a7f37; --bad:#cf222e; --partial:#9a6700; --na:#6e7781; --line:#d0d7de; }
+body { font-family: "Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei",system-ui,sans-serif;
+       margin: 2em auto; max-width: 75em; color: #1f2328; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: .1em; }
+h1 small, h2 small { color: #57606a; font-weight: normal; }
+h2 { font-size: 1.25em; border-bottom: 2px solid var(--line); padding-bottom: .2em;
+     margin-top: 2em; }
+table { border-collapse: collapse; width: 100%; margin: .6em 0 1.2em; font-size: .9em; }
+th, td { border: 1px solid var(--line); padding: .3em .5em; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.en { color: #57606a; font-size: .92em; }
+.s-pass, .v-ok { color: var(--ok); font-weight: 600; }
+.s-fail, .v-bad { color: var(--bad); font-weight: 600; }
+.s-error, .v-partial { color: var(--partial); font-weight: 600; }
+.s-not_applicable, .v-na { color: var(--na); }
+.meta { color: #57606a; } .risk { color: var(--bad); font-weight: 600; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .92em;
+       word-break: break-all; }
+details { margin: .8em 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em .8em; }
+summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
+ul.evidence { margin: 0; padding-left: 1.1em; } .fix code { background: #f6f8fa; padding: 0 .2em; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  details { border: none; padding: 0; } details > summary { list-style: none; }
+  details:not([open]) > *:not(summary) { display: block; }
+  h2 { break-after: avoid; } tr { break-inside: avoid; } thead { display: table-header-group; }
+  .host { break-before: page; }
+}
+"""
+
+
+def _status(status: str) -> str:
+    zh, en = STATUS_LABEL.get(status, (status, status))
+    return f'<span class="s-{escape(status)}">{zh} <span class="en">{en}</span></span>'
+
+
+def _verdict(verdict: str) -> str:
+    cls = VERDICT_CLASS.get(verdict, "na")
+    return (f'<span class="v-{cls}">{escape(verdict)} '
+            f'<span class="en">{escape(VERDICT_EN.get(verdict, ""))}</span></span>')
+
+
+def _title(check_id: str, titles: Mapping[str, tuple[str, str]]) -> str:
+    zh, en = titles.get(check_id, ("", ""))
+    out = f"<code>{escape(check_id)}</code>"
+    if zh:
+        out += f"<br>{escape(zh)}<br><span class=\"en\">{escape(en)}</span>"
+    return out
+
+
+def _evidence(check: dict[str, Any]) -> str:
+    items = []
+    for e in check.get("evidence", []):
+        mark = {True: "✓", False: "✗", None: "?"}[e.get("ok")]
+        items.append(f"<li>{mark} <code>{escape(str(e['fact']))}</code> = "
+                     f"<code>{escape(_brief(e.get('found')))}</code>; "
+                     f"<span class=\"en\">expected {escape(str(e.get('expected', '')))}; "
+                     f"from {escape(str(e.get('where', '')))}</span></li>")
+    reason = f"<div>{escape(check.get('reason', ''))}</div>" if check.get("reason") else ""
+    return reason + (f'<ul class="evidence">{"".join(items)}</ul>' if items else "")
+
+
+def _brief(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _fix(check: dict[str, Any]) -> str:
+    fix = str(check.get("remediation", ""))
+    if not fix or check.get("status") == PASS:
+        return ""
+    if fix.startswith("opsctl "):
+        return f'<span class="fix"><code>{escape(fix)}</code></span>'
+    return f'<span class="fix">{escape(fix)}</span>'
+
+
+def render_html(document: dict[str, Any], titles: Mapping[str, tuple[str, str]]) -> str:
+    """The report for an opsctl-check/1 document; `titles` maps check id → (zh, en)."""
+    targets = document.get("targets", [])
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        "<title>等级保护合规检查报告 Graded-protection compliance report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>网络安全等级保护 合规检查报告<br>"
+        "<small>Graded-protection (GB/T 22239-2019) compliance report</small></h1>",
+        f'<p class="meta">等级 level {escape(str(document.get("level", "")))} · '
+        f'开始 started {escape(str(document.get("started", "")))} · '
+        f'用时 {float(document.get("seconds", 0)):.2f} s · '
+        f'检查项 checks evaluated {escape(str(document.get("checks_evaluated", "")))} '
+        f'/ catalog {escape(str(document.get("catalog_checks", "")))} · '
+        f'schema <code>{escape(str(document.get("schema", "")))}</code></p>',
+        '<p class="meta">结论按 GB/T 28448-2019 测评单元给出（符合 / 部分符合 / 不符合 / 不适用），'
+        "不计算总分；列出重大风险隐患。<span class=\"en\">Verdicts per GB/T 28448-2019 test unit; "
+        "no score is computed; major-risk triggers are listed.</span></p>",
+    ]
+    parts += _summary_by_target(targets)
+    parts += _summary_by_clause(targets)
+    for target in targets:
+        parts += _target_section(target, titles)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _summary_by_target(targets: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for t in targets:
+        c = t.get("counts", {})
+        risks = ", ".join(t.get("major_risks", [])) or "—"
+        rows.append(
+            f'<tr><td><a href="#t-{escape(t["name"])}">{escape(t["name"])}</a></td>'
+            f'<td>{escape(t.get("scope", ""))}</td>'
+            + "".join(f'<td class="num s-{s}">{c.get(s, 0)}</td>' for s in (PASS, FAIL, NA, ERROR))
+            + f'<td class="{"risk" if t.get("major_risks") else ""}">{escape(risks)}</td></tr>')
+    return ["<h2>概况 <small>Summary by host</small></h2>",
+            '<table class="summary"><thead><tr><th>对象 target</th><th>范围 scope</th>'
+            "<th>通过 pass</th><th>不通过 fail</th><th>不适用 n/a</th><th>无法判定 error</th>"
+            "<th>重大风险隐患 major-risk triggers</th></tr></thead><tbody>",
+            *rows, "</tbody></table>"]
+
+
+def _summary_by_clause(targets: list[dict[str, Any]]) -> list[str]:
+    units: dict[str, str] = {}
+    verdicts: dict[tuple[str, str], str] = {}
+    for t in targets:
+        for u in t.get("units", []):
+            units.setdefault(u["unit"], u.get("clause", ""))
+            verdicts[(u["unit"], t["name"])] = u["verdict"]
+    names = [t["name"] for t in targets]
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    rows = []
+    for unit in sorted(units, key=_unit_key):
+        cells = "".join(
+            f"<td>{_verdict(verdicts[(unit, n)]) if (unit, n) in verdicts else '—'}</td>"
+            for n in names)
+        rows.append(f"<tr><td>{escape(unit)}</td><td>{escape(units[unit])}</td>{cells}</tr>")
+    return ["<h2>按条款汇总 <small>Summary by clause and test unit</small></h2>",
+            f'<table class="units"><thead><tr><th>测评单元 unit</th><th>条款 clause</th>{head}'
+            "</tr></thead><tbody>", *rows, "</tbody></table>"]
+
+
+def _unit_key(unit: str) -> tuple[str, int]:
+    prefix, _, number = unit.rpartition("-")
+    return (prefix, int(number)) if number.isdigit() else (unit, 0)
+
+
+def _target_section(target: dict[str, Any], titles: Mapping[str, tuple[str, str]]) -> list[str]:
+    name = escape(target["name"])
+    c = target.get("counts", {})
+    out = [f'<section class="host" id="t-{name}"><h2>{name} '
+           f'<small>{escape(target.get("scope", ""))} · '
+           + " · ".join(f"{STATUS_LABEL[s][0]} {c.get(s, 0)}" for s in (PASS, FAIL, NA, ERROR))
+           + "</small></h2>"]
+    if target.get("error"):
+        out.append(f'<p class="s-error">未能检查 not scanned: {escape(target["error"])}</p>')
+    if target.get("major_risks"):
+        out.append('<p class="risk">重大风险隐患 major-risk triggers: '
+                   f'{escape(", ".join(target["major_risks"]))}</p>')
+    checks = sorted(target.get("checks", []), key=lambda ch: (
+        STATUS_ORDER.get(ch["status"], 9), ch.get("unit", ""), ch["id"]))
+    findings = [ch for ch in checks if ch["status"] in (FAIL, ERROR)]
+    rest = [ch for ch in checks if ch["status"] not in (FAIL, ERROR)]
+    out.append(_check_table(f"问题 findings ({len(findings)})", findings, titles, open_=True))
+    out.append(_check_table(f"其他检查项 other checks ({len(rest)})", rest, titles, open_=False))
+    out.append("</section>")
+    return out
+
+
+def _check_table(label: str, checks: list[dict[str, Any]],
+                 titles: Mapping[str, tuple[str, str]], open_: bool) -> str:
+    if not checks:
+        return f"<p class=\"meta\">{escape(label)}</p>"
+    rows = "".join(
+        f"<tr><td>{_status(ch['status'])}</td><td>{_title(ch['id'], titles)}</td>"
+        f"<td>{escape(ch.get('clause', ''))}<br><span class=\"en\">{escape(ch.get('unit', ''))}"
+        f"</span></td><td>{escape(SEVERITY_LABEL.get(ch.get('severity', ''), ''))}"
+        f"{' <span class=risk>⚠</span>' if ch.get('major_risk') else ''}</td>"
+        f"<td>{_evidence(ch)}</td><td>{_fix(ch)}</td></tr>"
+        for ch in checks)
+    return (f"<details{' open' if open_ else ''}><summary>{escape(label)}</summary>"
+            "<table><thead><tr><th>结果 result</th><th>检查项 check</th><th>条款 clause</th>"
+            "<th>严重性 severity</th><th>证据 evidence</th><th>整改 remediation</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></details>")

@@ -1,0 +1,85 @@
+"""The hardening role against the catalog, without a host: every check whose remediation names
+one of the role's concern tags is fixed by a task tagged with that check's id (ansible-lockdown
+style), every check id a task names exists, and every task carries `hardening` + a concern tag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from opsctl.mirror.packages import role_packages
+from security.schema import load_catalog
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "hardening"
+CHECKS = {c.id: c for c in load_catalog()}
+
+
+def tasks() -> list[tuple[str, dict]]:
+    out = []
+    for path in sorted((ROLE / "tasks").glob("*.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            out.append((path.name, task))
+    return out
+
+
+def role_tags() -> list[list[str]]:
+    return [t.get("tags", []) for name, t in tasks() if name != "main.yml"]
+
+
+def concern_tags() -> set[str]:
+    return {tag for tags in role_tags() for tag in tags if tag.startswith("hardening-")}
+
+
+def test_every_task_is_tagged_hardening_and_a_concern() -> None:
+    for name, task in tasks():
+        if name == "main.yml":
+            assert "ansible.builtin.import_tasks" in task, task["name"]
+            continue
+        tags = task.get("tags", [])
+        assert "hardening" in tags, (name, task["name"])
+        assert any(t.startswith("hardening-") for t in tags), (name, task["name"])
+
+
+def test_every_check_the_role_claims_is_fixed_by_a_task_tagged_with_its_id() -> None:
+    tagged = {tag for tags in role_tags() for tag in tags}
+    claimed = {cid for cid, c in CHECKS.items()
+               if c.spec.remediation.tag in concern_tags()}
+    assert len(claimed) >= 70
+    assert sorted(claimed - tagged) == []
+
+
+def test_every_check_id_a_task_names_is_in_the_catalog() -> None:
+    ids = {tag for tags in role_tags() for tag in tags
+           if tag != "hardening" and not tag.startswith("hardening-")}
+    assert sorted(ids - set(CHECKS)) == []
+
+
+def test_the_role_concerns_are_the_catalog_remediation_tags() -> None:
+    catalog_tags = {c.spec.remediation.tag for c in CHECKS.values() if c.spec.remediation.tag}
+    assert concern_tags() <= catalog_tags
+    assert {"hardening-sshd", "hardening-pam", "hardening-login-defs", "hardening-sysctl",
+            "hardening-auditd", "hardening-permissions", "hardening-packages",
+            "hardening-accounts", "hardening-aide", "hardening-rsyslog", "hardening-shell",
+            "hardening-sudo", "hardening-tmp"} <= concern_tags()
+
+
+def test_the_mirror_carries_the_role_packages() -> None:
+    packages = role_packages(ROLE.parent)["hardening"]
+    assert {"auditd", "aide", "libpam-pwquality"} <= set(packages)
+
+
+def test_every_default_is_declared_in_the_argument_specs() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert sorted(set(defaults) ^ set(options)) == []
+
+
+def test_the_sshd_drop_in_sorts_first_and_keeps_root_key_login() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    name = Path(defaults["hardening_sshd_dropin"]).name
+    assert name < "10-" and name.startswith("00-")
+    check = yaml.safe_load((ROLE.parents[1] / "security" / "catalog" / "host" /
+                            "sshd_permit_root_login.yml").read_text())
+    assert defaults["hardening_sshd_permit_root_login"] in check["pass"]["value"]
