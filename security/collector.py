@@ -238,6 +238,16 @@ def fact_accounts() -> dict:
             return None
         return int(entry[idx])
 
+    def ssh_restricted(home: str) -> bool:
+        """Has authorized keys, and every one carries a from= option (no other way in)."""
+        try:
+            with open(os.path.join(home, ".ssh", "authorized_keys"), encoding="utf-8") as f:
+                keys = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError:
+            return False
+        return bool(keys) and all(k.startswith("from=") or ",from=" in k.split(" ", 1)[0]
+                                  for k in keys)
+
     uids: dict[int, list[str]] = {}
     names: dict[str, int] = {}
     for p in passwd:
@@ -260,7 +270,11 @@ def fact_accounts() -> dict:
                                        if hash_state(p["name"]) == "missing"),
         "login_accounts": sorted(p["name"] for p in login),
         "system_accounts_with_shell": sorted(
-            p["name"] for p in login if 0 < p["uid"] < 1000),
+            p["name"] for p in login if 0 < p["uid"] < 1000 and not ssh_restricted(p["home"])),
+        # Service accounts that must keep a shell for one peer's SSH (pgBackRest between the
+        # database and repository hosts): every key they accept is bound to an address.
+        "system_accounts_ssh_restricted": sorted(
+            p["name"] for p in login if 0 < p["uid"] < 1000 and ssh_restricted(p["home"])),
         "system_accounts_unlocked": sorted(
             p["name"] for p in passwd if 0 < p["uid"] < 1000 and hash_state(p["name"]) == "set"),
         "root_password_state": hash_state("root"),
