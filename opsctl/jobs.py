@@ -133,12 +133,9 @@ def job_history(site: Site, name: str | None, transport: Transport,
 def lab_transport(site: Site) -> Transport:
     """SSH with the lab's ssh_config (opsctl lab up writes it)."""
     from opsctl.lab.ssh import remote  # noqa: PLC0415 - only when hosts are asked
-    from opsctl.lab.state import lab_dir  # noqa: PLC0415
+    from opsctl.lab.state import lab_with_ssh  # noqa: PLC0415
 
-    lab = lab_dir(site.name)
-    if not (lab / "ssh_config").exists():
-        raise NotFound(f"no ssh_config for site {site.name} at {lab / 'ssh_config'} "
-                       f"(bring its lab up: opsctl lab up --site {site.name})")
+    lab = lab_with_ssh(site.name)
 
     def run(host: str, argv: list[str], timeout: float) -> tuple[int, str]:
         return remote(lab, host, argv, timeout=timeout)

@@ -26,7 +26,7 @@ from opsctl.check.scan import (
 )
 from opsctl.errors import NotFound
 from opsctl.lab.ssh import ssh_argv
-from opsctl.lab.state import lab_dir
+from opsctl.lab.state import lab_with_ssh
 from opsctl.site.model import Site, load_site
 from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
 
@@ -44,10 +44,7 @@ Transport = Callable[[str, str], Completed]
 
 def lab_transport(site: Site) -> Transport:
     """SSH with the lab's ssh_config (pinned host keys, its own identity)."""
-    lab = lab_dir(site.name)
-    if not (lab / "ssh_config").exists():
-        raise NotFound(f"no ssh_config for site {site.name} at {lab / 'ssh_config'} "
-                       f"(bring its lab up: opsctl lab up --site {site.name})")
+    lab = lab_with_ssh(site.name)
 
     def run(host: str, script: str) -> Completed:
         argv = ssh_argv(lab, host, ["python3", "-"])

@@ -27,13 +27,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(reason="lab tests need root"))
-    # The hardening tests scan the lab before anything converges it, so they come first
-    # among the lab tests; tests that take the shared lab down run after every other.
+    # `lab_first` tests look at the shared lab before anything converges it; `lab_teardown`
+    # tests take it down, after every other test.
     def order(item) -> tuple[bool, int]:
-        path = Path(item.fspath)
-        rank = 0 if HERE not in path.parents else (1 if path.name == "test_hardening_lab.py"
-                                                   else 2)
-        return item.get_closest_marker("lab_teardown") is not None, rank
+        if HERE not in Path(item.fspath).parents:
+            return False, 0
+        return (item.get_closest_marker("lab_teardown") is not None,
+                1 if item.get_closest_marker("lab_first") else 2)
 
     items.sort(key=order)
 

@@ -27,6 +27,9 @@ from opsctl.lab.state import lab_dir
 from opsctl.mirror.build import build as build_mirror
 from opsctl.secrets import secrets_dir
 
+# The first scan must see the lab before anything converges it.
+pytestmark = pytest.mark.lab_first
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_TASKS = ROOT / "roles" / "hardening" / "tasks"
 # The checks whose fix the hardening role carries: their remediation names a concern tag
