@@ -111,9 +111,10 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         # ansible-playbook from the same environment as opsctl, wherever PATH points.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts),
         "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+        # Ansible's 10 s connect timeout lost hosts on this shared 2-core machine under
+        # load (seen: db1 and lb1 unreachable at load 40); a dead host still fails in 30 s.
+        "ANSIBLE_TIMEOUT": "30",
         "ANSIBLE_NOCOLOR": "1",
     }
     cmdline = []
@@ -143,6 +144,11 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
                    # {component: verified artifact of its site version on the control node}
                    "opsctl_component_artifacts": artifacts},
         envvars=env,
+        # The fact cache is the site's, kept between runs (gathering=smart then skips the
+        # setup module). ansible-runner would otherwise point it at this run's artifacts,
+        # overriding ANSIBLE_CACHE_PLUGIN_CONNECTION, and every apply gathered afresh.
+        fact_cache_type="jsonfile",
+        fact_cache=str(facts),
         limit=",".join(limit) or None,
         tags=",".join(request.tags) or None,
         skip_tags=",".join(request.skip_tags) or None,

@@ -52,7 +52,7 @@ def write_client_files(lab: Path, plan: LabPlan, host_keys: dict[str, str]) -> N
         "  IdentitiesOnly yes",
         f"  UserKnownHostsFile {known}",
         "  StrictHostKeyChecking yes",
-        "  ConnectTimeout 5",
+        "  ConnectTimeout 15",
         "  ControlMaster auto",
         f"  ControlPath {lab}/ssh/cm-%C",
         "  ControlPersist 60s",
