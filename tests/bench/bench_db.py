@@ -22,7 +22,8 @@ from pathlib import Path
 
 from opsctl.db import ops
 from opsctl.lab import lifecycle
-from opsctl.lab.state import LabState, lab_dir
+from opsctl.lab.lifecycle import LabState
+from opsctl.lab.state import lab_dir
 from opsctl.site import load_site
 
 

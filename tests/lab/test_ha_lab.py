@@ -20,7 +20,8 @@ from pathlib import Path
 from test_database_lab import on, opsctl, sql
 
 from opsctl.lab import lifecycle
-from opsctl.lab.state import LabState, lab_dir
+from opsctl.lab.lifecycle import LabState
+from opsctl.lab.state import lab_dir
 from opsctl.secrets import secrets_dir
 
 TABLE = "ha_rows"
@@ -58,7 +59,7 @@ def ensure_db1_leads(site) -> None:
 
 
 def dsn(site, database: str, attrs: str) -> str:
-    hosts = ",".join(site.hosts[h].address for h in ("db1", "db2"))
+    hosts = ",".join(str(site.hosts[h].address) for h in ("db1", "db2"))
     return (f"host={hosts} port=5432 dbname={database} user=app sslmode=verify-full "
             f"sslrootcert={CA} connect_timeout=2 target_session_attrs={attrs}")
 
@@ -132,8 +133,8 @@ def test_the_replica_serves_query_read_only_within_a_second_under_inserts(refere
     password = (secrets_dir(site.name) / "postgresql_app").read_text().split()[0]
     code, out = on(site, "app1", "env", f"PGPASSWORD={password}", "psql", "-XAt",
                    dsn(site, "query", "read-only"), "-c",
-                   "SELECT inet_server_addr() || ' ' || pg_is_in_recovery()")
-    assert code == 0 and out.strip() == f"{site.hosts['db2'].address} t", out
+                   "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()")
+    assert code == 0 and out.strip() == f"{site.hosts['db2'].address} true", out
 
     stream = InsertStream(site, f"lag{time.time_ns()}", seconds=15)
     stream.start()
