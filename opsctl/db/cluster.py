@@ -127,6 +127,15 @@ def _load(text: str, what: str) -> Any:
         raise ClusterUnreadable(f"{what}: not JSON ({first})") from exc
 
 
+def split_answer(text: str) -> tuple[str, bool]:
+    """ops' fetch prints {"cluster": /cluster, "config": /config}: (cluster JSON, sync mode)."""
+    data = _load(text, "Patroni REST API")
+    if not isinstance(data, dict) or "cluster" not in data:
+        raise ClusterUnreadable("Patroni REST API: no /cluster in the answer")
+    config = data.get("config") or {}
+    return json.dumps(data["cluster"]), bool(config.get("synchronous_mode", False))
+
+
 def parse_cluster(text: str) -> tuple[list[Member], bool]:
     """Patroni's GET /cluster: its members (sorted by name) and whether it is paused."""
     data = _load(text, "Patroni /cluster")

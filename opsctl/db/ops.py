@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opsctl import audit
@@ -22,6 +22,7 @@ from opsctl.db.cluster import (
     merge_leader_facts,
     parse_cluster,
     pick_candidate,
+    split_answer,
 )
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.site.model import Site
@@ -34,11 +35,14 @@ CA_FILE = "/etc/opsctl/pki/ca.crt"
 DB_GROUP = "db"
 DEFAULT_MAX_LAG = 1 << 20  # bytes; Patroni's maximum_lag_on_failover too
 
-# Runs on a database host: GET Patroni's /cluster with the site CA, print the body.
+# Runs on a database host: GET Patroni's /cluster and /config with the site CA; prints
+# {"cluster": ..., "config": ...} (the dynamic configuration says synchronous_mode, which
+# /cluster does not).
 _FETCH = (
-    "import ssl,sys,urllib.request;"
+    "import json,ssl,sys,urllib.request;"
     "c=ssl.create_default_context(cafile=sys.argv[2]);"
-    "print(urllib.request.urlopen(sys.argv[1],context=c,timeout=5).read().decode())"
+    "g=lambda p: json.loads(urllib.request.urlopen(sys.argv[1]+p,context=c,timeout=5).read());"
+    "print(json.dumps({'cluster': g('/cluster'), 'config': g('/config')}))"
 )
 
 
@@ -60,7 +64,7 @@ def _cluster_json(site: Site, t: Transport) -> tuple[str, str]:
     """(host that answered, Patroni's /cluster body): any member knows the whole cluster."""
     said: list[str] = []
     for host in db_hosts(site):
-        url = f"https://{site.hosts[host].address}:{PATRONI_PORT}/cluster"
+        url = f"https://{site.hosts[host].address}:{PATRONI_PORT}"
         try:
             done = t.run(host, ["python3", "-c", _FETCH, url, CA_FILE], timeout=20)
         except HostUnreachable as exc:
@@ -83,16 +87,17 @@ def _psql(t: Transport, host: str, sql: str, database: str = "postgres") -> str:
 def status(site: Site, t: Transport | None = None) -> ClusterStatus:
     t = t or for_site(site)
     _, text = _cluster_json(site, t)
-    members, paused = parse_cluster(text)
+    cluster, sync_mode = split_answer(text)
+    members, paused = parse_cluster(cluster)
     leader = next((m for m in members if m.is_leader), None)
     if leader is None or not leader.runs:
-        return ClusterStatus(members=members, paused=paused)
+        return ClusterStatus(members=members, paused=paused, synchronous_mode=sync_mode)
     try:
         facts = _psql(t, leader.name, LEADER_SQL)
     except (HostUnreachable, ClusterUnreadable):
         # Patroni still names it leader (its key has not expired): members only.
-        return ClusterStatus(members=members, paused=paused)
-    return merge_leader_facts(members, paused, facts)
+        return ClusterStatus(members=members, paused=paused, synchronous_mode=sync_mode)
+    return replace(merge_leader_facts(members, paused, facts), synchronous_mode=sync_mode)
 
 
 @dataclass(frozen=True)

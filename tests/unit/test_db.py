@@ -17,6 +17,7 @@ from opsctl.db.cluster import (
     merge_leader_facts,
     parse_cluster,
     pick_candidate,
+    split_answer,
 )
 from opsctl.errors import InvalidInput
 from opsctl.site import load_site
@@ -68,6 +69,22 @@ def test_a_replica_neither_patroni_nor_the_leader_knows_the_lag_of():
     st = merge_leader_facts(*parse_cluster(cluster_with(db1={"lag": "unknown"})),
                             json.dumps(leader))
     assert st.problems() == ["db1: lag unknown"]
+
+
+def test_synchronous_mode_comes_from_patronis_configuration():
+    answer = json.dumps({"cluster": json.loads(cluster_with(db1={"role": "replica"})),
+                         "config": {"synchronous_mode": True, "ttl": 20}})
+    cluster, sync_mode = split_answer(answer)
+    assert sync_mode
+    # Patroni empties synchronous_standby_names when no replica can be synchronous: the
+    # leader's SQL alone would hide the problem.
+    leader = json.loads(LEADER)
+    leader["synchronous_standby_names"] = ""
+    st = merge_leader_facts(*parse_cluster(cluster), json.dumps(leader))
+    st = type(st)(**{**st.__dict__, "synchronous_mode": sync_mode})
+    assert "synchronous_mode is on but no replica is synchronous" in st.problems()
+    with pytest.raises(ClusterUnreadable, match="no /cluster"):
+        split_answer("{}")
 
 
 def test_failing_archiving_is_a_problem():
@@ -129,7 +146,8 @@ class FakeCluster:
             raise HostUnreachable(f"{host}: unreachable over SSH (No route to host)")
         self.calls.append((host, argv))
         if argv[0] == "python3":
-            return Result(0, self.cluster(), "")
+            return Result(0, json.dumps({"cluster": json.loads(self.cluster()),
+                                         "config": {"synchronous_mode": True}}), "")
         if argv[0] == "runuser":
             other = "db2" if self.leader == "db1" else "db1"
             return Result(0, LEADER.replace('"db1"', f'"{other}"'), "")
