@@ -71,6 +71,9 @@ class ClusterStatus:
     archiver: Archiver | None = None
     paused: bool = False
     synchronous_mode: bool | None = None
+    # The hosts the site says are members (group db); one missing from Patroni's list has
+    # no running Patroni (its member key expired).
+    expected: tuple[str, ...] = ()
 
     @property
     def leader(self) -> Member | None:
@@ -87,6 +90,9 @@ class ClusterStatus:
             found.append("no leader")
         elif len(leaders) > 1:
             found.append(f"more than one leader: {', '.join(m.name for m in leaders)}")
+        for name in self.expected:
+            if self.member(name) is None:
+                found.append(f"{name}: not in the cluster (Patroni not running there)")
         for m in self.members:
             if not m.runs:
                 found.append(f"{m.name}: {m.state or 'unknown state'}")
@@ -94,7 +100,8 @@ class ClusterStatus:
                 found.append(f"{m.name}: lag unknown")
             elif not m.is_leader and m.lag_bytes is not None and m.lag_bytes > max_lag_bytes:
                 found.append(f"{m.name}: {m.lag_bytes} bytes behind (bound {max_lag_bytes})")
-        if self.synchronous_mode and leaders and len(self.members) > 1 and not any(
+        if self.synchronous_mode and leaders and len(self.members) + len(
+                set(self.expected) - {m.name for m in self.members}) > 1 and not any(
                 m.role == "sync_standby" for m in self.members):
             found.append("synchronous_mode is on but no replica is synchronous")
         if self.paused:

@@ -90,14 +90,18 @@ def status(site: Site, t: Transport | None = None) -> ClusterStatus:
     cluster, sync_mode = split_answer(text)
     members, paused = parse_cluster(cluster)
     leader = next((m for m in members if m.is_leader), None)
+    expected = tuple(db_hosts(site))
+    bare = ClusterStatus(members=members, paused=paused, synchronous_mode=sync_mode,
+                         expected=expected)
     if leader is None or not leader.runs:
-        return ClusterStatus(members=members, paused=paused, synchronous_mode=sync_mode)
+        return bare
     try:
         facts = _psql(t, leader.name, LEADER_SQL)
     except (HostUnreachable, ClusterUnreadable):
         # Patroni still names it leader (its key has not expired): members only.
-        return ClusterStatus(members=members, paused=paused, synchronous_mode=sync_mode)
-    return replace(merge_leader_facts(members, paused, facts), synchronous_mode=sync_mode)
+        return bare
+    return replace(merge_leader_facts(members, paused, facts), synchronous_mode=sync_mode,
+                   expected=expected)
 
 
 @dataclass(frozen=True)

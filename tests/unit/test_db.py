@@ -87,6 +87,15 @@ def test_synchronous_mode_comes_from_patronis_configuration():
         split_answer("{}")
 
 
+def test_a_site_member_missing_from_patroni_is_a_problem():
+    cluster = json.loads(CLUSTER)
+    cluster["members"] = [m for m in cluster["members"] if m["name"] == "db2"]
+    st = merge_leader_facts(*parse_cluster(json.dumps(cluster)), LEADER)
+    st = type(st)(**{**st.__dict__, "expected": ("db1", "db2"), "synchronous_mode": True})
+    assert st.problems() == ["db1: not in the cluster (Patroni not running there)",
+                             "synchronous_mode is on but no replica is synchronous"]
+
+
 def test_failing_archiving_is_a_problem():
     leader = json.loads(LEADER)
     leader["archiver"] = {"last_archived_wal": "000000010000000000000003", "failed_count": 4,
