@@ -841,39 +841,59 @@ def fact_clamav() -> dict:
     return {"signatures_age_days": int((time.time() - newest) // 86400) if newest else None}
 
 
+def _pg_cluster(name: str, conf_paths: list[str], hba_path: str | None) -> dict:
+    conf: dict[str, str] = {}
+    for path in conf_paths:
+        for line in _lines(_read_opt(path) or ""):
+            m = re.match(r"(\w+)\s*=?\s*'?([^'#]*)'?", line)
+            if m:
+                conf[m.group(1).lower()] = m.group(2).strip()
+    hba_path = conf.get("hba_file") or hba_path
+    weak = set()
+    for line in _lines(_read_opt(hba_path) or "" if hba_path else ""):
+        f = line.split()
+        if f and f[0] in ("local", "host", "hostssl", "hostnossl"):
+            method = f[3] if f[0] == "local" else (f[4] if len(f) > 4 else "")
+            if method in ("trust", "password", "md5"):
+                weak.add(f"{f[0]} {method}" if f[0] != "local" or method != "trust"
+                         else "local trust")
+            if f[0] == "host" and method not in ("reject",) and "/" in f[3] and \
+                    not f[3].startswith(("127.", "::1")):
+                weak.add("host (not hostssl) for a remote address")
+    return {
+        "name": name,
+        "password_encryption": conf.get("password_encryption", "scram-sha-256"),
+        "ssl": conf.get("ssl", "off"),
+        "log_connections": conf.get("log_connections", "off"),
+        "weak_hba": sorted(weak),
+    }
+
+
 def fact_postgresql() -> dict:
-    base = "/etc/postgresql"
-    if not os.path.isdir(base):
-        return {"installed": False, "clusters": []}
     clusters = []
-    for version in sorted(os.listdir(base)):
-        for name in sorted(os.listdir(os.path.join(base, version))):
-            cdir = os.path.join(base, version, name)
-            conf: dict[str, str] = {}
-            for path in [os.path.join(cdir, "postgresql.conf"),
-                         *_conf_dir(os.path.join(cdir, "conf.d"))]:
-                for line in _lines(_read_opt(path) or ""):
-                    m = re.match(r"(\w+)\s*=?\s*'?([^'#]*)'?", line)
-                    if m:
-                        conf[m.group(1).lower()] = m.group(2).strip()
-            weak = set()
-            for line in _lines(_read_opt(os.path.join(cdir, "pg_hba.conf")) or ""):
-                f = line.split()
-                if f and f[0] in ("local", "host", "hostssl", "hostnossl"):
-                    method = f[3] if f[0] == "local" else (f[4] if len(f) > 4 else "")
-                    if method in ("trust", "password", "md5"):
-                        weak.add(f"{f[0]} {method}" if f[0] != "local" or method != "trust"
-                                 else "local trust")
-                    if f[0] == "host" and method not in ("reject",) and "/" in f[3] and \
-                            not f[3].startswith(("127.", "::1")):
-                        weak.add("host (not hostssl) for a remote address")
-            clusters.append({
-                "name": f"{version}/{name}",
-                "password_encryption": conf.get("password_encryption", "scram-sha-256"),
-                "ssl": conf.get("ssl", "off"),
-                "log_connections": conf.get("log_connections", "off"),
-                "weak_hba": sorted(weak),
-            })
+    base = "/etc/postgresql"
+    if os.path.isdir(base):
+        for version in sorted(os.listdir(base)):
+            for name in sorted(os.listdir(os.path.join(base, version))):
+                cdir = os.path.join(base, version, name)
+                clusters.append(_pg_cluster(
+                    f"{version}/{name}",
+                    [os.path.join(cdir, "postgresql.conf"),
+                     *_conf_dir(os.path.join(cdir, "conf.d"))],
+                    os.path.join(cdir, "pg_hba.conf")))
+    # Under Patroni there is no /etc/postgresql cluster: Patroni writes postgresql.conf into
+    # the data directory (it names hba_file) from its own configuration.
+    data = "/var/lib/postgresql"
+    if os.path.isdir("/etc/patroni") and os.path.isdir(data):
+        for version in sorted(os.listdir(data)):
+            vdir = os.path.join(data, version)
+            if not os.path.isdir(vdir):
+                continue
+            for name in sorted(os.listdir(vdir)):
+                conf = os.path.join(vdir, name, "postgresql.conf")
+                if "patroni" in (_read_opt(conf) or "").lower():
+                    clusters.append(_pg_cluster(f"{version}/{name} (patroni)", [conf],
+                                                os.path.join(vdir, name, "pg_hba.conf")))
     return {
         "installed": bool(clusters),
         "clusters": [c["name"] for c in clusters],

@@ -11,6 +11,7 @@ from opsctl.cli import apply as apply_cmds
 from opsctl.cli import audit as audit_cmds
 from opsctl.cli import backup as backup_cmds
 from opsctl.cli import check as check_cmds
+from opsctl.cli import db as db_cmds
 from opsctl.cli import deploy as deploy_cmds
 from opsctl.cli import harden as harden_cmds
 from opsctl.cli import jobs as jobs_cmds
@@ -41,6 +42,7 @@ cli.add_command(deploy_cmds.rollback)
 cli.add_command(deploy_cmds.releases)
 cli.add_command(jobs_cmds.jobs)
 cli.add_command(backup_cmds.backup)
+cli.add_command(db_cmds.db)
 cli.add_command(harden_cmds.harden)
 
 
