@@ -142,7 +142,9 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
                    # made on first use, 0600, never in the repository.
                    "opsctl_secrets_dir": str(secrets),
                    # {component: verified artifact of its site version on the control node}
-                   "opsctl_component_artifacts": artifacts},
+                   "opsctl_component_artifacts": artifacts,
+                   # the components, each after the ones it depends on (depends_on)
+                   "opsctl_component_order": site.component_order()},
         envvars=env,
         # The fact cache is the site's, kept between runs (gathering=smart then skips the
         # setup module). ansible-runner would otherwise point it at this run's artifacts,

@@ -25,11 +25,13 @@ from opsctl.apply import history
 from opsctl.deploy import balancer
 from opsctl.deploy.artifacts import component_spec, verify_release
 from opsctl.deploy.plan import (
+    DependencyState,
     DeployFailed,
     DeployRefused,
     HostRelease,
     Next,
     after_health,
+    dependency_problem,
     prunable,
     rollback_target,
     rolling_plan,
@@ -40,6 +42,7 @@ from opsctl.transport import HostUnreachable, Transport, for_site
 Progress = Callable[[str], None]
 KEEP_RELEASES = 3
 DRAIN_TIMEOUT = 60
+DEPENDENCY_HEALTH_TIMEOUT = 5
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,26 @@ def _prune(transport: Transport, host: str, component: str) -> list[str]:
     return doomed
 
 
+def _dependency_states(site: Site, transport: Transport, component: str) -> list[DependencyState]:
+    """Each dependency of `component` on each host of its group: installed, healthy."""
+    def one(dep: str, host: str) -> DependencyState:
+        try:
+            state = probe(transport, host, dep)
+        except DeployFailed as exc:
+            return DependencyState(dep, host, None, False, str(exc))
+        if state.current is None:
+            return DependencyState(dep, host, None, False)
+        ok, detail = _health(site, transport, host, dep, DEPENDENCY_HEALTH_TIMEOUT)
+        return DependencyState(dep, host, state.current, ok, detail)
+
+    pairs = [(dep, h.name) for dep in site.spec.components[component].depends_on
+             for h in site.hosts_in(site.spec.components[dep].group)]
+    if not pairs:
+        return []
+    with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+        return list(pool.map(lambda p: one(*p), pairs))
+
+
 # --- the deploy --------------------------------------------------------------------------------
 
 def deploy(site: Site, request: DeployRequest,
@@ -233,6 +256,13 @@ def deploy(site: Site, request: DeployRequest,
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         before = {r.host: r for r in pool.map(lambda h: probe(transport, h, request.component),
                                               hosts)}
+    # A new version starts only next to healthy dependencies (like compose's
+    # service_healthy); a rollback is a repair and always allowed.
+    if request.action == "deploy":
+        problem = dependency_problem(request.component,
+                                     _dependency_states(site, transport, request.component))
+        if problem:
+            raise DeployRefused(problem)
     missing = [h for h, r in before.items() if r.current is None]
     if missing:
         raise DeployRefused(f"{request.component} is not installed on {', '.join(missing)}: "

@@ -86,3 +86,27 @@ def prunable(newest_first: list[str], keep: set[str], count: int = 3) -> list[st
         if r not in kept:
             kept.append(r)
     return [r for r in newest_first if r not in kept]
+
+
+@dataclass(frozen=True)
+class DependencyState:
+    """What a dependency of the component being deployed runs on one host (gathered)."""
+
+    component: str
+    host: str
+    current: str | None
+    healthy: bool
+    detail: str = ""
+
+
+def dependency_problem(component: str, states: list[DependencyState]) -> str | None:
+    """Why a deploy of `component` must not start, or None: every dependency must be
+    installed and healthy on every host of its group (`opsctl deploy` refuses, exit 2)."""
+    bad = [s for s in states if s.current is None or not s.healthy]
+    if not bad:
+        return None
+    parts = [f"{s.component} on {s.host}: " + ("not installed" if s.current is None
+                                               else f"unhealthy ({s.detail})") for s in bad]
+    deps = sorted({s.component for s in bad})
+    return (f"{component} depends on {', '.join(deps)}, which is not deployed and healthy "
+            f"({'; '.join(parts)}): deploy or repair it first; nothing was changed")

@@ -92,6 +92,10 @@ class Site:
     def control_zone(self) -> Zone:
         return next(z for z in self.zones.values() if self.control_address in z.cidr)
 
+    def component_order(self) -> list[str]:
+        """The site's components, each after the ones it depends on (validated acyclic)."""
+        return component_order({n: list(c.depends_on) for n, c in self.spec.components.items()})
+
     def hosts_in(self, endpoint: str) -> list[Host]:
         """Managed hosts an endpoint (group, zone or `all`) names, in inventory order."""
         if endpoint == "all":
@@ -286,6 +290,29 @@ def _flow(f: FlowSpec) -> Flow:
 
 
 # --- components (opsctl deploy) ---------------------------------------------------------
+def component_order(depends_on: dict[str, list[str]]) -> list[str]:
+    """Every component after the ones it depends on (ties by name): the order apply installs
+    them in. Raises ValueError naming a cycle (validation reports it as a problem)."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise ValueError(" -> ".join([*path[path.index(name):], name]))
+        state[name] = "visiting"
+        for dep in sorted(depends_on.get(name, [])):
+            if dep in depends_on:
+                visit(dep, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in sorted(depends_on):
+        visit(name, [])
+    return order
+
+
 def _component_problems(spec: SiteSpec, groups: dict[str, frozenset[str]], flows: list[Flow],
                         sfile: str) -> list[Problem]:
     """Rules for site.components that need the inventory and the flows.
@@ -327,5 +354,11 @@ def _component_problems(spec: SiteSpec, groups: dict[str, frozenset[str]], flows
                 for f in flows):
             problems.append(Problem(sfile, f"{key}.port", f"no flow lets lb reach "
                                     f"{comp.group}:{comp.port} (add it to site.flows)"))
+    known = {name: [d for d in comp.depends_on if d in spec.components and d != name]
+             for name, comp in spec.components.items()}
+    try:
+        component_order(known)
+    except ValueError as cycle:
+        problems.append(Problem(sfile, "site.components", f"depends_on has a cycle: {cycle}"))
     return problems
 # --- end components ---------------------------------------------------------------------

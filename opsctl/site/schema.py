@@ -198,6 +198,12 @@ class JobSpec(Strict):
             backoff=sched.Backoff(_seconds(self.backoff.base), _seconds(self.backoff.max)),
             jitter=_seconds(self.jitter), concurrency=self.concurrency, missed=self.missed,
             singleton=self.singleton, enabled=self.enabled)
+class DatabaseSpec(Strict):
+    """The platform's data (roles/postgresql/files/): demo_data seeds a lab's contracts."""
+
+    demo_data: bool = False
+
+
 class BackupSpec(Strict):
     """The backup policy: the backup role configures pgBackRest from it and
     `opsctl backup verify` judges the repository against it."""
@@ -233,6 +239,7 @@ class SiteSpec(Strict):
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
     jobs: list[JobSpec] = Field(default_factory=list)
     backup: BackupSpec = BackupSpec()
+    database: DatabaseSpec = DatabaseSpec()
 
     @field_validator("zones")
     @classmethod

@@ -146,3 +146,23 @@ def test_unknown_component_or_release_is_refused(reference, args):
     done = opsctl("deploy", *args, "--site", str(site.directory))
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_deploy_refuses_while_a_dependency_is_down_and_changes_nothing(reference):
+    """access-gateway depends_on query-service: with query-service stopped on app2, a deploy
+    of access-gateway is refused (exit 2, one line) before any host is touched."""
+    site, _ = reference
+    transport = engine.for_site(site)
+    runs = len(history.all_runs(site.name))
+    assert transport.run("app2", ["systemctl", "stop", "query-service.service"]).rc == 0
+    try:
+        done = opsctl("deploy", "access-gateway", "1.0.0", "--site", str(site.directory))
+        assert done.returncode == 2, done.stdout + done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "depends on query-service" in lines[0] and "query-service on app2" in lines[0]
+        assert len(history.all_runs(site.name)) == runs
+    finally:
+        assert transport.run("app2", ["systemctl", "start", "query-service.service"]).rc == 0
+    assert {r.host: r.active for r in engine.releases(site, "query-service")} == {
+        "app1": True, "app2": True}

@@ -1,11 +1,13 @@
-"""A province made by `opsctl site new` comes up in a second lab beside the reference one
-and converges, unchanged."""
+"""A province made by `opsctl site new` comes up in a second lab beside the reference one,
+converges unchanged, and its own query service answers a lookup."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from labdata import extract, public_request, summary
 
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.lab import lifecycle
@@ -41,3 +43,22 @@ def test_a_province_comes_up_beside_the_reference_and_converges(province, refere
         assert all(h.ssh for h in lifecycle.status(name)), name
     wrong = [r.as_dict() for r in lifecycle.check_flows(province) if not r.ok]
     assert not wrong, wrong[:5]
+
+
+def test_the_province_query_service_answers_a_lookup(province):
+    """Its own data path end to end: the extract on its primary, then a lookup from its
+    `public` namespace through its lb1 to its query service, reading its replica."""
+    code, out = extract(province, "gansu-db1")
+    assert code == 0, out
+    assert summary(out)["read"] >= 5
+    deadline = time.monotonic() + 15
+    while True:
+        status, body = public_request(province, "GET", "/query/contracts/LAB-110101-0002",
+                                      lb="gansu-lb1")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200, body
+    assert body["contractor"] == "李*", body
+    status, _ = public_request(province, "GET", "/query/contracts/NO-SUCH", lb="gansu-lb1")
+    assert status == 404

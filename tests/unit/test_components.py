@@ -3,6 +3,7 @@ the reproducible build, and the balancer's backends file (role template == opsct
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jinja2
@@ -12,10 +13,13 @@ import yaml
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.cli.main import main
 from opsctl.components.build import build_reference
-from opsctl.deploy import balancer
+from opsctl.deploy import balancer, engine
 from opsctl.deploy.artifacts import site_artifacts, verify_release
+from opsctl.deploy.plan import DependencyState, DeployRefused, dependency_problem
 from opsctl.errors import InvalidInput
 from opsctl.site import load_site
+from opsctl.site.model import component_order
+from opsctl.transport import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,3 +157,78 @@ def test_backends_file_from_the_role_equals_opsctls_renderer():
     drained = balancer.backends_text(site, "query-service", {"app1"})
     assert "172.31.20.21:8080 max_fails=2 fail_timeout=10s down; # app1" in drained
     assert "172.31.20.22:8080 max_fails=2 fail_timeout=10s; # app2" in drained
+
+
+# --- depends_on: apply installs dependencies first, validation refuses cycles, and a deploy
+# refuses to start next to a dependency that is not deployed and healthy (nothing changed).
+
+
+def test_dependencies_come_first_ties_by_name() -> None:
+    assert component_order({"gateway": ["query"], "query": [], "admin": []}) == [
+        "admin", "query", "gateway"]
+    assert component_order({"c": ["b"], "b": ["a"], "a": []}) == ["a", "b", "c"]
+    assert load_site("reference").component_order() == ["query-service", "access-gateway"]
+
+
+def test_a_cycle_is_named() -> None:
+    with pytest.raises(ValueError, match="a -> b -> c -> a"):
+        component_order({"a": ["b"], "b": ["c"], "c": ["a"]})
+
+
+def test_cycle_refused_by_validation(capsys, site_copy) -> None:
+    edit_components(site_copy, lambda c: c["query-service"].update(depends_on=["access-gateway"]))
+    code, _, err = run(capsys, "site", "validate", str(site_copy))
+    assert code == 2
+    one_error_line(err, "site.components: depends_on has a cycle: "
+                        "access-gateway -> query-service -> access-gateway")
+
+
+def test_dependency_problem_names_every_bad_host() -> None:
+    ok = DependencyState("query-service", "app1", "1.0.0", True)
+    assert dependency_problem("access-gateway", [ok]) is None
+    problem = dependency_problem("access-gateway", [
+        ok, DependencyState("query-service", "app2", "1.1.0", False, "answered 500"),
+        DependencyState("query-service", "app3", None, False)])
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("access-gateway depends on query-service, which is not deployed "
+                              "and healthy (query-service on app2: unhealthy (answered 500); "
+                              "query-service on app3: not installed)")
+    assert problem.endswith("nothing was changed")
+
+
+class FakeHosts:
+    """Answers the engine's probes; records every command so a test sees nothing changed."""
+
+    def __init__(self, healthy: dict[tuple[str, str], bool]) -> None:
+        self.healthy = healthy  # (host, component) -> health answer
+        self.commands: list[tuple[str, list[str]]] = []
+
+    def run(self, host: str, argv: list[str], stdin=None, timeout: float = 120) -> Result:
+        self.commands.append((host, argv))
+        if argv == ["true"]:
+            return Result(0, "", "")
+        if "/opt/" in " ".join(argv) and "releases" in argv[2]:  # the release probe
+            return Result(0, json.dumps({"current": "1.0.0", "previous": None,
+                                         "releases": ["1.0.0"], "active": True}), "")
+        if argv[0] == "python3":  # the health check: url is argv[3]
+            port = argv[3].split(":")[2].split("/")[0]
+            component = "query-service" if port == "8080" else "access-gateway"
+            ok = self.healthy.get((host, component), True)
+            return Result(0 if ok else 1, "healthy" if ok else "unhealthy: answered 500", "")
+        raise AssertionError(f"the deploy went on to change {host}: {argv}")
+
+
+def test_deploy_refused_when_a_dependency_is_unhealthy(monkeypatch, site_copy) -> None:
+    path = site_copy / "group_vars" / "all" / "site.yml"
+    data = yaml.safe_load(path.read_text())
+    data["site"]["components"]["access-gateway"]["releases"]["1.0.1"] = (
+        data["site"]["components"]["access-gateway"]["releases"]["1.0.0"])
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    site = load_site(site_copy)
+    hosts = FakeHosts({("app2", "query-service"): False})
+    monkeypatch.setattr(engine, "for_site", lambda _site: hosts)
+    monkeypatch.setattr(engine, "verify_release", lambda *_a: None)
+    with pytest.raises(DeployRefused, match="query-service on app2: unhealthy"):
+        engine.deploy(site, engine.DeployRequest("access-gateway", "1.0.1"))
+    # Only probes ran: no drain, no switch.
+    assert not [a for _h, a in hosts.commands if a[:2] == ["sh", "-c"]]
