@@ -41,7 +41,7 @@ def test_promtool_accepts_the_rules():
 def test_each_alert_fires_and_resolves_in_promtools_unit_tests():
     tests = sorted((RULES / "tests").glob("*.yml"))
     done = subprocess.run([promtool(), "test", "rules", *map(str, tests)], cwd=RULES / "tests",
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     tested = set()
     for path in tests:
