@@ -131,14 +131,17 @@ def job_history(site: Site, name: str | None, transport: Transport,
     return _ask(hosts, argv, 30, transport, lambda code, _: code == 0)
 
 
-def lab_transport(site: Site) -> Transport:
-    """SSH with the lab's ssh_config (opsctl lab up writes it)."""
-    from opsctl.lab.ssh import remote  # noqa: PLC0415 - only when hosts are asked
-    from opsctl.lab.state import lab_with_ssh  # noqa: PLC0415
+def ssh_transport(site: Site) -> Transport:
+    """The scheduler's CLI over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
+    from opsctl.transport import HostUnreachable, for_site  # noqa: PLC0415
 
-    lab = lab_with_ssh(site.name)
+    hosts = for_site(site)
 
     def run(host: str, argv: list[str], timeout: float) -> tuple[int, str]:
-        return remote(lab, host, argv, timeout=timeout)
+        try:
+            done = hosts.run(host, argv, timeout=timeout)
+        except HostUnreachable as exc:
+            return 255, str(exc)
+        return done.rc, (done.stdout or done.stderr).strip()
 
     return run

@@ -16,10 +16,10 @@ from opsctl.apply.history import new_run_id
 from opsctl.backup import drill as drills
 from opsctl.backup.info import Backup, Stanza, parse_info, stanza
 from opsctl.backup.policy import AgeVerdict, judge_age
-from opsctl.backup.transport import Transport, for_site
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.paths import ensure_private_dir, state_dir
 from opsctl.site.model import Site
+from opsctl.transport import Transport, for_site
 
 # The backup role's layout on the hosts (roles/backup/defaults/main.yml).
 REPO_USER = "pgbackrest"

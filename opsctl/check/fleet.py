@@ -7,7 +7,6 @@ a target whose every check is `error` with the reason; the other hosts go on.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +24,6 @@ from opsctl.check.scan import (
     parse_collector_output,
 )
 from opsctl.errors import NotFound
-from opsctl.lab.ssh import ssh_argv
-from opsctl.lab.state import lab_with_ssh
 from opsctl.site.model import Site, load_site
 from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
 
@@ -42,18 +39,18 @@ class Completed:
 Transport = Callable[[str, str], Completed]
 
 
-def lab_transport(site: Site) -> Transport:
-    """SSH with the lab's ssh_config (pinned host keys, its own identity)."""
-    lab = lab_with_ssh(site.name)
+def ssh_transport(site: Site) -> Transport:
+    """The collector over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
+    from opsctl.transport import HostUnreachable, for_site  # noqa: PLC0415
+
+    hosts = for_site(site)
 
     def run(host: str, script: str) -> Completed:
-        argv = ssh_argv(lab, host, ["python3", "-"])
         try:
-            proc = subprocess.run(argv, input=script, capture_output=True, text=True,
-                                  timeout=COLLECTOR_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            return Completed(124, "", f"no answer within {COLLECTOR_TIMEOUT}s")
-        return Completed(proc.returncode, proc.stdout, proc.stderr)
+            done = hosts.run(host, ["python3", "-"], stdin=script, timeout=COLLECTOR_TIMEOUT)
+        except HostUnreachable as exc:
+            return Completed(255, "", str(exc))
+        return Completed(done.rc, done.stdout, done.stderr)
 
     return run
 
@@ -85,7 +82,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
             raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
                            f"(hosts: {', '.join(hosts)})")
         hosts = [h for h in hosts if h in limit]
-    run = transport or lab_transport(site)
+    run = transport or ssh_transport(site)
     script = COLLECTOR.read_text(encoding="utf-8")
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))

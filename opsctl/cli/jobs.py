@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
-from opsctl.jobs import FleetAnswer, find_job, job_history, lab_transport, list_jobs, run_job
+from opsctl.jobs import FleetAnswer, find_job, job_history, list_jobs, run_job, ssh_transport
 from opsctl.site import load_site
 
 SITE_OPTION = click.option("--site", default="reference", show_default=True,
@@ -66,7 +66,7 @@ def run_cmd(name: str, site: str, hosts: tuple[str, ...], output: str) -> None:
     """Run a job now on the hosts of its group (over SSH); exit 1 if any run failed."""
     loaded = load_site(site)
     find_job(loaded, name)  # an unknown job is bad input before any host is asked
-    answer = run_job(loaded, name, lab_transport(loaded), list(hosts) or None)
+    answer = run_job(loaded, name, ssh_transport(loaded), list(hosts) or None)
     _render(answer, output, lambda a: [f"{a.data.get('outcome')}  {a.data.get('reason', '')}"])
 
 
@@ -80,7 +80,7 @@ def history_cmd(name: str | None, site: str, limit: int, output: str) -> None:
     loaded = load_site(site)
     if name is not None:
         find_job(loaded, name)
-    answer = job_history(loaded, name, lab_transport(loaded), limit)
+    answer = job_history(loaded, name, ssh_transport(loaded), limit)
     _render(answer, output, lambda a: [
         f"{r['started_iso'][:19]}  {r['job']}  #{r['attempt']}  {r['outcome']}  "
         f"{'-' if r['duration'] is None else format(r['duration'], '.1f') + 's'}  {r['reason']}"

@@ -13,7 +13,6 @@ Gathering (SSH) lives here; the decisions are pure functions in plan.py.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +34,8 @@ from opsctl.deploy.plan import (
     rollback_target,
     rolling_plan,
 )
-from opsctl.lab.ssh import ssh_argv
-from opsctl.lab.state import lab_dir
 from opsctl.site.model import Site
+from opsctl.transport import HostUnreachable, Transport, for_site
 
 Progress = Callable[[str], None]
 KEEP_RELEASES = 3
@@ -65,23 +63,14 @@ class DeployResult:
 
 # --- talking to hosts ------------------------------------------------------------------------
 
-def _lab(site: Site) -> Path:
-    lab = lab_dir(site.name)
-    if not (lab / "ssh_config").exists():
-        raise DeployRefused(f"site {site.name} has no lab up (no {lab / 'ssh_config'}): "
-                            f"`opsctl lab up --site {site.name}` first")
-    return lab
-
-
-def _run(lab: Path, host: str, argv: list[str], stdin: bytes | None = None,
+def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None = None,
          timeout: float = 60) -> tuple[int, str]:
+    """(exit code, what it said); 255 with the reason when the host was not reached."""
     try:
-        done = subprocess.run(ssh_argv(lab, host, argv), input=stdin, capture_output=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {timeout:.0f}s"
-    out = (done.stdout or b"") + (done.stderr or b"")
-    return done.returncode, out.decode(errors="replace").strip()
+        done = transport.run(host, argv, stdin=stdin, timeout=timeout)
+    except HostUnreachable as exc:
+        return 255, str(exc)
+    return done.rc, done.output
 
 
 PROBE = r"""
@@ -153,8 +142,8 @@ systemctl restart "$1.service"
 """
 
 
-def probe(lab: Path, host: str, component: str) -> HostRelease:
-    code, out = _run(lab, host, ["python3", "-c", PROBE, f"/opt/{component}",
+def probe(transport: Transport, host: str, component: str) -> HostRelease:
+    code, out = _run(transport, host, ["python3", "-c", PROBE, f"/opt/{component}",
                                  f"{component}.service"], timeout=20)
     if code != 0:
         raise DeployFailed(f"{host}: cannot read the releases of {component}: {out}")
@@ -166,35 +155,35 @@ def probe(lab: Path, host: str, component: str) -> HostRelease:
 def releases(site: Site, component: str) -> list[HostRelease]:
     """What runs where: each host of the component's group."""
     spec = component_spec(site, component)
-    lab = _lab(site)
+    transport = for_site(site)
     hosts = [h.name for h in site.hosts_in(spec.group)]
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        return list(pool.map(lambda h: probe(lab, h, component), hosts))
+        return list(pool.map(lambda h: probe(transport, h, component), hosts))
 
 
-def _reachable(lab: Path, hosts: list[str]) -> list[str]:
+def _reachable(transport: Transport, hosts: list[str]) -> list[str]:
     def down(host: str) -> str | None:
-        code, _ = _run(lab, host, ["true"], timeout=10)
+        code, _ = _run(transport, host, ["true"], timeout=10)
         return None if code == 0 else host
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         return [h for h in pool.map(down, hosts) if h]
 
 
-def _set_drained(site: Site, lab: Path, component: str, drained: set[str]) -> None:
+def _set_drained(site: Site, transport: Transport, component: str, drained: set[str]) -> None:
     text = balancer.backends_text(site, component, drained).encode()
     path = balancer.backends_path(component)
     for lb in [h.name for h in site.hosts_in("lb")]:
-        code, out = _run(lab, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
+        code, out = _run(transport, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
                                    str(DRAIN_TIMEOUT)], stdin=text, timeout=DRAIN_TIMEOUT + 30)
         if code != 0:
             raise DeployFailed(f"{lb}: could not set the backends of {component} "
                                f"(drained: {', '.join(sorted(drained)) or 'none'}): {out}")
 
 
-def _switch(lab: Path, host: str, component: str, version: str, artifact: Path | None,
-            previous: str = "record") -> None:
+def _switch(transport: Transport, host: str, component: str, version: str,
+            artifact: Path | None, previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
-    code, out = _run(lab, host, ["sh", "-c", SWITCH, "switch", component, version,
+    code, out = _run(transport, host, ["sh", "-c", SWITCH, "switch", component, version,
                                  "push" if artifact else "present",
                                  previous],
                      stdin=data, timeout=120)
@@ -202,21 +191,22 @@ def _switch(lab: Path, host: str, component: str, version: str, artifact: Path |
         raise DeployFailed(f"{host}: switching {component} to {version} failed: {out}")
 
 
-def _health(site: Site, lab: Path, host: str, component: str,
+def _health(site: Site, transport: Transport, host: str, component: str,
             timeout: float) -> tuple[bool, str]:
     spec = site.spec.components[component]
     url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
-    code, out = _run(lab, host, ["python3", "-c", HEALTH, url, str(spec.health.status),
+    code, out = _run(transport, host, ["python3", "-c", HEALTH, url, str(spec.health.status),
                                  str(timeout)], timeout=timeout + 30)
     return code == 0, out.splitlines()[-1] if out else f"exit {code}"
 
 
-def _prune(lab: Path, host: str, component: str) -> list[str]:
-    state = probe(lab, host, component)
+def _prune(transport: Transport, host: str, component: str) -> list[str]:
+    state = probe(transport, host, component)
     keep = {v for v in (state.current, state.previous) if v}
     doomed = prunable(list(state.releases), keep, KEEP_RELEASES)
     if doomed:
-        _run(lab, host, ["rm", "-rf", "--", *[f"/opt/{component}/releases/{v}" for v in doomed]])
+        _run(transport, host,
+             ["rm", "-rf", "--", *[f"/opt/{component}/releases/{v}" for v in doomed]])
     return doomed
 
 
@@ -229,19 +219,19 @@ def deploy(site: Site, request: DeployRequest,
     # A deploy's artifact is checked first of all (a rollback's only when it must be pushed).
     artifact = verify_release(site, request.component, request.version) if (
         request.action == "deploy") else None
-    lab = _lab(site)
+    transport = for_site(site)
     hosts = [h.name for h in site.hosts_in(spec.group)]
     lbs = [h.name for h in site.hosts_in("lb")]
     timeout = request.health_timeout or spec.health.timeout
 
     # Everything is checked before the first host is touched.
-    down = _reachable(lab, hosts + lbs)
+    down = _reachable(transport, hosts + lbs)
     if down:
         raise DeployRefused(f"host(s) {', '.join(down)} do not answer over SSH: bring them "
                             f"back (or take them out of the inventory) before deploying "
                             f"{request.component}; nothing was changed")
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        before = {r.host: r for r in pool.map(lambda h: probe(lab, h, request.component),
+        before = {r.host: r for r in pool.map(lambda h: probe(transport, h, request.component),
                                               hosts)}
     missing = [h for h, r in before.items() if r.current is None]
     if missing:
@@ -273,16 +263,16 @@ def deploy(site: Site, request: DeployRequest,
     reason = ""
     try:
         for batch in batches:
-            _set_drained(site, lab, request.component, set(batch))
+            _set_drained(site, transport, request.component, set(batch))
             for host in batch:
                 step(host, "drained")
             for host in batch:
                 push = artifact if request.version not in before[host].releases else None
-                _switch(lab, host, request.component, request.version, push)
+                _switch(transport, host, request.component, request.version, push)
                 step(host, f"switched to {request.version}")
             healthy: dict[str, bool] = {}
             for host in batch:
-                healthy[host], detail = _health(site, lab, host, request.component, timeout)
+                healthy[host], detail = _health(site, transport, host, request.component, timeout)
                 step(host, "healthy" if healthy[host] else "unhealthy", healthy[host], detail)
                 record.hosts[host] = {"status": "ok" if healthy[host] else "failed",
                                       "from": before[host].current, "to": request.version,
@@ -292,28 +282,28 @@ def deploy(site: Site, request: DeployRequest,
                 reason = (f"{', '.join(bad)}: {request.version} failed its health check "
                           f"within {timeout:g}s; rolled back")
                 for host in batch:
-                    _switch(lab, host, request.component, before[host].current or "", None,
+                    _switch(transport, host, request.component, before[host].current or "", None,
                             previous=before[host].previous or "-")
-                    ok, detail = _health(site, lab, host, request.component, timeout)
+                    ok, detail = _health(site, transport, host, request.component, timeout)
                     step(host, f"rolled back to {before[host].current}", ok, detail)
                     record.hosts[host]["status"] = "failed" if ok else "unreachable"
                     record.hosts[host]["rolled_back_to"] = before[host].current
                     if not ok:
                         reason += f"; {host} is unhealthy on {before[host].current} as well"
-                _set_drained(site, lab, request.component, set())
+                _set_drained(site, transport, request.component, set())
                 for host in batch:
                     step(host, "restored to the balancer")
                 break
-            _set_drained(site, lab, request.component, set())
+            _set_drained(site, transport, request.component, set())
             for host in batch:
                 step(host, "restored to the balancer")
-                pruned = _prune(lab, host, request.component)
+                pruned = _prune(transport, host, request.component)
                 if pruned:
                     step(host, "pruned", detail=", ".join(pruned))
     except DeployFailed as exc:
         reason = str(exc)
         try:
-            _set_drained(site, lab, request.component, set())
+            _set_drained(site, transport, request.component, set())
         except DeployFailed as again:
             reason += f"; and the balancer could not be restored: {again}"
     record.seconds = round(time.monotonic() - start, 2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsctl.errors import NotFound
 from opsctl.paths import state_dir
 
 
@@ -24,12 +23,3 @@ def connection_inventory(site_name: str) -> Path | None:
 def facts_dir(site_name: str) -> Path:
     """Ansible's fact cache for a site's hosts (apply writes it; lab down clears it)."""
     return state_dir() / "facts" / site_name
-
-
-def lab_with_ssh(site_name: str) -> Path:
-    """The lab directory of a site whose lab is up (its ssh_config exists), or NotFound."""
-    lab = lab_dir(site_name)
-    if not (lab / "ssh_config").exists():
-        raise NotFound(f"no ssh_config for site {site_name} at {lab / 'ssh_config'} "
-                       f"(bring its lab up: opsctl lab up --site {site_name})")
-    return lab

@@ -14,9 +14,9 @@ from opsctl.backup import ops
 from opsctl.backup.drill import DrillError, TableSum, compare, parse_sums, table_sums_sql
 from opsctl.backup.info import InfoUnreadable, parse_info, stanza
 from opsctl.backup.policy import judge_age
-from opsctl.backup.transport import HostUnreachable, Result
 from opsctl.errors import InvalidInput
 from opsctl.site import load_site
+from opsctl.transport import HostUnreachable, Result
 
 # `pgbackrest --output=json info` on the lab's bak1: a full, an incremental on it, a full.
 INFO = (Path(__file__).parent / "facts" / "pgbackrest" / "info.json").read_text()
