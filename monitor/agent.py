@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from monitor import __version__
 from monitor.collectors.compliance import ComplianceCollector
 from monitor.collectors.host import HostCollector
+from monitor.collectors.pgbackrest import PgBackRestCollector
+from monitor.collectors.postgresql import PostgresCollector
 from monitor.collectors.systemd import SystemdCollector
 from monitor.collectors.tls import CertificateCollector
 from monitor.config import AgentConfig, load_config
@@ -39,10 +42,19 @@ def build_registry(config: AgentConfig) -> CollectorRegistry:
     registry.register(SystemdCollector(config.units))
     registry.register(CertificateCollector(config.certificates))
     registry.register(ComplianceCollector(config.compliance_file))
+    if config.postgresql is not None:
+        registry.register(PostgresCollector(config.postgresql))
+    if config.pgbackrest_status is not None:
+        registry.register(PgBackRestCollector(config.pgbackrest_status,
+                                              config.backup_max_age_hours))
     if config.scheduler_history is not None:
-        from monitor.collectors.scheduler import SchedulerCollector  # noqa: PLC0415
-
-        registry.register(SchedulerCollector(config.scheduler_history))
+        try:
+            from monitor.collectors.scheduler import SchedulerCollector  # noqa: PLC0415
+        except ImportError:  # the scheduler package is not installed on this host (yet)
+            print("monitor: scheduler_history set but the scheduler package is not "
+                  "importable; no job metrics", file=sys.stderr)
+        else:
+            registry.register(SchedulerCollector(config.scheduler_history))
     return registry
 
 

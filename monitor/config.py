@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.collectors.postgresql import PostgresSettings
+
 
 class ConfigError(Exception):
     """A configuration file the agent cannot use; the message names file, key and reason."""
@@ -45,6 +47,9 @@ class AgentConfig:
     certificates: tuple[Path, ...] = ()
     compliance_file: Path | None = None
     scheduler_history: Path | None = None
+    postgresql: PostgresSettings | None = None
+    pgbackrest_status: Path | None = None
+    backup_max_age_hours: float | None = None
     filesystem_types_ignored: tuple[str, ...] = (
         "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
         "securityfs", "pstore", "bpf", "autofs", "configfs", "fusectl", "hugetlbfs",
@@ -53,7 +58,9 @@ class AgentConfig:
 
 
 KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "scheduler_history",
-              "labels"}
+              "labels", "postgresql", "pgbackrest"}
+POSTGRES_KEYS = {"socket_dir", "port", "user", "database"}
+PGBACKREST_KEYS = {"status_file", "max_age_hours"}
 
 
 def _strings(path: Path, data: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -79,11 +86,51 @@ def load_config(path: Path | None) -> AgentConfig:
     history = data.get("scheduler_history")
     if history is not None and not isinstance(history, str):
         raise ConfigError(f"{path}: scheduler_history: expected the path of the history database")
+    postgresql = _postgresql(path, data.get("postgresql"))
+    status_file, max_age = _pgbackrest(path, data.get("pgbackrest"))
     return AgentConfig(
         web_config=Path(web) if web else None,
+        postgresql=postgresql,
+        pgbackrest_status=status_file,
+        backup_max_age_hours=max_age,
         units=_strings(path, data, "units"),
         certificates=tuple(Path(p) for p in _strings(path, data, "certificates")),
         compliance_file=Path(compliance) if compliance else None,
         scheduler_history=Path(history) if history else None,
         extra_labels=dict(labels),
     )
+
+
+def _postgresql(path: Path, raw: object) -> PostgresSettings | None:
+    """`postgresql: {socket_dir, port, user, database}` (all optional) on database hosts."""
+    if raw is None or raw is False:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: postgresql: expected a mapping "
+                          f"({', '.join(sorted(POSTGRES_KEYS))})")
+    for key in sorted(set(raw) - POSTGRES_KEYS):
+        raise ConfigError(f"{path}: postgresql.{key}: unknown key")
+    port = raw.get("port", 5432)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"{path}: postgresql.port: expected a port number (got {port!r})")
+    for key in ("socket_dir", "user", "database"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: postgresql.{key}: expected a string")
+    defaults = PostgresSettings()
+    return PostgresSettings(raw.get("socket_dir", defaults.socket_dir), port,
+                            raw.get("user", defaults.user), raw.get("database", defaults.database))
+
+
+def _pgbackrest(path: Path, raw: object) -> tuple[Path | None, float | None]:
+    """`pgbackrest: {status_file, max_age_hours}` on backup hosts."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict) or not isinstance(raw.get("status_file"), str):
+        raise ConfigError(f"{path}: pgbackrest.status_file: expected the status file's path")
+    for key in sorted(set(raw) - PGBACKREST_KEYS):
+        raise ConfigError(f"{path}: pgbackrest.{key}: unknown key")
+    age = raw.get("max_age_hours")
+    if age is not None and (not isinstance(age, int | float) or isinstance(age, bool)
+                            or age <= 0):
+        raise ConfigError(f"{path}: pgbackrest.max_age_hours: expected a positive number")
+    return Path(raw["status_file"]), None if age is None else float(age)

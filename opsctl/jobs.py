@@ -18,8 +18,9 @@ from opsctl.errors import NotFound
 from opsctl.site.model import Job, Site
 from scheduler.cron import next_fire
 
-# How a host runs the scheduler's CLI (the scheduler_agent role installs the package).
-REMOTE_SCHEDULER = ["python3", "-m", "scheduler"]
+# How a host runs the scheduler's CLI (the scheduler_agent role installs the package into
+# /opt/opsctl-scheduler, its default scheduler_agent_home).
+REMOTE_SCHEDULER = ["env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler"]
 
 # (host, argv, timeout seconds) -> (exit code, output); ssh's own failure is 255.
 Transport = Callable[[str, list[str], float], tuple[int, str]]

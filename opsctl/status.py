@@ -28,7 +28,20 @@ QUERIES = {
                    ' / opsctl_host_filesystem_size_bytes',
     "failed_units": 'opsctl_systemd_unit_state{state="failed"} == 1',
     "compliance": "opsctl_compliance_pass_ratio",
+    # the database cluster, the backup repository, scheduled jobs
+    "pg_up": "opsctl_postgresql_up",
+    "pg_recovery": "opsctl_postgresql_in_recovery",
+    "pg_slots": "opsctl_postgresql_replication_slot_active",
+    "pg_lag_bytes": "opsctl_postgresql_replica_lag_bytes",
+    "pg_lag_seconds": "opsctl_postgresql_replica_lag_seconds",
+    "backup_age": "time() - max without (type) (opsctl_pgbackrest_backup_last_timestamp_seconds)",
+    "backup_policy": "opsctl_pgbackrest_backup_max_age_seconds",
+    "backup_count": "opsctl_pgbackrest_backups",
+    "job_failures": "opsctl_scheduler_job_consecutive_failures > 0",
 }
+# The same bounds as the OpsctlReplicationLag alert (monitor/rules/opsctl.rules.yml).
+LAG_SECONDS_MAX = 300.0
+LAG_BYTES_MAX = 256 * 1024 * 1024
 
 
 class MonitoringUnreachable(OpsctlError):
@@ -53,6 +66,46 @@ class HostStatus:
 
 
 @dataclass
+class DatabaseServer:
+    host: str
+    role: str  # primary | replica | down (the agent could not reach it)
+
+
+@dataclass
+class Replica:
+    name: str  # the replica's slot on the primary (its host name)
+    primary: str
+    streaming: bool
+    lag_bytes: float | None = None
+    lag_seconds: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.streaming and (self.lag_seconds or 0) <= LAG_SECONDS_MAX and (
+            self.lag_bytes or 0) <= LAG_BYTES_MAX
+
+
+@dataclass
+class BackupState:
+    host: str
+    stanza: str
+    newest_age_seconds: float | None  # None: no backup at all
+    max_age_seconds: float | None  # the site's policy (backup.max_age_hours)
+
+    @property
+    def healthy(self) -> bool:
+        return self.newest_age_seconds is not None and (
+            self.max_age_seconds is None or self.newest_age_seconds <= self.max_age_seconds)
+
+
+@dataclass
+class FailingJob:
+    host: str
+    job: str
+    consecutive_failures: int
+
+
+@dataclass
 class Alert:
     name: str
     host: str
@@ -67,13 +120,33 @@ class SiteStatus:
     prometheus: str
     hosts: list[HostStatus]
     alerts: list[Alert]
+    database: list[DatabaseServer] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
+    backups: list[BackupState] = field(default_factory=list)
+    failing_jobs: list[FailingJob] = field(default_factory=list)
+
+    @property
+    def database_healthy(self) -> bool:
+        return (all(s.role != "down" for s in self.database)
+                and all(r.healthy for r in self.replicas))
+
+    @property
+    def backups_healthy(self) -> bool:
+        return all(b.healthy for b in self.backups)
 
     @property
     def healthy(self) -> bool:
-        return all(h.healthy for h in self.hosts) and not self.alerts
+        return (all(h.healthy for h in self.hosts) and not self.alerts
+                and self.database_healthy and self.backups_healthy and not self.failing_jobs)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for replica, out in zip(self.replicas, data["replicas"], strict=True):
+            out["healthy"] = replica.healthy
+        for backup, out in zip(self.backups, data["backups"], strict=True):
+            out["healthy"] = backup.healthy
+        data["database_healthy"] = self.database_healthy
+        data["backups_healthy"] = self.backups_healthy
         data["healthy"] = self.healthy
         return data
 
@@ -123,7 +196,36 @@ def build(site: Site, prometheus: str, answers: dict[str, list[dict]],
         for a in alerts if a.get("status", {}).get("state", "active") == "active"
     ]
     firing.sort(key=lambda a: (a.severity != "critical", a.name, a.host))
-    return SiteStatus(site.name, prometheus, hosts, firing)
+    status = SiteStatus(site.name, prometheus, hosts, firing)
+    _platform(status, data)
+    return status
+
+
+def _platform(status: SiteStatus, data: dict[str, dict[str, list[tuple[dict, float]]]]) -> None:
+    """The database cluster, the backups and the failing jobs, from their agents' metrics."""
+    for host in sorted(data["pg_up"]):
+        up = data["pg_up"][host][0][1] == 1
+        recovery = data["pg_recovery"].get(host)
+        role = "down" if not up else (
+            "replica" if recovery and recovery[0][1] == 1 else "primary")
+        status.database.append(DatabaseServer(host, role))
+    for primary in sorted(data["pg_slots"]):
+        lag_bytes = {m.get("replica"): v for m, v in data["pg_lag_bytes"].get(primary, [])}
+        lag_seconds = {m.get("replica"): v for m, v in data["pg_lag_seconds"].get(primary, [])}
+        for labels, active in sorted(data["pg_slots"][primary], key=lambda i: str(i[0])):
+            name = labels.get("slot", "?")
+            status.replicas.append(Replica(name, primary, active == 1, lag_bytes.get(name),
+                                           lag_seconds.get(name)))
+    ages = {(h, m.get("stanza")): v for h, items in data["backup_age"].items() for m, v in items}
+    policy = {(h, m.get("stanza")): v for h, items in data["backup_policy"].items()
+              for m, v in items}
+    for host in sorted(data["backup_count"]):
+        for labels, _count in data["backup_count"][host]:
+            key = (host, labels.get("stanza"))
+            status.backups.append(BackupState(host, str(key[1]), ages.get(key), policy.get(key)))
+    for host in sorted(data["job_failures"]):
+        for labels, count in sorted(data["job_failures"][host], key=lambda i: str(i[0])):
+            status.failing_jobs.append(FailingJob(host, labels.get("job_name", "?"), int(count)))
 
 
 def _get(url: str, timeout: float) -> Any:

@@ -1,5 +1,6 @@
 """`python -m scheduler [--jobs FILE.json] [--history DB] [--once]` runs the agent;
-`python -m scheduler run NAME` runs one job now; `python -m scheduler history [NAME] --json`.
+`python -m scheduler run NAME` runs one job now; `python -m scheduler history [NAME] --json`;
+`python -m scheduler --jobs FILE check` validates a jobs file.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("name", nargs="?")
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--json", action="store_true")
+    sub.add_parser("check", parents=[_common(False)],
+                   help="validate the jobs file and exit (the role's `validate`)")
     return parser
 
 
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"scheduler: {problem}", file=sys.stderr)
         return 2
+    if args.command == "check":
+        print(f"scheduler: {args.jobs}: {len(jobs.jobs)} jobs")
+        return 0
     args.history.parent.mkdir(parents=True, exist_ok=True)
     history = History(args.history)
     lock = make_lock(jobs.lock_dsn) if jobs.lock_dsn else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from scheduler import history as h
-from scheduler.engine import Plan, RunningRun, State, decide
+from scheduler.engine import Plan, RunningRun, State, decide, success_window
 from scheduler.lock import ClusterLock
 from scheduler.runner import JobRun, RunContext
 from scheduler.spec import JobsFile
@@ -94,8 +94,15 @@ class Agent:
         threading.Thread(target=run.run, name=f"job-{name}", daemon=True).start()
         return run
 
+    def record_windows(self) -> None:
+        """What the monitor's job-success alert compares with: one window per enabled job."""
+        now = self.clock()
+        self.history.save_windows({j.name: (success_window(j, now), j.singleton or "")
+                                   for j in self.jobs.jobs if j.enabled})
+
     def loop(self, once: bool = False) -> None:
         self.history.abandon_unfinished(time.time())
+        self.record_windows()
         while not self._stopping.is_set():
             plan = self.step()
             if once:

@@ -179,3 +179,21 @@ def decide(jobs: Iterable[JobSpec], state: State, now: datetime,
                          for r in going)
         starts.append(start)
     return Plan(tuple(starts), tuple(kills), tuple(skips), last, wake)
+
+
+# Ticks looked at to find a schedule's longest gap: a year of a daily job, enough for any
+# schedule whose gaps repeat within a year (`0 0 29 2 *` would count its first gap only).
+WINDOW_TICKS = 400
+
+
+def success_window(job: JobSpec, now: datetime) -> float:
+    """Seconds within which a healthy job succeeds again after a success: its schedule's
+    longest gap between ticks, plus the jitter, every attempt's timeout and the longest
+    backoffs, plus five minutes. The monitor alerts when the last success is older."""
+    gap, tick = 0.0, _next(job.schedule, now, job.timezone)
+    for _ in range(WINDOW_TICKS):
+        following = _next(job.schedule, tick, job.timezone)
+        gap = max(gap, (following - tick).total_seconds())
+        tick = following
+    attempts = job.retries + 1
+    return (gap + job.jitter + job.timeout * attempts + job.backoff.max * job.retries + 300.0)

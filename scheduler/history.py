@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS job_state (
     job TEXT PRIMARY KEY,
     last_tick REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS job_window (
+    job TEXT PRIMARY KEY,
+    seconds REAL NOT NULL,
+    singleton TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -159,6 +164,22 @@ class History:
                 "INSERT INTO job_state (job, last_tick) VALUES (?, ?) "
                 "ON CONFLICT (job) DO UPDATE SET last_tick = excluded.last_tick",
                 ticks.items())
+
+    def save_windows(self, windows: dict[str, tuple[float, str]]) -> None:
+        """The jobs this agent runs now: {job: (success window seconds, singleton or '')}."""
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM job_window")
+            self._db.executemany("INSERT INTO job_window (job, seconds, singleton) "
+                                 "VALUES (?, ?, ?)",
+                                 [(j, w, s) for j, (w, s) in windows.items()])
+
+    def windows(self) -> dict[str, tuple[float, str]]:
+        with self._lock:
+            try:
+                rows = list(self._db.execute("SELECT job, seconds, singleton FROM job_window"))
+            except sqlite3.OperationalError:  # a history written before windows existed
+                return {}
+        return {r["job"]: (r["seconds"], r["singleton"]) for r in rows}
 
     def load_ticks(self) -> dict[str, float]:
         with self._lock:

@@ -15,16 +15,23 @@ class JobMetrics:
     last_duration: float | None  # seconds the last finished run (any outcome) took
     consecutive_failures: int
     runs_by_outcome: dict[str, int] = field(default_factory=dict)
+    # How long after its last success the job should have succeeded again (see
+    # scheduler.engine.success_window), and `cluster` for a singleton; None if not run here now.
+    success_window: float | None = None
+    singleton: str = ""
 
 
 def job_metrics(history: History) -> list[JobMetrics]:
     successes = history.last_success()
     totals = history.totals()
+    windows = history.windows()
     out = []
-    for job in history.jobs():
+    for job in sorted(set(history.jobs()) | set(windows)):
         last = history.last_run(job)
         success = successes.get(job)
+        window, singleton = windows.get(job, (None, ""))
         out.append(JobMetrics(
+            success_window=window, singleton=singleton,
             job=job,
             last_success=success.ended if success else None,
             last_duration=last.duration if last else None,

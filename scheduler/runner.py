@@ -13,7 +13,9 @@ leftovers do not outlive it.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import select
 import signal
 import subprocess
@@ -31,6 +33,31 @@ from scheduler.lock import ClusterLock
 from scheduler.spec import JobSpec
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who a job runs as when it names a `user` other than the agent's own account."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    env: dict[str, str]
+
+
+def credentials(user: str | None) -> Credentials | None:
+    """None when the job runs as the agent itself; raises LookupError or PermissionError."""
+    if user is None:
+        return None
+    entry = pwd.getpwnam(user)  # KeyError if unknown
+    if entry.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        raise PermissionError(f"the agent runs as uid {os.geteuid()}, not root")
+    groups = tuple(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)
+    env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user,
+           "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
+    return Credentials(entry.pw_uid, entry.pw_gid, groups, env)
 
 
 @dataclass(frozen=True)
@@ -65,8 +92,9 @@ class Execution:
 
     def __init__(self, argv: tuple[str, ...], timeout: float, tail_kib: int = 16,
                  env: dict[str, str] | None = None, grace: float = KILL_GRACE,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, user: str | None = None) -> None:
         self.argv, self.timeout, self.tail = argv, timeout, tail_kib * 1024
+        self.user = user
         self.env, self.grace, self.clock = env, grace, clock
         self.pid: int | None = None
         self._wake = threading.Event()
@@ -112,11 +140,21 @@ class Execution:
 
     def run(self) -> Attempt:
         started = self.clock()
+        try:
+            creds = credentials(self.user)
+        except (KeyError, PermissionError) as exc:
+            reason = exc.args[0] if isinstance(exc, PermissionError) else "no such account"
+            return Attempt(h.ERROR, None, started, self.clock(), "",
+                           f"cannot run as {self.user}: {reason}")
+        switch: dict = {}
+        if creds is not None:
+            switch = {"user": creds.uid, "group": creds.gid, "extra_groups": list(creds.groups),
+                      "cwd": "/", "env": {**creds.env, **(self.env or {})}}
         with tempfile.TemporaryFile() as out:
             try:
                 proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        env=self.env, close_fds=True)
+                                        close_fds=True, **{"env": self.env, **switch})
             except OSError as exc:
                 return Attempt(h.ERROR, None, started, self.clock(), "",
                                f"cannot start {self.argv[0]}: {exc.strerror or exc}")
@@ -231,7 +269,8 @@ class JobRun:
             if self._stop is not None:
                 break
             execution = Execution(self.argv or (), self.job.timeout, self.ctx.tail_kib,
-                                  grace=self.ctx.grace, clock=self.ctx.clock)
+                                  grace=self.ctx.grace, clock=self.ctx.clock,
+                                  user=self.job.user)
             self.run_id = hist.start(self.job.name, tick, attempt, self.ctx.clock())
             self.current = execution
             if self._stop is not None:  # killed between the check and now

@@ -35,7 +35,8 @@ ACTIONS = {
 }
 JOB_KEYS = {"name", "description", "group", "command", "action", "schedule", "timezone",
             "timeout", "retries", "backoff", "jitter", "concurrency", "missed", "singleton",
-            "enabled"}
+            "enabled", "user"}
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 FILE_KEYS = {"jobs", "actions", "cluster_lock", "output_tail_kib", "retention"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -71,6 +72,7 @@ class JobSpec:
     concurrency: str = "forbid"
     missed: str = "skip"
     singleton: str | None = None
+    user: str | None = None  # the account it runs as; None: the agent's own
     enabled: bool = True
 
     @property
@@ -97,6 +99,8 @@ class JobSpec:
             data["group"] = self.group
         if self.singleton is not None:
             data["singleton"] = self.singleton
+        if self.user is not None:
+            data["user"] = self.user
         if self.description:
             data["description"] = self.description
         return data
@@ -210,6 +214,9 @@ def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", f"expected true or false (got {enabled!r})")
+    user = data.get("user")
+    if user is not None and (not isinstance(user, str) or not USER.match(user)):
+        bad("user", f"expected an account name (got {user!r})")
     group = data.get("group")
     if group is not None and not isinstance(group, str):
         bad("group", "expected a group name")
@@ -220,7 +227,7 @@ def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
         action=action, group=group, description=str(data.get("description", "")),
         timezone=str(timezone), timeout=values["timeout"], retries=retries, backoff=backoff,
         jitter=values["jitter"], concurrency=data.get("concurrency", "forbid"),
-        missed=data.get("missed", "skip"), singleton=singleton, enabled=enabled)
+        missed=data.get("missed", "skip"), singleton=singleton, user=user, enabled=enabled)
 
 
 def parse_jobs_file(data: object, file: str) -> JobsFile:

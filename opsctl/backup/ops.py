@@ -223,6 +223,7 @@ def _restore_and_measure(t: Transport, repo: str, site: Site, report: drills.Dri
              stdin=_drill_conf(scratch))
         step(["tee", f"{scratch}/pg_hba.conf"], "writing the drill pg_hba.conf",
              stdin="local all all trust\n")
+        step(["tee", f"{scratch}/pg_ident.conf"], "writing the drill pg_ident.conf", stdin="")
         step([f"{PG_BIN}/pg_ctl", "-D", scratch, "-l", f"{scratch}/drill.log", "-w",
               "-t", "3600", "start"], "starting the restored cluster", timeout=3700)
         _wait_promoted(t, repo, scratch)
@@ -261,6 +262,8 @@ def _drill_conf(scratch: str) -> str:
         "listen_addresses = ''",
         f"unix_socket_directories = '{scratch}'",
         f"hba_file = '{scratch}/pg_hba.conf'",
+        # The source's (Patroni's) names a file under /etc/patroni that the repository host lacks.
+        f"ident_file = '{scratch}/pg_ident.conf'",
         "hot_standby = off",
         "archive_mode = off",
         "shared_buffers = 64MB",

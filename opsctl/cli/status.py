@@ -31,7 +31,7 @@ def render(status: SiteStatus) -> Group:
                       _pct(h.memory_available), fullest,
                       "[red]" + ", ".join(h.failed_units) + "[/]" if h.failed_units else "-",
                       _pct(h.compliance))
-    parts: list = [hosts]
+    parts: list = [hosts, *_platform(status)]
     if status.alerts:
         alerts = Table(title="alerts firing")
         for column in ("severity", "alert", "host", "since", "summary"):
@@ -45,6 +45,45 @@ def render(status: SiteStatus) -> Group:
     return Group(*parts)
 
 
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _platform(status: SiteStatus) -> list:
+    """The database cluster, backups and failing jobs, each a line or a small table."""
+    parts: list = []
+    if status.database:
+        db = Table(title="database cluster")
+        for column in ("host", "role", "replica", "streaming", "lag"):
+            db.add_column(column)
+        for server in status.database:
+            style = {"primary": "green", "replica": "green"}.get(server.role, "bold red")
+            replicas = [r for r in status.replicas if r.primary == server.host]
+            if not replicas:
+                db.add_row(server.host, f"[{style}]{server.role}[/]", "", "", "")
+            for r in replicas:
+                lag = ("-" if r.lag_bytes is None else
+                       f"{r.lag_bytes / 1024:.0f} KiB / {r.lag_seconds or 0:.1f} s")
+                ok = "[green]yes[/]" if r.streaming else "[bold red]no[/]"
+                db.add_row(server.host, f"[{style}]{server.role}[/]", r.name, ok,
+                           lag if r.healthy or not r.streaming else f"[red]{lag}[/]")
+        parts.append(db)
+    for b in status.backups:
+        age, policy = _age(b.newest_age_seconds), _age(b.max_age_seconds)
+        colour = "green" if b.healthy else "bold red"
+        parts.append(f"[{colour}]backup {b.stanza} on {b.host}: newest {age} old "
+                     f"(policy {policy})[/]")
+    if status.failing_jobs:
+        parts.append("[bold red]jobs failing: " + ", ".join(
+            f"{j.job} on {j.host} ({j.consecutive_failures}x)" for j in status.failing_jobs)
+            + "[/]")
+    elif status.database or status.backups:
+        parts.append("[green]no job failing[/]")
+    return parts
+
+
 @click.command()
 @click.option("--site", default="reference", show_default=True,
               help="Site name (inventory/NAME) or site directory.")
@@ -52,9 +91,12 @@ def render(status: SiteStatus) -> Group:
               help="Refresh every SECONDS until interrupted.")
 @OUTPUT_OPTION
 def status(site: str, watch: float | None, output: str) -> None:
-    """The site at a glance: hosts, resources, failing units, compliance, alerts firing.
+    """The site at a glance: hosts, resources, failing units, compliance, the database
+    cluster (primary, replicas, lag), newest backup age against the policy, failing jobs,
+    alerts firing.
 
-    Exit 1 when a host is down, a unit failed or an alert fires.
+    Exit 1 when a host or database server is down, a unit failed, a replica does not stream
+    or lags, the newest backup is older than the policy, a job is failing or an alert fires.
     """
     loaded = load_site(site)
     if watch and output == "table":

@@ -150,6 +150,8 @@ class JobSpec(Strict):
     concurrency: Literal["forbid", "replace", "allow"] = "forbid"
     missed: Literal["skip", "run-once"] = "skip"
     singleton: Literal["cluster"] | None = None
+    # The account the job runs as; without it, the scheduler agent's own account.
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     enabled: bool = True
 
     @field_validator("schedule")
@@ -197,7 +199,9 @@ class JobSpec(Strict):
             timeout=_seconds(self.timeout), retries=self.retries,
             backoff=sched.Backoff(_seconds(self.backoff.base), _seconds(self.backoff.max)),
             jitter=_seconds(self.jitter), concurrency=self.concurrency, missed=self.missed,
-            singleton=self.singleton, enabled=self.enabled)
+            singleton=self.singleton, user=self.user, enabled=self.enabled)
+
+
 class DatabaseSpec(Strict):
     """The platform's data (roles/postgresql/files/): demo_data seeds a lab's contracts."""
 

@@ -65,6 +65,12 @@ def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agen
         "sh", "-c", "echo '{\"finished\": 1764000000, \"counts\": {\"pass\": 9, \"fail\": 1}}'"
         " > /var/lib/opsctl-monitor/compliance.json"])
     assert code == 0, out
+    # A job that succeeds, so the scheduler's success metrics exist (bak1: an incremental
+    # backup started by the scheduler as pgBackRest's account).
+    code, out = lifecycle.ssh.remote(lab_dir(site.name), "bak1", [
+        "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
+        "backup-incr"], timeout=600)
+    assert code == 0, out
     exported: set[str] = set()
     for host in site.hosts:
         exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", scrape_agent(site, host),
@@ -93,6 +99,65 @@ def test_status_shows_the_converged_site_green(reference):
     assert all(h["memory_available"] and h["fullest_mount"] for h in status["hosts"])
     assert code == (0 if status["healthy"] else 1)
     assert not [a for a in status["alerts"] if a["name"] == "OpsctlHostDown"]
+
+
+def test_status_shows_the_database_backups_and_jobs(reference):
+    site, _ = reference
+
+    def streaming():
+        code, status = opsctl_status(site)
+        return status if status["replicas"] and status["backups"] else None
+
+    status = wait_for(streaming, 120, every=10)
+    assert status, "no database or backup metrics in opsctl status"
+    primary = sorted(site.groups["db_primary"])[0]
+    replica = sorted(site.groups["db_replica"])[0]
+    assert {s["host"]: s["role"] for s in status["database"]} == {primary: "primary",
+                                                                  replica: "replica"}
+    assert [(r["name"], r["primary"], r["streaming"]) for r in status["replicas"]] == [
+        (replica, primary, True)]
+    [backup] = status["backups"]
+    assert backup["healthy"] and backup["max_age_seconds"] == 26 * 3600
+    assert status["database_healthy"] and status["failing_jobs"] == []
+
+
+def postgresql_service() -> str:
+    """The unit the postgresql role runs (its `postgresql_service`), with the role's defaults."""
+    import jinja2
+
+    role = Path(__file__).resolve().parents[2] / "roles" / "postgresql"
+    values = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    template = yaml.safe_load((role / "vars" / "main.yml").read_text()).get(
+        "postgresql_service") or values["postgresql_service"]
+    return jinja2.Template(template).render(**values)
+
+
+def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):
+    site, _ = reference
+    lab = lab_dir(site.name)
+    replica = sorted(site.groups["db_replica"])[0]
+    unit = postgresql_service()
+
+    def replica_down():
+        return [a for a in alerts(site, "OpsctlReplicaDown")
+                if a["labels"].get("slot") == replica]
+
+    assert lifecycle.ssh.remote(lab, replica, ["systemctl", "stop", unit], timeout=60)[0] == 0
+    try:
+        started = time.monotonic()
+        fired = wait_for(replica_down, 150, every=5)
+        assert fired, f"OpsctlReplicaDown for {replica} not in Alertmanager within 150 s"
+        assert time.monotonic() - started < 150
+        assert fired[0]["labels"]["severity"] == "critical"
+        code, status = opsctl_status(site)
+        assert code == 1
+        assert {s["host"]: s["role"] for s in status["database"]}[replica] == "down"
+        assert [r["streaming"] for r in status["replicas"]] == [False]
+    finally:
+        assert lifecycle.ssh.remote(lab, replica, ["systemctl", "start", unit],
+                                    timeout=120)[0] == 0
+    resolved = wait_for(lambda: not replica_down(), 180, every=5)
+    assert resolved, f"OpsctlReplicaDown for {replica} still active 3 minutes after the start"
 
 
 def alerts(site, name: str) -> list[dict]:

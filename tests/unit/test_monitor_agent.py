@@ -240,7 +240,7 @@ def test_configuration_mistakes_name_file_and_key(tmp_path):
                            "--config", str(bad)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.strip() == f"monitor: {bad}: unit: unknown key (known: certificates, " \
-        "compliance_file, labels, scheduler_history, units, web_config)"
+        "compliance_file, labels, pgbackrest, postgresql, scheduler_history, units, web_config)"
 
 
 def test_listen_must_be_address_and_port():

@@ -41,7 +41,7 @@ def test_promtool_accepts_the_rules():
 def test_each_alert_fires_and_resolves_in_promtools_unit_tests():
     tests = sorted((RULES / "tests").glob("*.yml"))
     done = subprocess.run([promtool(), "test", "rules", *map(str, tests)], cwd=RULES / "tests",
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     tested = set()
     for path in tests:
@@ -64,6 +64,35 @@ def metric_names_in_rules() -> set[str]:
     return names
 
 
+FACTS = ROOT / "tests" / "unit" / "facts"
+
+
+def platform_collectors(tmp_path: Path) -> list:
+    """The database, backup and scheduler collectors as a primary, a replica, the backup host
+    and a host with a job history would run them (recorded psql output, written files)."""
+    from monitor.collectors.pgbackrest import PgBackRestCollector
+    from monitor.collectors.postgresql import PostgresCollector, PostgresSettings
+    from monitor.collectors.scheduler import SchedulerCollector
+    from scheduler.history import History
+
+    def recorded(name: str):
+        text = (FACTS / "postgresql" / name).read_text()
+        return lambda _settings: (0, text)
+
+    status = tmp_path / "pgbackrest-status.json"
+    status.write_text('{"written": 1, "stanzas": [{"name": "main", "status_code": 0, '
+                      '"backups": 2, "newest": {"full": 1, "incr": 2}}]}')
+    db = tmp_path / "history.db"
+    with History(db) as history:
+        rid = history.start("log-cleanup", 1.0, 1, 1.0)
+        history.finish(rid, 2.0, "success", 0)
+        history.save_windows({"log-cleanup": (90000.0, "")})
+    return [PostgresCollector(PostgresSettings(), run=recorded("primary.txt")),
+            PostgresCollector(PostgresSettings(), run=recorded("replica.txt")),
+            PgBackRestCollector(status, max_age_hours=26),
+            SchedulerCollector(db)]
+
+
 def exported_by_agent(tmp_path: Path) -> set[str]:
     compliance = tmp_path / "compliance.json"
     compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
@@ -75,12 +104,16 @@ def exported_by_agent(tmp_path: Path) -> set[str]:
     config = AgentConfig(units=("ssh.service",), certificates=(cert,),
                          compliance_file=compliance)
     registry = build_registry(config)
+    names = set()
+    for collector in platform_collectors(tmp_path):
+        names |= {m.name for m in collector.collect()}
+        names |= {s.name for m in collector.collect() for s in m.samples}
     # systemctl needs systemd as PID 1, which this machine may lack: the same collector,
     # fed what systemctl prints (the lab test scrapes the real thing).
     registry.register(SystemdCollector(("ssh.service",), show=lambda _units: (
         "Id=ssh.service\nActiveState=active\nLoadState=loaded\n")))
     text = generate_latest(registry).decode()
-    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    return names | {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 def test_every_metric_a_rule_names_is_exported(tmp_path):
@@ -95,6 +128,9 @@ def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
     registry = build_registry(AgentConfig(compliance_file=compliance))
     registry.register(SystemdCollector(("ssh.service",), show=lambda _units: (
         "Id=ssh.service\nActiveState=active\nLoadState=loaded\n")))
+    # one of each: a registry refuses two collectors of the same metric names
+    for collector in platform_collectors(tmp_path)[1:]:
+        registry.register(collector)
     done = subprocess.run([promtool(), "check", "metrics"], input=generate_latest(registry),
                           capture_output=True, timeout=60)
     assert done.returncode == 0, (done.stdout + done.stderr).decode()

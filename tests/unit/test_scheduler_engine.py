@@ -193,3 +193,18 @@ def test_a_week_down_is_one_catch_up_however_many_ticks():
                       T0 + timedelta(days=7, minutes=1, seconds=30))
     assert [s.tick for s in minutely.starts] == [T0 + timedelta(days=7, minutes=1)]
     assert minutely.skips[0].count == 7 * 24 * 60
+
+
+def test_success_window_is_the_longest_gap_plus_what_a_run_may_take():
+    from datetime import UTC, datetime
+
+    from scheduler.engine import success_window
+    from scheduler.spec import Backoff, JobSpec
+
+    now = datetime(2026, 1, 30, tzinfo=UTC)
+    nightly = JobSpec("n", "0 1 * * *", command=("true",), timeout=3600, retries=1,
+                      backoff=Backoff(600, 1800), jitter=60)
+    assert success_window(nightly, now) == 86400 + 60 + 2 * 3600 + 1800 + 300
+    # hourly except 01:30: the longest gap is two hours
+    hourly = JobSpec("h", "30 0,2-23 * * *", command=("true",), timeout=600)
+    assert success_window(hourly, now) == 7200 + 600 + 300

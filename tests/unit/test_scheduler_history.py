@@ -96,6 +96,7 @@ def test_collector_output_follows_prometheus_conventions(tmp_path):
     with History(db) as hist:
         run(hist, "backup-full", NOW - 300, 120, h.SUCCESS)
         run(hist, "backup-full", NOW - 100, 30, h.FAILED)
+        hist.save_windows({"backup-full": (90000.0, ""), "extract": (3600.0, "cluster")})
     families = {f.name: f for f in scrape(SchedulerCollector(db))}
     text = generate_latest(_registry(db)).decode()
     assert set(families) == {
@@ -103,15 +104,18 @@ def test_collector_output_follows_prometheus_conventions(tmp_path):
         "opsctl_scheduler_job_last_duration_seconds",
         "opsctl_scheduler_job_consecutive_failures",
         "opsctl_scheduler_job_runs",  # the parser strips _total from counters
+        "opsctl_scheduler_job_success_window_seconds",
     }
     assert families["opsctl_scheduler_job_runs"].type == "counter"
     assert "# TYPE opsctl_scheduler_job_runs_total counter" in text
-    assert 'opsctl_scheduler_job_runs_total{job="backup-full",outcome="success"} 1.0' in text
+    assert 'opsctl_scheduler_job_runs_total{job_name="backup-full",outcome="success"} 1.0' in text
     registry = _registry(db)
     assert registry.get_sample_value("opsctl_scheduler_job_last_success_timestamp_seconds",
-                                     {"job": "backup-full"}) == NOW - 180
-    assert 'opsctl_scheduler_job_last_duration_seconds{job="backup-full"} 30.0' in text
-    assert 'opsctl_scheduler_job_consecutive_failures{job="backup-full"} 1.0' in text
+                                     {"job_name": "backup-full"}) == NOW - 180
+    assert 'opsctl_scheduler_job_last_duration_seconds{job_name="backup-full"} 30.0' in text
+    assert 'opsctl_scheduler_job_consecutive_failures{job_name="backup-full"} 1.0' in text
+    assert ('opsctl_scheduler_job_success_window_seconds{job_name="extract",singleton="cluster"}'
+            ' 3600.0') in text
     for name, family in families.items():
         if family.type == "gauge":
             assert not name.endswith("_total")

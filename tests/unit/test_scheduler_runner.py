@@ -311,3 +311,23 @@ def test_singleton_job_on_two_agents_runs_once_per_tick(tmp_path):
         assert sorted(o for t, o in outcomes if t == tick) == [h.SKIPPED, h.SUCCESS]
     for agent in agents:
         agent.history.close()
+
+
+def test_a_job_as_another_user_needs_a_root_agent_and_an_existing_account():
+    import os
+    import pwd
+
+    from scheduler.runner import Execution, credentials
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert credentials(None) is None
+    assert credentials(me) is None  # the agent's own account: no switch
+    missing = Execution(("true",), 10, user="no-such-account-here").run()
+    assert missing.outcome == "error" and "no such account" in missing.reason
+    if os.geteuid() != 0:
+        other = Execution(("true",), 10, user="root").run()
+        assert other.outcome == "error" and "not root" in other.reason
+    else:
+        done = Execution(("id", "-u"), 10, user="nobody").run()
+        assert done.outcome == "success"
+        assert done.output_tail.strip() == str(pwd.getpwnam("nobody").pw_uid)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from opsctl.cli.main import main
-from opsctl.jobs import job_history, list_jobs, run_job
+from opsctl.jobs import REMOTE_SCHEDULER, job_history, list_jobs, run_job
 from opsctl.site import load_site
 from scheduler.spec import parse_jobs_file
 
@@ -149,7 +149,7 @@ def test_run_job_on_the_groups_hosts():
                                              "outcome": "success"}))})
     answer = run_job(load_site("reference"), "extract-desensitised", fake)
     assert answer.ok
-    assert fake.calls == [("db1", ["python3", "-m", "scheduler", "run",
+    assert fake.calls == [("db1", [*REMOTE_SCHEDULER, "run",
                                    "extract-desensitised"])]
 
 
@@ -168,7 +168,7 @@ def test_history_asks_every_host_with_jobs():
                                               "bak1")})
     answer = job_history(load_site("reference"), None, fake, limit=5)
     assert answer.ok and len(answer.answers) == 7
-    assert fake.calls[0][1] == ["python3", "-m", "scheduler", "history", "--json",
+    assert fake.calls[0][1] == [*REMOTE_SCHEDULER, "history", "--json",
                                 "--limit", "5"]
 
 

@@ -64,3 +64,70 @@ def test_a_host_prometheus_does_not_scrape_is_unknown_not_up(site):
     status = build(site, "p", answers(up=up), [])
     assert next(h for h in status.hosts if h.name == "mon1").agent == "unknown"
     assert not status.healthy
+
+
+def platform(**overrides) -> dict:
+    base = {
+        "pg_up": [sample("db1", 1), sample("db2", 1)],
+        "pg_recovery": [sample("db1", 0), sample("db2", 1)],
+        "pg_slots": [sample("db1", 1, slot="db2")],
+        "pg_lag_bytes": [sample("db1", 2048, replica="db2")],
+        "pg_lag_seconds": [sample("db1", 0.5, replica="db2")],
+        "backup_age": [sample("bak1", 3 * 3600, stanza="main")],
+        "backup_policy": [sample("bak1", 26 * 3600, stanza="main")],
+        "backup_count": [sample("bak1", 3, stanza="main")],
+        "job_failures": [],
+    }
+    base.update(overrides)
+    return answers(**base)
+
+
+def test_the_database_backups_and_jobs_of_a_green_site(site):
+    status = build(site, "p", platform(), [])
+    assert status.healthy
+    assert [(s.host, s.role) for s in status.database] == [("db1", "primary"),
+                                                           ("db2", "replica")]
+    [replica] = status.replicas
+    assert (replica.name, replica.primary, replica.streaming, replica.lag_bytes) == (
+        "db2", "db1", True, 2048)
+    [backup] = status.backups
+    assert (backup.stanza, backup.newest_age_seconds, backup.healthy) == ("main", 10800, True)
+    data = status.as_dict()
+    assert data["replicas"][0]["healthy"] and data["backups"][0]["healthy"]
+    assert data["database_healthy"] and data["backups_healthy"] and data["failing_jobs"] == []
+
+
+@pytest.mark.parametrize("change, what", [
+    ({"pg_up": [sample("db1", 1), sample("db2", 0)],
+      "pg_slots": [sample("db1", 0, slot="db2")], "pg_lag_bytes": [], "pg_lag_seconds": []},
+     "a stopped replica"),
+    ({"pg_lag_seconds": [sample("db1", 900, replica="db2")]}, "a lagging replica"),
+    ({"backup_age": [sample("bak1", 30 * 3600, stanza="main")]}, "a backup older than policy"),
+    ({"backup_age": []}, "no backup at all"),
+    ({"job_failures": [sample("bak1", 2, job_name="backup-incr")]}, "a failing job"),
+])
+def test_the_platform_makes_the_site_red(site, change, what):
+    status = build(site, "p", platform(**change), [])
+    assert not status.healthy, what
+
+
+def test_a_stopped_replica_shows_in_the_json_and_on_screen(site):
+    from rich.console import Console
+
+    from opsctl.cli.status import render
+
+    status = build(site, "p", platform(
+        pg_up=[sample("db1", 1), sample("db2", 0)], pg_recovery=[sample("db1", 0)],
+        pg_slots=[sample("db1", 0, slot="db2")], pg_lag_bytes=[], pg_lag_seconds=[],
+        job_failures=[sample("bak1", 2, job_name="backup-incr")]), [])
+    data = status.as_dict()
+    assert {s["host"]: s["role"] for s in data["database"]} == {"db1": "primary", "db2": "down"}
+    assert data["replicas"] == [{"name": "db2", "primary": "db1", "streaming": False,
+                                 "lag_bytes": None, "lag_seconds": None, "healthy": False}]
+    assert data["failing_jobs"] == [{"host": "bak1", "job": "backup-incr",
+                                     "consecutive_failures": 2}]
+    console = Console(record=True, width=140)
+    console.print(render(status))
+    text = console.export_text()
+    assert "down" in text and "backup-incr on bak1 (2x)" in text
+    assert "backup main on bak1: newest 3.0 h old (policy 26.0 h)" in text
