@@ -10,7 +10,8 @@ into the cache directory: nothing is installed and the machine's apt sources are
 What runs where (the fairest way without changing the machine's own state):
 - opsctl: `opsctl check --site SITE --limit HOST --format json` (one SSH session, the
   collector on the host, evaluation here), and the whole fleet with `--site SITE`;
-- OpenSCAP: `oscap-chroot ROOT xccdf eval --profile P` against the host container's root
+- OpenSCAP: `OSCAP_PROBE_ROOT=ROOT oscap xccdf eval --profile P` (what upstream's
+  `oscap-chroot` does; Debian does not ship that wrapper) against the host container's root
   filesystem (its overlay mount) from the control node; the OVAL probes that read the
   running system (sysctl, processes, systemd units) therefore see the control node's kernel
   and systemd, not the container's, which is one source of disagreement;
@@ -39,6 +40,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
+
+from opsctl.site.model import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 OPSCTL = [sys.executable, "-m", "opsctl"]
@@ -144,14 +147,17 @@ def tailoring(ds: Path, base: str, out: Path) -> Path:
 def oscap(root: Path, ds: Path, profile: str, out: Path,
           tailoring_file: Path | None = None) -> tuple[float, dict[str, str]]:
     results = out / f"oscap-{profile.rsplit('_', 1)[-1]}.xml"
-    argv = ["oscap-chroot", str(root), "xccdf", "eval"]
+    # What upstream's oscap-chroot wrapper does (Debian does not ship it): the probes read
+    # the files under OSCAP_PROBE_ROOT.
+    argv = ["oscap", "xccdf", "eval"]
     if tailoring_file:
         argv += ["--tailoring-file", str(tailoring_file), "--profile", profile]
     else:
         argv += ["--profile", PROFILE + profile]
-    seconds, done = timed([*argv, "--results", str(results), str(ds)])
+    seconds, done = timed([*argv, "--results", str(results), str(ds)],
+                          env=dict(os.environ, OSCAP_PROBE_ROOT=str(root)))
     if done.returncode not in (0, 2):  # 2: some rule failed
-        sys.exit(f"oscap-chroot failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+        sys.exit(f"oscap failed ({done.returncode}): {done.stderr.strip()[-400:]}")
     verdicts = {}
     for rr in ET.parse(results).getroot().iter(f"{XCCDF}rule-result"):
         verdicts[rr.get("idref", "").replace(RULE, "")] = rr.findtext(f"{XCCDF}result") or ""
@@ -171,12 +177,14 @@ def lynis(site: str, host: str) -> tuple[float, dict[str, object]]:
         shutil.copytree("/usr/share/lynis", bundle)
         shutil.copy("/usr/sbin/lynis", bundle / "lynis")
         shutil.copy("/etc/lynis/default.prf", bundle / "default.prf")
+        shutil.copytree("/etc/lynis/plugins", bundle / "plugins")
         tar_bytes = subprocess.run(["tar", "-C", tmp, "-cf", "-", "lynis"],
                                    capture_output=True, check=True).stdout
     lab_ssh(site, host, "rm -rf /tmp/opsctl-bench-lynis && mkdir -p /tmp/opsctl-bench-lynis "
             "&& tar -C /tmp/opsctl-bench-lynis -xf -", stdin=tar_bytes)
     start = time.monotonic()
-    done = lab_ssh(site, host, "cd /tmp/opsctl-bench-lynis/lynis && ./lynis audit system "
+    done = lab_ssh(site, host, "rm -f /run/lynis.pid; "
+                   "cd /tmp/opsctl-bench-lynis/lynis && ./lynis audit system "
                    "--quick --no-colors --logfile /tmp/opsctl-bench-lynis/lynis.log "
                    "--report-file /tmp/opsctl-bench-lynis/report.dat >/dev/null 2>&1; "
                    "cat /tmp/opsctl-bench-lynis/report.dat")
@@ -218,7 +226,8 @@ def agreement(ours: dict[str, str], scap: dict[str, str], report: dict) -> list[
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--site", default="reference")
+    parser.add_argument("--site", default="reference",
+                        help="site name (inventory/NAME) or site directory")
     parser.add_argument("--host", default="db1")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="standard",
@@ -229,8 +238,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     ensure_packages(args.install)
+    site_name = load_site(args.site).name
     ds = debian12_datastream()
-    root = state_dir() / "labs" / args.site / "hosts" / args.host / "merged"
+    root = state_dir() / "labs" / site_name / "hosts" / args.host / "merged"
     if not (root / "etc/os-release").exists():
         sys.exit(f"bench_check: {root} is not a running lab host's root "
                  f"(opsctl up --site {args.site} first)")
@@ -253,7 +263,7 @@ def main() -> None:
     tailored_seconds, scap_eq = oscap(root, ds, TAILORED, out, tailoring(ds, args.profile, out))
     report: dict = {}
     for _ in range(args.lynis_runs):
-        seconds, report = lynis(args.site, args.host)
+        seconds, report = lynis(site_name, args.host)
         lynis_times.append(seconds)
     lynis_evaluated = len(report["executed"])
 
@@ -266,8 +276,8 @@ def main() -> None:
     print(line(f"opsctl check --limit {args.host} (wall)", one, ours_evaluated))
     print(line("  in-process seconds field (json)", [doc["seconds"]], ours_evaluated))
     print(line("opsctl check, whole fleet (wall)", fleet, ours_evaluated))
-    print(line(f"oscap-chroot xccdf eval {args.profile}", scap_times, scap_evaluated))
-    print(line(f"oscap-chroot {args.profile} + equivalents (1 run)", [tailored_seconds],
+    print(line(f"oscap xccdf eval {args.profile} (probe root)", scap_times, scap_evaluated))
+    print(line(f"oscap {args.profile} + equivalents (1 run)", [tailored_seconds],
                sum(1 for v in scap_eq.values() if v not in ("notselected", "notapplicable"))))
     print(line("lynis audit system --quick (in the host)", lynis_times, lynis_evaluated))
     ratio = (ours_evaluated / statistics.median(one)) / (scap_evaluated / statistics.median(
