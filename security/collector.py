@@ -599,23 +599,105 @@ def fact_auditd_conf() -> dict:
     }
 
 
+_RS_BLOCK = re.compile(r"\b(action|input|module|template)\s*\((.*?)\)", re.S | re.I)
+_RS_PARAM = re.compile(r'([\w.]+)\s*=\s*(?:"([^"]*)"|\[([^\]]*)\]|(\S+))')
+_RS_SECURE = ("gtls", "ossl")
+_ROTATE_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30, "yearly": 365}
+
+
+def _rs_params(body: str) -> dict:
+    params = {}
+    for m in _RS_PARAM.finditer(body):
+        value = m.group(2) if m.group(2) is not None else (
+            m.group(3) if m.group(3) is not None else m.group(4))
+        params[m.group(1).lower()] = value
+    return params
+
+
+def _rs_text(text: str) -> str:
+    # Whole-line comments out; blocks may span lines.
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("#"))
+
+
+def _logrotate_days(paths: list[str], prefix: str) -> int | None:
+    """Days logrotate keeps the files under prefix (rotate x period, capped by maxage)."""
+    best = None
+    for path in paths:
+        text = _rs_text(_read_opt(path) or "")
+        for m in re.finditer(r"([^{}]*?)\{([^}]*)\}", text):
+            targets = m.group(1).split()
+            if not any(t.startswith(prefix) for t in targets):
+                continue
+            body = m.group(2).split()
+            period = next((_ROTATE_PERIOD[w] for w in body if w in _ROTATE_PERIOD), 7)
+            rotate = next((int(body[i + 1]) for i, w in enumerate(body[:-1])
+                           if w == "rotate" and body[i + 1].isdigit()), 0)
+            days = rotate * period
+            maxage = next((int(body[i + 1]) for i, w in enumerate(body[:-1])
+                           if w == "maxage" and body[i + 1].isdigit()), None)
+            if maxage is not None:
+                days = min(days, maxage)
+            best = days if best is None else min(best, days)
+    return best
+
+
 def fact_rsyslog() -> dict:
     files = ["/etc/rsyslog.conf", *_conf_dir("/etc/rsyslog.d")]
     targets = []
+    tls_targets = []
+    queued_targets = []
     seen = []
+    templates = {}
+    receivers = []
+    dynafiles = []
+    module_tls = {}
+    legacy_tls = False
     for path in files:
         text = _read_opt(path)
         if text is None:
             continue
         seen.append(path)
         for line in _lines(text):
-            m = re.search(r"\s@@?\(?[^)]*\)?([\w.\-:\[\]]+)", " " + line)
-            if m and not line.startswith(("$", "module", "input")):
-                targets.append(m.group(1).split(":")[0])
-            for t in re.findall(r'type\s*=\s*"omfwd"[^)]*?target\s*=\s*"([^"]+)"', line):
-                targets.append(t)
-            for t in re.findall(r'target\s*=\s*"([^"]+)"[^)]*?type\s*=\s*"omfwd"', line):
-                targets.append(t)
+            if re.match(r"\$DefaultNetstreamDriver\s+(gtls|ossl)\b", line, re.I):
+                legacy_tls = True
+            m = re.search(r"\s@@?(?:\([^)]*\))?([\w.\-:\[\]]+)", " " + line)
+            if m and not line.startswith(("$", "module", "input", "action", "template")):
+                target = m.group(1).split(":")[0]
+                targets.append(target)
+                if legacy_tls and "@@" in line:
+                    tls_targets.append(target)
+        for m in _RS_BLOCK.finditer(_rs_text(text)):
+            kind, params = m.group(1).lower(), _rs_params(m.group(2))
+            if kind == "template" and "name" in params:
+                templates[params["name"]] = params.get("string", "")
+            elif kind == "module" and params.get("load") == "imtcp":
+                module_tls = params
+            elif kind == "input" and params.get("type") == "imtcp":
+                receivers.append(params)
+            elif kind == "action" and params.get("type") == "omfwd" and params.get("target"):
+                target = params["target"]
+                targets.append(target)
+                if (params.get("streamdriver", "").lower() in _RS_SECURE
+                        and params.get("streamdrivermode") == "1"
+                        and params.get("streamdriverauthmode", "anon").lower() != "anon"):
+                    tls_targets.append(target)
+                if (params.get("queue.type", "direct").lower() != "direct"
+                        and params.get("queue.filename")):
+                    queued_targets.append(target)
+            elif kind == "action" and params.get("type") == "omfile" and params.get("dynafile"):
+                dynafiles.append(params["dynafile"])
+    tls_ports = []
+    for params in receivers:
+        def get(key: str, params: dict = params) -> str:
+            return params.get(key) or module_tls.get(key) or ""
+        if (get("streamdriver.name").lower() in _RS_SECURE and get("streamdriver.mode") == "1"
+                and get("streamdriver.authmode").lower() not in ("", "anon")):
+            tls_ports.append(_num(params.get("port", "")))
+    # Where the received records are written: the static part of each dynaFile template.
+    receive_dirs = sorted({templates[name].split("%")[0].rstrip("/") for name in dynafiles
+                           if templates.get(name, "").startswith("/")})
+    rotate_files = ["/etc/logrotate.conf", *_conf_dir("/etc/logrotate.d", "")]
+    retention = [_logrotate_days(rotate_files, d) for d in receive_dirs]
     file_create_mode = None
     for path in files:
         for line in _lines(_read_opt(path) or ""):
@@ -623,6 +705,12 @@ def fact_rsyslog() -> dict:
             if m:
                 file_create_mode = m.group(1)
     return {"configured": bool(seen), "forward_targets": sorted(set(targets)),
+            "forward_tls_targets": sorted(set(tls_targets)),
+            "forward_disk_queue_targets": sorted(set(queued_targets)),
+            "receiver_tls_ports": sorted(set(tls_ports), key=str),
+            "receive_dirs": receive_dirs,
+            "received_retention_days": (None if not retention or None in retention
+                                        else min(retention)),
             "file_create_mode": file_create_mode}
 
 

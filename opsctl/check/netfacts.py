@@ -17,6 +17,7 @@ from opsctl.site.model import Flow, Site
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
 TIME_PORT = 123
 LOG_GROUPS = ("logging",)
+LOG_TLS_PORT = 6514
 
 
 def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:
@@ -87,6 +88,14 @@ def site_facts(site: Site) -> dict[str, Any]:
                          and d not in LOG_GROUPS
                          for p in f.ports if (d, p) not in services})
     in_mgmt = [h for h in site.hosts.values() if h.zone == MGMT]
+    collectors = {h.name for h in in_mgmt if set(LOG_GROUPS) & h.groups}
+    # Managed zones whose hosts have no whitelisted path to a collector's TLS syslog port.
+    log_flows = [f for f in site.flows if f.proto == "tcp" and LOG_TLS_PORT in f.ports
+                 and any(h.name in collectors for d in f.destinations
+                         for h in site.hosts_in(d))]
+    forwarding = {h.name for f in log_flows for s in f.sources for h in site.hosts_in(s)}
+    not_forwarding = sorted({h.zone for h in site.hosts.values()
+                             if h.name not in forwarding and h.name not in collectors})
     mirror = any(site.mirror_port in f.ports and "control" in f.destinations
                  for f in site.flows) and _zone_of(site, site.control_address) == MGMT
     time_source = any(f.proto == "udp" and TIME_PORT in f.ports
@@ -109,8 +118,8 @@ def site_facts(site: Site) -> dict[str, Any]:
         "mgmt_inbound_other_ports": mgmt_other,
         "mgmt_groups": sorted({g for h in in_mgmt for g in h.groups} - {MGMT, "all"}),
         "monitoring_hosts_in_mgmt": sorted(h.name for h in in_mgmt if "monitoring" in h.groups),
-        "log_collector_hosts_in_mgmt": sorted(h.name for h in in_mgmt
-                                              if set(LOG_GROUPS) & h.groups),
+        "log_collector_hosts_in_mgmt": sorted(collectors),
+        "zones_not_forwarding_logs": not_forwarding,
         "mirror_in_mgmt": mirror,
         "time_source_in_mgmt": time_source,
         "flows_without_reason": sorted(f.name for f in site.flows if not f.why.strip()),

@@ -25,17 +25,35 @@ def statuses(scope: str, facts: dict) -> dict[str, tuple[str, str]]:
     return {r.id: (r.status, r.reason) for r in target.results}
 
 
+# The central log collector's checks apply to the `logging` host only, and forwarding to every
+# other host: one host cannot be both, so each fixture is evaluated in both roles.
+COLLECTOR_ONLY = {"log_receiver_tls", "log_receiver_retention"}
+FORWARDER_ONLY = {"rsyslog_forwarding"}
+
+
+def as_collector(facts: dict) -> dict:
+    facts["context"] = {**facts["context"], "groups": [*facts["context"]["groups"], "logging"]}
+    return facts
+
+
 def test_every_host_check_passes_on_the_hardened_host() -> None:
     got = statuses("host", passing_host())
-    wrong = {k: v for k, v in got.items() if v[0] != PASS}
+    wrong = {k: v for k, v in got.items() if v[0] != PASS and k not in COLLECTOR_ONLY}
     assert not wrong, wrong
+    assert {got[k][0] for k in COLLECTOR_ONLY} == {NA}
     assert len(got) == len(HOST)
+    collector = statuses("host", as_collector(passing_host()))
+    assert {k: v for k, v in collector.items() if v[0] != PASS} == {
+        k: (NA, "this host is the central log collector (it keeps its own records)")
+        for k in FORWARDER_ONLY}
 
 
 def test_every_host_check_fails_on_the_neglected_host() -> None:
     got = statuses("host", failing_host())
-    wrong = {k: v for k, v in got.items() if v[0] != FAIL}
+    wrong = {k: v for k, v in got.items() if v[0] != FAIL and k not in COLLECTOR_ONLY}
     assert not wrong, wrong
+    collector = statuses("host", as_collector(failing_host()))
+    assert {collector[k][0] for k in COLLECTOR_ONLY} == {FAIL}
 
 
 def test_the_control_node_evaluates_without_crashing_and_errors_name_a_reason() -> None:
@@ -87,7 +105,26 @@ def test_breaking_one_setting_fails_exactly_that_check() -> None:
     facts = passing_host()
     facts["sshd"]["permitrootlogin"] = "yes"
     got = statuses("host", facts)
-    assert [k for k, v in got.items() if v[0] != PASS] == ["sshd_permit_root_login"]
+    assert [k for k, v in got.items() if v[0] != PASS and k not in COLLECTOR_ONLY] == [
+        "sshd_permit_root_login"]
+
+
+def test_forwarding_without_tls_or_disk_queue_fails() -> None:
+    facts = passing_host()
+    facts["rsyslog"]["forward_tls_targets"] = []
+    status, reason = statuses("host", facts)["rsyslog_forwarding"]
+    assert status == FAIL and "forward_tls_targets" in reason
+    facts = passing_host()
+    facts["rsyslog"]["forward_disk_queue_targets"] = []
+    assert statuses("host", facts)["rsyslog_forwarding"][0] == FAIL
+
+
+def test_collector_retention_below_180_days_fails() -> None:
+    facts = as_collector(passing_host())
+    facts["rsyslog"]["received_retention_days"] = 179
+    assert statuses("host", facts)["log_receiver_retention"][0] == FAIL
+    facts["rsyslog"]["received_retention_days"] = None  # no logrotate rule for the directory
+    assert statuses("host", facts)["log_receiver_retention"][0] == FAIL
 
 
 def _passing_site(tmp_path: Path) -> Path:
@@ -118,10 +155,10 @@ def test_every_network_check_passes_on_a_complete_site(tmp_path: Path) -> None:
     assert len(got) == len(NETWORK)
 
 
-def test_the_reference_site_lacks_central_logging_and_a_time_source() -> None:
+def test_the_reference_site_lacks_only_a_time_source() -> None:
     got = statuses("network", network_facts(load_site(str(ROOT / "inventory" / "reference"))))
     failing = sorted(k for k, v in got.items() if v[0] == FAIL)
-    assert failing == ["net_central_log_collection", "net_time_source_in_mgmt"]
+    assert failing == ["net_time_source_in_mgmt"]
     assert got["net_probes_no_unexpected_open"][0] == NA
 
 
@@ -157,3 +194,14 @@ def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
 def test_not_applicable_conditions_name_their_reason(check: str) -> None:
     spec = next(c for c in HOST if c.id == check).spec
     assert all(na.reason for na in spec.not_applicable_when)
+
+
+def test_a_zone_without_a_log_flow_fails_central_collection(tmp_path: Path) -> None:
+    site = _passing_site(tmp_path)
+    spec = yaml.safe_load((site / "group_vars/all/site.yml").read_text())
+    spec["site"]["flows"] = [f for f in spec["site"]["flows"] if 6514 not in f["ports"]] + [
+        {"name": "logs", "from": "internet", "to": "logging", "ports": [6514], "why": "x"}]
+    (site / "group_vars/all/site.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    facts = network_facts(load_site(str(site)))
+    assert facts["site"]["zones_not_forwarding_logs"] == ["mgmt", "secure"]
+    assert statuses("network", facts)["net_central_log_collection"][0] == FAIL

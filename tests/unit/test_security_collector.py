@@ -145,3 +145,61 @@ def test_sshd_effective_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collector, "_run", lambda argv, timeout=10: failed)
     with pytest.raises(collector.FactError, match="no hostkeys available"):
         collector.fact_sshd()
+
+
+FORWARDER = """\
+*.* @@plain.example:514
+*.* action(type="omfwd" target="172.31.10.11" port="6514" protocol="tcp"
+           streamDriver="gtls" streamDriverMode="1" streamDriverAuthMode="x509/name"
+           queue.type="LinkedList" queue.filename="opsctl_fwd" queue.maxDiskSpace="512m")
+"""
+RECEIVER = """\
+template(name="remote" type="string" string="/var/log/remote/%HOSTNAME%/syslog.log")
+ruleset(name="r") {
+  action(type="omfile" dynaFile="remote" fileCreateMode="0640")
+}
+module(load="imtcp")
+input(type="imtcp" port="6514" ruleset="r" streamDriver.name="gtls" streamDriver.mode="1"
+      streamDriver.authMode="x509/name" permittedPeer=["db1", "app1"])
+input(type="imtcp" port="514" ruleset="r")
+"""
+ROTATE = """\
+/var/log/remote/*/*.log {
+    daily
+    rotate 190
+    postrotate
+        /usr/lib/rsyslog/rsyslog-rotate
+    endscript
+}
+"""
+
+
+def _rsyslog(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> dict:
+    monkeypatch.setattr(collector, "_read_opt", files.get)
+    monkeypatch.setattr(collector, "_conf_dir", lambda d, suffix=".conf": sorted(
+        p for p in files if p.startswith(d + "/")))
+    return collector.fact_rsyslog()
+
+
+def test_rsyslog_forwarding_tls_and_disk_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = _rsyslog(monkeypatch, {"/etc/rsyslog.conf": "", "/etc/rsyslog.d/60.conf": FORWARDER})
+    assert got["forward_targets"] == ["172.31.10.11", "plain.example"]
+    assert got["forward_tls_targets"] == ["172.31.10.11"]
+    assert got["forward_disk_queue_targets"] == ["172.31.10.11"]
+    assert got["receiver_tls_ports"] == [] and got["received_retention_days"] is None
+
+
+def test_rsyslog_anonymous_tls_is_not_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = FORWARDER.replace('streamDriverAuthMode="x509/name"', 'streamDriverAuthMode="anon"')
+    got = _rsyslog(monkeypatch, {"/etc/rsyslog.d/60.conf": text})
+    assert got["forward_tls_targets"] == []
+
+
+def test_rsyslog_receiver_and_its_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"/etc/rsyslog.d/10.conf": RECEIVER, "/etc/logrotate.d/remote": ROTATE}
+    got = _rsyslog(monkeypatch, files)
+    assert got["receiver_tls_ports"] == [6514]  # the plain 514 input does not count
+    assert got["receive_dirs"] == ["/var/log/remote"]
+    assert got["received_retention_days"] == 190
+    files["/etc/logrotate.d/remote"] = ROTATE.replace("daily", "weekly\n    maxage 150")
+    assert _rsyslog(monkeypatch, files)["received_retention_days"] == 150

@@ -1,0 +1,310 @@
+"""`opsctl check` against OpenSCAP 1.3.7 and Lynis 3.0.8 on the same lab host, in one run.
+
+Needs a running lab (`opsctl up --site SITE`, hardened or not) and, on the control node,
+Debian 12's `openscap-scanner` and `lynis` packages: the script says which are missing and
+installs them with `--install` (it changes nothing else on the machine). Bookworm's
+ssg-debian has no Debian 12 datastream, so the script takes trixie's ssg-debian
+(`ssg-debian12-ds.xml`) with `apt-get download` through private apt lists and `dpkg -x`
+into the cache directory: nothing is installed and the machine's apt sources are untouched.
+
+What runs where (the fairest way without changing the machine's own state):
+- opsctl: `opsctl check --site SITE --limit HOST --format json` (one SSH session, the
+  collector on the host, evaluation here), and the whole fleet with `--site SITE`;
+- OpenSCAP: `OSCAP_PROBE_ROOT=ROOT oscap xccdf eval --profile P` (what upstream's
+  `oscap-chroot` does; Debian does not ship that wrapper) against the host container's root
+  filesystem (its overlay mount) from the control node; the OVAL probes that read the
+  running system (sysctl, processes, systemd units) therefore see the control node's kernel
+  and systemd, not the container's, which is one source of disagreement;
+- Lynis: `lynis audit system` inside the host (Lynis is shell scripts: copied over SSH
+  into /tmp on the host, run from there with its log and report in /tmp).
+
+Then the verdicts of the three tools on the settings they all test are printed side by side
+(tests/bench/check_equivalents.yml says which checks, rules and Lynis tests are the same).
+
+    .venv/bin/python tests/bench/bench_check.py --site SITE --host db1 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+from opsctl.site.model import load_site
+
+ROOT = Path(__file__).resolve().parents[2]
+OPSCTL = [sys.executable, "-m", "opsctl"]
+XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"
+RULE = "xccdf_org.ssgproject.content_rule_"
+PROFILE = "xccdf_org.ssgproject.content_profile_"
+EQUIVALENTS = Path(__file__).with_name("check_equivalents.yml")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OPSCTL_CACHE_DIR", "/var/cache/opsctl")) / "bench"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("OPSCTL_STATE_DIR", "/var/lib/opsctl"))
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, text=True, capture_output=True, **kw)
+
+
+def timed(argv: list[str], **kw) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.monotonic()
+    done = run(argv, **kw)
+    return time.monotonic() - start, done
+
+
+# ---------------------------------------------------------------- tools
+
+def ensure_packages(install: bool) -> None:
+    missing = [p for p in ("openscap-scanner", "lynis")
+               if "install ok installed" not in run(
+                   ["dpkg-query", "-W", "-f=${Status}", p]).stdout]
+    if not missing:
+        return
+    if not install:
+        sys.exit(f"bench_check: missing Debian packages {' '.join(missing)}: "
+                 f"apt-get install {' '.join(missing)} (or pass --install)")
+    print(f"bench_check: installing {' '.join(missing)} (apt-get)", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                   check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                   stdout=subprocess.DEVNULL)
+
+
+def debian12_datastream() -> Path:
+    """trixie's ssg-debian12-ds.xml, unpacked (never installed) into the cache."""
+    base = cache_dir() / "ssg-trixie"
+    ds = base / "x/usr/share/xml/scap/ssg/content/ssg-debian12-ds.xml"
+    if ds.exists():
+        return ds
+    print("bench_check: fetching trixie's ssg-debian (apt-get download, private lists)",
+          file=sys.stderr)
+    (base / "lists/partial").mkdir(parents=True, exist_ok=True)
+    (base / "cache/archives/partial").mkdir(parents=True, exist_ok=True)
+    sources = base / "sources.list"
+    sources.write_text("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+                       "http://deb.debian.org/debian trixie main\n")
+    opts = ["-o", f"Dir::Etc::SourceList={sources}", "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={base / 'lists'}", "-o", f"Dir::Cache={base / 'cache'}"]
+    subprocess.run(["apt-get", *opts, "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", *opts, "download", "ssg-debian"], check=True, cwd=base,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deb = next(base.glob("ssg-debian_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(base / "x")], check=True)
+    return ds
+
+
+# ---------------------------------------------------------------- the three scanners
+
+def opsctl_check(site: str, limit: str | None) -> tuple[float, dict]:
+    argv = [*OPSCTL, "check", "--site", site, "--format", "json"]
+    if limit:
+        argv += ["--limit", limit]
+    seconds, done = timed(argv, cwd=ROOT)
+    if done.returncode not in (0, 1):
+        sys.exit(f"opsctl check failed: {done.stderr.strip()}")
+    return seconds, json.loads(done.stdout)
+
+
+TAILORED = "xccdf_opsctl_profile_equivalents"
+
+
+def equivalent_rules() -> list[str]:
+    return sorted({r for item in yaml.safe_load(EQUIVALENTS.read_text())["equivalents"]
+                   for r in item.get("oscap", [])})
+
+
+def tailoring(ds: Path, base: str, out: Path) -> Path:
+    """A tailoring file: `base` plus every rule check_equivalents.yml names."""
+    rules = equivalent_rules()
+    selects = "\n".join(f'    <xccdf:select idref="{RULE}{r}" selected="true"/>' for r in rules)
+    path = out / "tailoring.xml"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<xccdf:Tailoring xmlns:xccdf="http://checklists.nist.gov/xccdf/1.2"
+    id="xccdf_opsctl_tailoring_equivalents">
+  <xccdf:benchmark href="{ds}"/>
+  <xccdf:version time="2026-01-01T00:00:00">1</xccdf:version>
+  <xccdf:Profile id="{TAILORED}" extends="{PROFILE}{base}">
+    <xccdf:title>{base} and the rules opsctl's checks have an equivalent of</xccdf:title>
+{selects}
+  </xccdf:Profile>
+</xccdf:Tailoring>
+""")
+    return path
+
+
+def oscap(root: Path, ds: Path, profile: str, out: Path,
+          tailoring_file: Path | None = None) -> tuple[float, dict[str, str]]:
+    results = out / f"oscap-{profile.rsplit('_', 1)[-1]}.xml"
+    # What upstream's oscap-chroot wrapper does (Debian does not ship it): the probes read
+    # the files under OSCAP_PROBE_ROOT.
+    argv = ["oscap", "xccdf", "eval"]
+    if tailoring_file:
+        # oscap 1.3.7 leaves the tailoring's added selections out of a whole-profile run;
+        # naming each rule with --rule evaluates them.
+        argv += ["--tailoring-file", str(tailoring_file), "--profile", profile,
+                 *(a for r in equivalent_rules() for a in ("--rule", RULE + r))]
+    else:
+        argv += ["--profile", PROFILE + profile]
+    seconds, done = timed([*argv, "--results", str(results), str(ds)],
+                          env=dict(os.environ, OSCAP_PROBE_ROOT=str(root)))
+    if done.returncode not in (0, 2):  # 2: some rule failed
+        sys.exit(f"oscap failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    verdicts = {}
+    for rr in ET.parse(results).getroot().iter(f"{XCCDF}rule-result"):
+        verdicts[rr.get("idref", "").replace(RULE, "")] = rr.findtext(f"{XCCDF}result") or ""
+    return seconds, verdicts
+
+
+def lab_ssh(site: str, host: str, command: str, stdin: bytes | None = None,
+            ) -> subprocess.CompletedProcess[bytes]:
+    config = state_dir() / "labs" / site / "ssh_config"
+    return subprocess.run(["ssh", "-F", str(config), host, command], input=stdin,
+                          capture_output=True, check=False)
+
+
+def lynis(site: str, host: str) -> tuple[float, dict[str, object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "lynis"
+        shutil.copytree("/usr/share/lynis", bundle)
+        shutil.copy("/usr/sbin/lynis", bundle / "lynis")
+        shutil.copy("/etc/lynis/default.prf", bundle / "default.prf")
+        shutil.copytree("/etc/lynis/plugins", bundle / "plugins")
+        tar_bytes = subprocess.run(["tar", "-C", tmp, "-cf", "-", "lynis"],
+                                   capture_output=True, check=True).stdout
+    lab_ssh(site, host, "rm -rf /tmp/opsctl-bench-lynis && mkdir -p /tmp/opsctl-bench-lynis "
+            "&& tar -C /tmp/opsctl-bench-lynis -xf -", stdin=tar_bytes)
+    start = time.monotonic()
+    done = lab_ssh(site, host, "rm -f /run/lynis.pid; "
+                   "cd /tmp/opsctl-bench-lynis/lynis && ./lynis audit system "
+                   "--quick --no-colors --logfile /tmp/opsctl-bench-lynis/lynis.log "
+                   "--report-file /tmp/opsctl-bench-lynis/report.dat >/dev/null 2>&1; "
+                   "cat /tmp/opsctl-bench-lynis/report.dat")
+    seconds = time.monotonic() - start
+    report: dict[str, object] = {"executed": [], "findings": []}
+    for line in done.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key == "tests_executed":
+            report["executed"] = [t for t in value.split("|") if t]
+        elif key in ("suggestion[]", "warning[]"):
+            report["findings"].append(value)  # type: ignore[union-attr]
+    return seconds, report
+
+
+# ---------------------------------------------------------------- agreement
+
+def lynis_verdict(report: dict, test: str, detail: str | None) -> str:
+    if test not in report["executed"]:  # type: ignore[operator]
+        return "not run"
+    for finding in report["findings"]:  # type: ignore[union-attr]
+        fid, _, rest = finding.partition("|")
+        if fid == test and (detail is None or re.search(detail, rest, re.I)):
+            return "fail"
+    return "pass"
+
+
+def agreement(ours: dict[str, str], scap: dict[str, str], report: dict) -> list[dict]:
+    rows = []
+    for item in yaml.safe_load(EQUIVALENTS.read_text())["equivalents"]:
+        scap_v = "/".join(sorted({scap.get(r, "not selected") for r in item.get("oscap", [])}))
+        lynis_v = (lynis_verdict(report, item["lynis"]["test"], item["lynis"].get("detail"))
+                   if item.get("lynis") else "-")
+        rows.append({"check": item["check"], "opsctl": ours.get(item["check"], "-"),
+                     "oscap": scap_v or "-", "oscap_rules": ",".join(item.get("oscap", [])),
+                     "lynis": lynis_v, "lynis_test": (item.get("lynis") or {}).get("test", "-"),
+                     "why": item.get("why", "")})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--site", default="reference",
+                        help="site name (inventory/NAME) or site directory")
+    parser.add_argument("--host", default="db1")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", default="standard",
+                        help="ssg-debian12 profile for OpenSCAP (standard: 44 rules)")
+    parser.add_argument("--lynis-runs", type=int, default=1)
+    parser.add_argument("--install", action="store_true",
+                        help="apt-get install openscap-scanner and lynis when missing")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+    ensure_packages(args.install)
+    site_name = load_site(args.site).name
+    ds = debian12_datastream()
+    root = state_dir() / "labs" / site_name / "hosts" / args.host / "merged"
+    if not (root / "etc/os-release").exists():
+        sys.exit(f"bench_check: {root} is not a running lab host's root "
+                 f"(opsctl up --site {args.site} first)")
+    out = Path(tempfile.mkdtemp(prefix="opsctl-bench-check-"))
+
+    one, fleet, scap_times, lynis_times = [], [], [], []
+    doc: dict = {}
+    for _ in range(args.runs):
+        seconds, doc = opsctl_check(args.site, args.host)
+        one.append(seconds)
+        fleet.append(opsctl_check(args.site, None)[0])
+    host = next(t for t in doc["targets"] if t["scope"] == "host")
+    ours = {c["id"]: c["status"] for c in host["checks"]}
+    ours_evaluated = sum(1 for s in ours.values() if s != "not_applicable")
+    scap: dict[str, str] = {}
+    for _ in range(args.runs):
+        seconds, scap = oscap(root, ds, args.profile, out)
+        scap_times.append(seconds)
+    scap_evaluated = sum(1 for v in scap.values() if v not in ("notselected", "notapplicable"))
+    tailored_seconds, scap_eq = oscap(root, ds, TAILORED, out, tailoring(ds, args.profile, out))
+    report: dict = {}
+    for _ in range(args.lynis_runs):
+        seconds, report = lynis(site_name, args.host)
+        lynis_times.append(seconds)
+    lynis_evaluated = len(report["executed"])
+
+    def line(name: str, values: list[float], checks: int) -> str:
+        med = statistics.median(values)
+        return (f"{name:44s} median {med:8.2f} s  checks {checks:4d}  "
+                f"{checks / med:9.1f} checks/s   runs {' '.join(f'{v:.2f}' for v in values)}")
+
+    print(f"# {' '.join(sys.argv)}  (host {args.host}, {args.runs} runs)")
+    print(line(f"opsctl check --limit {args.host} (wall)", one, ours_evaluated))
+    print(line("  in-process seconds field (json)", [doc["seconds"]], ours_evaluated))
+    print(line("opsctl check, whole fleet (wall)", fleet, ours_evaluated))
+    print(line(f"oscap xccdf eval {args.profile} (probe root)", scap_times, scap_evaluated))
+    print(line("oscap, the equivalent rules only (1 run)", [tailored_seconds],
+               sum(1 for v in scap_eq.values() if v not in ("notselected", "notapplicable"))))
+    print(line("lynis audit system --quick (in the host)", lynis_times, lynis_evaluated))
+    ratio = (ours_evaluated / statistics.median(one)) / (scap_evaluated / statistics.median(
+        scap_times))
+    print(f"checks/s ratio opsctl : oscap = {ratio:.1f}x   wall ratio oscap/opsctl = "
+          f"{statistics.median(scap_times) / statistics.median(one):.1f}x   "
+          f"lynis/opsctl = {statistics.median(lynis_times) / statistics.median(one):.1f}x")
+    rows = agreement(ours, scap_eq, report)
+    print("\n| our check | opsctl | OpenSCAP rule(s) | OpenSCAP | Lynis test | Lynis |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['check']} | {r['opsctl']} | {r['oscap_rules']} | {r['oscap']} | "
+              f"{r['lynis_test']} | {r['lynis']} |")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "opsctl_one": one, "opsctl_fleet": fleet, "oscap": scap_times, "lynis": lynis_times,
+            "checks": {"opsctl": ours_evaluated, "oscap": scap_evaluated,
+                       "lynis": lynis_evaluated}, "agreement": rows}, indent=1))
+    print(f"\n(OpenSCAP results: {out})")
+
+
+if __name__ == "__main__":
+    main()
