@@ -221,10 +221,6 @@ class BackupSpec(Strict):
     compress_type: Literal["zst", "lz4", "gz"] = "zst"
     # `opsctl backup verify` fails when the newest backup is older than this.
     max_age_hours: float = Field(default=26, gt=0)
-    # systemd OnCalendar expressions of the schedule on the repository host.
-    schedule: dict[Literal["full", "diff", "incr"], str] = Field(default_factory=lambda: {
-        "full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
-        "incr": "*-*-* 07,13,19:00:00"})
 
 
 class SiteSpec(Strict):

@@ -234,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", default="opsctl_extract",
                         help="role to work as (SET ROLE)")
     parser.add_argument("--batch", type=int, default=5000)
+    # The scheduled job runs on every database host, because Patroni moves the leader: on a
+    # standby it has nothing to do and succeeds (skip); by hand, a standby is refused (exit 3).
+    parser.add_argument("--on-standby", choices=("refuse", "skip"), default="refuse",
+                        help="what to do on a standby: refuse (exit 3) or skip (exit 0)")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.role):
         print(f"extract-desensitised: --role {args.role!r} is not a role name", file=sys.stderr)
@@ -241,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(args)
     except NotPrimary as exc:
+        if args.on_standby == "skip":
+            print(json.dumps({"skipped": str(exc)}, ensure_ascii=False))
+            return 0
         print(f"extract-desensitised: {exc}", file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - any database failure fails the run, said once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -94,3 +95,26 @@ def test_batched() -> None:
 def test_bad_role_is_refused_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--role", "x; DROP TABLE contracts"]) == 2
     assert "is not a role name" in capsys.readouterr().err
+
+
+def _on_a_standby(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scheduler.actions.extract_desensitised as action
+
+    def standby(args, database):
+        raise action.NotPrimary(f"{args.host}:{args.port} is a standby")
+
+    monkeypatch.setattr(action, "connect", standby)
+
+
+def test_by_hand_a_standby_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _on_a_standby(monkeypatch)
+    assert main([]) == 3
+    assert "is a standby" in capsys.readouterr().err
+
+
+def test_the_scheduled_job_skips_a_standby_and_succeeds(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _on_a_standby(monkeypatch)
+    assert main(["--on-standby", "skip"]) == 0
+    assert "is a standby" in json.loads(capsys.readouterr().out)["skipped"]

@@ -50,21 +50,23 @@ NOW = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
 def test_reference_jobs():
     site = load_site("reference")
     jobs = {j.name: j for j in site.jobs}
-    assert set(jobs) == {"backup-full", "backup-incr", "compliance-scan",
+    assert set(jobs) == {"backup-full", "backup-diff", "backup-incr", "compliance-scan",
                          "extract-desensitised", "log-cleanup"}
     assert jobs["backup-full"].hosts == ("bak1",)
     assert jobs["backup-full"].spec.command == ("pgbackrest", "--stanza=main", "--type=full",
                                                 "backup")
     assert jobs["backup-full"].spec.timeout == 6 * 3600
-    assert jobs["extract-desensitised"].spec.singleton == "cluster"
-    assert jobs["extract-desensitised"].hosts == ("db1",)
+    # every database host: the leader moves under Patroni, a standby skips
+    assert jobs["extract-desensitised"].hosts == ("db1", "db2")
+    assert jobs["extract-desensitised"].spec.user == "postgres"
     assert jobs["compliance-scan"].spec.action == "compliance-scan"
     assert len(jobs["log-cleanup"].hosts) == 7
 
 
 def test_list_jobs_next_fire_in_the_jobs_zone():
     rows = {r.name: r for r in list_jobs(load_site("reference"), NOW)}
-    assert rows["backup-full"].next_fire == "2026-06-02T01:00:00+08:00"
+    assert rows["backup-full"].next_fire == "2026-06-07T01:00:00+08:00"  # the Sunday after
+    assert rows["backup-diff"].next_fire == "2026-06-02T01:00:00+08:00"
     assert rows["backup-incr"].next_fire == "2026-06-01T08:30:00+08:00"
     assert rows["extract-desensitised"].next_fire == "2026-06-02T02:30:00+08:00"
 
@@ -73,7 +75,7 @@ def test_jobs_list_json(capsys):
     code, out, _ = run(capsys, "jobs", "list", "-o", "json")
     assert code == 0
     data = json.loads(out)
-    assert [d["name"] for d in data][:2] == ["backup-full", "backup-incr"]
+    assert [d["name"] for d in data][:3] == ["backup-full", "backup-diff", "backup-incr"]
     assert data[0]["hosts"] == ["bak1"] and data[0]["timezone"] == "Asia/Shanghai"
     datetime.fromisoformat(data[0]["next_fire"])
 
@@ -107,16 +109,16 @@ def test_job_with_bad_cron(capsys, site_copy):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ({"action": "reboot-everything", "command": None}, "site.jobs[2].action: Value error, "
+    ({"action": "reboot-everything", "command": None}, "site.jobs[3].action: Value error, "
                                                         "unknown action"),
-    ({"concurrency": "queue"}, "site.jobs[2].concurrency: Input should be"),
-    ({"timeout": "forever"}, "site.jobs[2].timeout"),
-    ({"command": ["true"]}, "site.jobs[2]: Value error, give exactly one of command"),
-    ({"timezone": "Asia/Beijing"}, "site.jobs[2].timezone: Value error, unknown time zone"),
+    ({"concurrency": "queue"}, "site.jobs[3].concurrency: Input should be"),
+    ({"timeout": "forever"}, "site.jobs[3].timeout"),
+    ({"command": ["true"]}, "site.jobs[3]: Value error, give exactly one of command"),
+    ({"timezone": "Asia/Beijing"}, "site.jobs[3].timezone: Value error, unknown time zone"),
 ])
 def test_other_bad_jobs(capsys, site_copy, change, fragment):
     def apply(d):
-        job = d["site"]["jobs"][2]
+        job = d["site"]["jobs"][3]  # compliance-scan, an action
         job.update(change)
         for key in [k for k, v in change.items() if v is None]:
             del job[key]
@@ -147,7 +149,7 @@ class FakeHosts:
 def test_run_job_on_the_groups_hosts():
     fake = FakeHosts({"db1": (0, json.dumps({"job": "extract-desensitised",
                                              "outcome": "success"}))})
-    answer = run_job(load_site("reference"), "extract-desensitised", fake)
+    answer = run_job(load_site("reference"), "extract-desensitised", fake, hosts=["db1"])
     assert answer.ok
     assert fake.calls == [("db1", [*REMOTE_SCHEDULER, "run",
                                    "extract-desensitised"])]
@@ -184,4 +186,4 @@ def test_a_province_copy_keeps_the_jobs_on_its_own_hosts(tmp_path):
     made = new_site("gansu", cidr_base="172.31.200.0/22", inventory_root=tmp_path)
     jobs = {j.name: j for j in load_site(made.directory).jobs}
     assert jobs["backup-full"].hosts == ("gansu-bak1",)
-    assert jobs["extract-desensitised"].hosts == ("gansu-db1",)
+    assert jobs["extract-desensitised"].hosts == ("gansu-db1", "gansu-db2")
