@@ -14,18 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsctl.check.netfacts import host_context, network_facts
-from opsctl.check.scan import (
-    COLLECTOR,
-    COLLECTOR_TIMEOUT,
-    CollectorFailed,
-    Scan,
-    catalog,
-    evaluate_facts,
-    parse_collector_output,
-)
+from opsctl.check.scan import Scan, catalog
 from opsctl.errors import NotFound
 from opsctl.site.model import Site, load_site
 from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
+from security.local import (
+    COLLECTOR,
+    COLLECTOR_TIMEOUT,
+    CollectorFailed,
+    evaluate_facts,
+    parse_collector_output,
+)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
 from opsctl.network.nftables import boundary_ruleset
 from opsctl.site.model import Flow, Site
+from security.local import NO_SITE_CONTEXT
 
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
 TIME_PORT = 123
@@ -151,8 +152,7 @@ def network_facts(site: Site, probes: list[dict[str, Any]] | None = None) -> dic
 def host_context(site: Site | None, host: str | None) -> dict[str, Any]:
     """What the site says about one host (its zone, groups, whitelisted ports)."""
     if site is None or host is None:
-        return {"site": None, "zone": None, "groups": [], "allowed_tcp_ports": None,
-                "management_cidrs": []}
+        return dict(NO_SITE_CONTEXT)
     h = site.hosts[host]
     ports = sorted({p for r in inbound_rules(site, host) if r.proto == "tcp" for p in r.ports})
     return {"site": site.name, "zone": h.zone, "groups": sorted(h.groups),

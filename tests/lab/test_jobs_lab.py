@@ -115,3 +115,22 @@ def test_a_cluster_singleton_runs_exactly_once_per_tick_on_app1_and_app2(referen
         for host in hosts:
             lifecycle.ssh.remote(lab_dir(site.name), host, [
                 "sh", "-c", f"mv {JOBS}.lab-test {JOBS} && systemctl restart opsctl-scheduler"])
+
+
+def test_the_hosts_own_compliance_scan_agrees_with_opsctl_check(reference):
+    """compliance-scan on db1 (scheduler, as root, from the installed archive) finds the same
+    failing checks as `opsctl check --site` from the control node (the monitor's side of the
+    file: test_monitoring_lab, whose rule metrics include the scan's)."""
+    site, _ = reference
+    code, answers = opsctl(site, "jobs", "run", "compliance-scan", "--host", "db1", timeout=900)
+    assert code == 0, answers
+    [answer] = answers
+    assert answer["data"]["outcome"] == "success", answer["data"]["output_tail"]
+    summary = json.loads(remote(site, "db1", ["cat", "/var/lib/opsctl-monitor/compliance.json"]))
+    assert summary["host"] == "db1" and summary["error"] is None
+    done = subprocess.run([sys.executable, "-m", "opsctl", "check", "--site",
+                           str(site.directory), "--limit", "db1", "--format", "json"],
+                          capture_output=True, text=True, timeout=900, check=False)
+    [fleet] = [t for t in json.loads(done.stdout)["targets"] if t["name"] == "db1"]
+    assert sorted(c["id"] for c in fleet["checks"] if c["status"] == "fail") == summary["failed"]
+    assert fleet["counts"] == summary["counts"]

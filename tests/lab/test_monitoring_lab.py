@@ -60,10 +60,10 @@ def test_prometheus_scrapes_every_hosts_agent(reference):
 
 def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agent):
     site, _ = reference
-    # What the scheduled compliance scan leaves on a host, so its metrics exist.
+    # The compliance scan, started by app1's scheduler, so its metrics exist.
     code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
-        "sh", "-c", "echo '{\"finished\": 1764000000, \"counts\": {\"pass\": 9, \"fail\": 1}}'"
-        " > /var/lib/opsctl-monitor/compliance.json"])
+        "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
+        "compliance-scan"], timeout=600)
     assert code == 0, out
     # A job that succeeds, so the scheduler's success metrics exist (bak1: an incremental
     # backup started by the scheduler as pgBackRest's account).
