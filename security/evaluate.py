@@ -322,8 +322,7 @@ def eval_condition(cond: Condition, facts: dict[str, Any]) -> tuple[bool | None,
 
 def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     spec = check.spec
-    remediation = (f"opsctl harden --tags {spec.remediation.tag}" if spec.remediation.tag
-                   else f"manual: {spec.remediation.manual}")
+    remediation = spec.remediation.command
 
     def result(status: str, reason: str, evidence: Iterable[Evidence] = ()) -> CheckResult:
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,

@@ -114,14 +114,28 @@ class NotApplicableWhen(Leaf):
 
 
 class Remediation(Strict):
+    """What fixes a failure: a concern of the hardening role (`opsctl harden --tags`), a tag
+    of another role that owns the setting (`opsctl apply --tags`: the firewall, PostgreSQL,
+    pgBackRest, nginx), or nothing opsctl does (`manual`, with the reason)."""
+
     tag: str | None = Field(default=None, pattern=r"^hardening-[a-z0-9-]+$")
+    apply: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]+$")
     manual: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one(self) -> Remediation:
-        if (self.tag is None) == (self.manual is None):
-            raise ValueError("give exactly one of tag (hardening-<x>) or manual (the reason)")
+        if sum(v is not None for v in (self.tag, self.apply, self.manual)) != 1:
+            raise ValueError("give exactly one of tag (hardening-<x>), apply (a role's tag) "
+                             "or manual (the reason)")
         return self
+
+    @property
+    def command(self) -> str:
+        if self.tag:
+            return f"opsctl harden --tags {self.tag}"
+        if self.apply:
+            return f"opsctl apply --tags {self.apply}"
+        return f"manual: {self.manual}"
 
 
 class Check(Strict):

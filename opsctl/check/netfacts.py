@@ -80,14 +80,15 @@ def site_facts(site: Site) -> dict[str, Any]:
                               if any(INTERNET in _endpoint_zones(site, s) for s in f.sources)
                               for d in f.destinations if _endpoint_in_zone(site, d, SECURE)
                               for p in f.ports})
-    # Other zones may reach the management centre's services only: the mirror and the time
-    # source on the control node, and the central log collector.
+    # Other zones may reach the management centre's services only: the mirror on the control
+    # node, the time source (NTP, wherever in mgmt it runs) and the central log collector.
     services = {("control", site.mirror_port), ("control", TIME_PORT)}
     mgmt_other = sorted({p for f in site.flows
                          if _cross_zone_sources(site, f) - {MGMT, "control"}
                          for d in f.destinations if _endpoint_in_zone(site, d, MGMT)
                          and d not in LOG_GROUPS
-                         for p in f.ports if (d, p) not in services})
+                         for p in f.ports if (d, p) not in services
+                         and not (f.proto == "udp" and p == TIME_PORT)})
     in_mgmt = [h for h in site.hosts.values() if h.zone == MGMT]
     collectors = {h.name for h in in_mgmt if set(LOG_GROUPS) & h.groups}
     # Managed zones whose hosts have no whitelisted path to a collector's TLS syslog port.

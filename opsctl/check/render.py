@@ -115,8 +115,7 @@ def catalog_rows(checks: list[Any]) -> list[dict[str, Any]]:
         "scope": c.spec.scope, "clause": c.clause, "clause_level2": c.clause_level2,
         "unit": c.unit, "levels": c.spec.levels, "severity": c.spec.severity,
         "major_risk": c.spec.major_risk,
-        "remediation": (c.spec.remediation.tag if c.spec.remediation.tag
-                        else f"manual: {c.spec.remediation.manual}"),
+        "remediation": (c.spec.remediation.tag or c.spec.remediation.command),
     } for c in checks]
 
 

@@ -103,7 +103,9 @@ def matrix(site: Site, plan: LabPlan, sources: list[str] | None = None) -> list[
 
     eps = endpoints(site, plan)
     rules = boundary_rules(site)
-    ports = sorted({p for f in site.flows for p in f.ports})
+    # TCP only: a connect either completes or is refused/dropped; UDP (the time flow) has no
+    # handshake to tell a dropped datagram from an unanswered one.
+    ports = sorted({p for f in site.flows if f.proto == "tcp" for p in f.ports})
     names = sources or ["control", *[n.name for n in plan.nodes]]
     dests = [eps[n.name] for n in plan.hosts()] + [eps["control"]]
     probes = []

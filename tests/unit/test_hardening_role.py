@@ -83,3 +83,13 @@ def test_the_sshd_drop_in_sorts_first_and_keeps_root_key_login() -> None:
     check = yaml.safe_load((ROLE.parents[1] / "security" / "catalog" / "host" /
                             "sshd_permit_root_login.yml").read_text())
     assert defaults["hardening_sshd_permit_root_login"] in check["pass"]["value"]
+
+
+def test_every_remediation_through_apply_names_a_tag_some_role_carries() -> None:
+    """`opsctl apply --tags X` in a report must select something, or the fix is a dead end."""
+    carried: set[str] = set()
+    for path in (ROLE.parent).glob("*/tasks/*.yml"):
+        for task in yaml.safe_load(path.read_text()) or []:
+            carried |= set(task.get("tags", []))
+    named = {c.spec.remediation.apply: c.id for c in CHECKS.values() if c.spec.remediation.apply}
+    assert {tag: cid for tag, cid in named.items() if tag not in carried} == {}

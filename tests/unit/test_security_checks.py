@@ -136,8 +136,6 @@ def _passing_site(tmp_path: Path) -> Path:
     (site / "hosts.yml").write_text(yaml.safe_dump(hosts))
     spec = yaml.safe_load((site / "group_vars/all/site.yml").read_text())
     spec["site"]["flows"] += [
-        {"name": "time", "from": "all", "to": "control", "ports": [123], "proto": "udp",
-         "why": "every host takes its time from the control node"},
         {"name": "logs", "from": "all", "to": "logging", "ports": [6514],
          "why": "rsyslog forwards to the central collector over TLS"},
     ]
@@ -155,10 +153,10 @@ def test_every_network_check_passes_on_a_complete_site(tmp_path: Path) -> None:
     assert len(got) == len(NETWORK)
 
 
-def test_the_reference_site_lacks_only_a_time_source() -> None:
+def test_the_reference_site_passes_every_network_check_it_can_judge_without_probes() -> None:
     got = statuses("network", network_facts(load_site(str(ROOT / "inventory" / "reference"))))
     failing = sorted(k for k, v in got.items() if v[0] == FAIL)
-    assert failing == ["net_time_source_in_mgmt"]
+    assert failing == []
     assert got["net_probes_no_unexpected_open"][0] == NA
 
 
