@@ -69,8 +69,11 @@ def targets(doc: dict) -> dict[str, dict]:
 
 
 def automated(check: dict) -> bool:
+    """The hardening role's concerns, and settings other roles own (the converge applied
+    every role, so `opsctl apply --tags X` fixes are in place too)."""
     fix = check.get("remediation", "")
-    return any(fix == f"opsctl harden --tags {tag}" for tag in ROLE_TAGS)
+    return (any(fix == f"opsctl harden --tags {tag}" for tag in ROLE_TAGS)
+            or fix.startswith("opsctl apply --tags "))
 
 
 def log_host(site) -> str | None:
@@ -271,3 +274,20 @@ def test_only_the_collector_takes_syslog_over_tls(hardened):
     senders = {p["from"] for p in probes if p["outcome"] == "connected"}
     assert set(site.hosts) - {"mon1"} <= senders
     assert not any(p["from"] == "public" and p["outcome"] == "connected" for p in probes)
+
+
+def test_every_host_follows_the_sites_time_source_through_the_time_flow(hardened):
+    """chrony on app1 and db1 selects mon1 (the `time` group) as its source: udp/123 passes
+    the boundary router and mon1's host firewall, and mon1 serves without an upstream."""
+    site, _, _ = hardened
+    [source] = sorted(h for h in site.hosts if "time" in site.hosts[h].groups)
+    address = str(site.hosts[source].address)
+    for host in ("app1", "db1"):
+        deadline, out = time.monotonic() + 120, ""
+        while time.monotonic() < deadline:
+            code, out = _remote(site, host, "chronyc -n sources")
+            if code == 0 and re.search(rf"^\^\*\s+{re.escape(address)}\s", out, re.M):
+                break
+            time.sleep(5)
+        else:
+            raise AssertionError(f"{host} has not selected {source} ({address}): {out}")
