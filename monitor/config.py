@@ -59,7 +59,7 @@ class AgentConfig:
 
 KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "scheduler_history",
               "labels", "postgresql", "pgbackrest"}
-POSTGRES_KEYS = {"socket_dir", "port", "user", "database"}
+POSTGRES_KEYS = {"socket_dir", "port", "user", "database", "replicas"}
 PGBACKREST_KEYS = {"status_file", "max_age_hours"}
 
 
@@ -102,7 +102,8 @@ def load_config(path: Path | None) -> AgentConfig:
 
 
 def _postgresql(path: Path, raw: object) -> PostgresSettings | None:
-    """`postgresql: {socket_dir, port, user, database}` (all optional) on database hosts."""
+    """`postgresql: {socket_dir, port, user, database, replicas}` (all optional) on database
+    hosts; `replicas` are the members that should stream from this one when it leads."""
     if raw is None or raw is False:
         return None
     if not isinstance(raw, dict):
@@ -116,9 +117,13 @@ def _postgresql(path: Path, raw: object) -> PostgresSettings | None:
     for key in ("socket_dir", "user", "database"):
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"{path}: postgresql.{key}: expected a string")
+    replicas = raw.get("replicas", [])
+    if not isinstance(replicas, list) or not all(isinstance(r, str) for r in replicas):
+        raise ConfigError(f"{path}: postgresql.replicas: expected a list of member names")
     defaults = PostgresSettings()
     return PostgresSettings(raw.get("socket_dir", defaults.socket_dir), port,
-                            raw.get("user", defaults.user), raw.get("database", defaults.database))
+                            raw.get("user", defaults.user), raw.get("database", defaults.database),
+                            tuple(replicas))
 
 
 def _pgbackrest(path: Path, raw: object) -> tuple[Path | None, float | None]:

@@ -26,6 +26,9 @@ UNION ALL
 SELECT 'slot_active', slot_name::text, active::int::float8 FROM pg_replication_slots
  WHERE slot_type = 'physical' AND NOT pg_is_in_recovery()
 UNION ALL
+SELECT 'streaming', application_name, 1 FROM pg_stat_replication
+ WHERE state = 'streaming' AND NOT pg_is_in_recovery()
+UNION ALL
 SELECT 'replica_lag_bytes', application_name,
        pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8
   FROM pg_stat_replication WHERE replay_lsn IS NOT NULL AND NOT pg_is_in_recovery()
@@ -52,6 +55,10 @@ class PostgresSettings:
     port: int = 5432
     user: str = "opsctl_monitor"
     database: str = "postgres"
+    # The members that should stream from this server whenever it is the primary (Patroni's
+    # member names, its application_name). Patroni drops the slot of a member whose Patroni
+    # stopped, so a stopped replica is seen by its absence from pg_stat_replication.
+    replicas: tuple[str, ...] = ()
 
 
 @dataclass
@@ -59,6 +66,7 @@ class PgState:
     up: bool
     in_recovery: bool | None = None
     slots_active: dict[str, float] = field(default_factory=dict)
+    streaming: dict[str, float] = field(default_factory=dict)
     replica_lag_bytes: dict[str, float] = field(default_factory=dict)
     replica_lag_seconds: dict[str, float] = field(default_factory=dict)
     replay_lag_bytes: float | None = None
@@ -89,7 +97,8 @@ def parse(code: int, output: str) -> PgState:
     if code != 0:
         return PgState(up=False)
     state = PgState(up=True)
-    per_label = {"slot_active": state.slots_active, "replica_lag_bytes": state.replica_lag_bytes,
+    per_label = {"slot_active": state.slots_active, "streaming": state.streaming,
+                 "replica_lag_bytes": state.replica_lag_bytes,
                  "replica_lag_seconds": state.replica_lag_seconds}
     for line in output.splitlines():
         parts = line.strip().split("|")
@@ -143,6 +152,13 @@ class PostgresCollector:
                 family.add_metric([], value or 0.0)
                 yield family
             return
+        streaming = GaugeMetricFamily(
+            "opsctl_postgresql_replica_streaming",
+            "1 while the replica streams from this primary, 0 for an expected replica that "
+            "does not.", labels=["replica"])
+        for replica in sorted(set(self.settings.replicas) | set(state.streaming)):
+            streaming.add_metric([replica], state.streaming.get(replica, 0.0))
+        yield streaming
         slots = GaugeMetricFamily(
             "opsctl_postgresql_replication_slot_active",
             "1 while a replica streams through its physical replication slot.", labels=["slot"])

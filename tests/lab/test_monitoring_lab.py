@@ -140,7 +140,7 @@ def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):
 
     def replica_down():
         return [a for a in alerts(site, "OpsctlReplicaDown")
-                if a["labels"].get("slot") == replica]
+                if a["labels"].get("replica") == replica]
 
     assert lifecycle.ssh.remote(lab, replica, ["systemctl", "stop", unit], timeout=60)[0] == 0
     try:

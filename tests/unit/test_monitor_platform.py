@@ -37,6 +37,7 @@ def test_primary_reports_its_replicas_slot_and_lag():
     assert r.get_sample_value("opsctl_postgresql_up") == 1
     assert r.get_sample_value("opsctl_postgresql_in_recovery") == 0
     assert r.get_sample_value("opsctl_postgresql_replication_slot_active", {"slot": "db2"}) == 1
+    assert r.get_sample_value("opsctl_postgresql_replica_streaming", {"replica": "db2"}) == 1
     assert r.get_sample_value("opsctl_postgresql_replica_lag_bytes", {"replica": "db2"}) == 0
     assert r.get_sample_value("opsctl_postgresql_replica_lag_seconds",
                               {"replica": "db2"}) == 0
@@ -48,6 +49,17 @@ def test_a_stopped_replica_shows_as_an_inactive_slot_without_lag():
                                       run=recorded("primary-replica-down.txt")))
     assert r.get_sample_value("opsctl_postgresql_replication_slot_active", {"slot": "db2"}) == 0
     assert r.get_sample_value("opsctl_postgresql_replica_lag_bytes", {"replica": "db2"}) is None
+
+
+def test_an_expected_replica_that_patroni_forgot_still_shows_as_not_streaming():
+    """Patroni drops the slot of a member whose Patroni stopped: no slot, no walsender; the
+    expected member list is what still names it."""
+    settings = PostgresSettings(replicas=("db2",))
+    r = registry_of(PostgresCollector(settings, run=recorded("primary-replica-gone.txt")))
+    assert r.get_sample_value("opsctl_postgresql_replica_streaming", {"replica": "db2"}) == 0
+    assert r.get_sample_value("opsctl_postgresql_replication_slot_active", {"slot": "db2"}) is None
+    r = registry_of(PostgresCollector(settings, run=recorded("primary.txt")))
+    assert r.get_sample_value("opsctl_postgresql_replica_streaming", {"replica": "db2"}) == 1
 
 
 def test_replica_reports_replay_lag_and_streaming():
