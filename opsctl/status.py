@@ -31,7 +31,7 @@ QUERIES = {
     # the database cluster, the backup repository, scheduled jobs
     "pg_up": "opsctl_postgresql_up",
     "pg_recovery": "opsctl_postgresql_in_recovery",
-    "pg_slots": "opsctl_postgresql_replication_slot_active",
+    "pg_streaming": "opsctl_postgresql_replica_streaming",
     "pg_lag_bytes": "opsctl_postgresql_replica_lag_bytes",
     "pg_lag_seconds": "opsctl_postgresql_replica_lag_seconds",
     "backup_age": "time() - max without (type) (opsctl_pgbackrest_backup_last_timestamp_seconds)",
@@ -73,7 +73,7 @@ class DatabaseServer:
 
 @dataclass
 class Replica:
-    name: str  # the replica's slot on the primary (its host name)
+    name: str  # the replica's member name (its host name), as the primary expects it
     primary: str
     streaming: bool
     lag_bytes: float | None = None
@@ -209,11 +209,11 @@ def _platform(status: SiteStatus, data: dict[str, dict[str, list[tuple[dict, flo
         role = "down" if not up else (
             "replica" if recovery and recovery[0][1] == 1 else "primary")
         status.database.append(DatabaseServer(host, role))
-    for primary in sorted(data["pg_slots"]):
+    for primary in sorted(data["pg_streaming"]):
         lag_bytes = {m.get("replica"): v for m, v in data["pg_lag_bytes"].get(primary, [])}
         lag_seconds = {m.get("replica"): v for m, v in data["pg_lag_seconds"].get(primary, [])}
-        for labels, active in sorted(data["pg_slots"][primary], key=lambda i: str(i[0])):
-            name = labels.get("slot", "?")
+        for labels, active in sorted(data["pg_streaming"][primary], key=lambda i: str(i[0])):
+            name = labels.get("replica", "?")
             status.replicas.append(Replica(name, primary, active == 1, lag_bytes.get(name),
                                            lag_seconds.get(name)))
     ages = {(h, m.get("stanza")): v for h, items in data["backup_age"].items() for m, v in items}

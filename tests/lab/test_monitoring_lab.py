@@ -129,7 +129,10 @@ def postgresql_service() -> str:
     values = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     template = yaml.safe_load((role / "vars" / "main.yml").read_text()).get(
         "postgresql_service") or values["postgresql_service"]
-    return jinja2.Template(template).render(**values)
+    env = jinja2.Environment()
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in (
+        "yes", "true", "1", "on")  # Ansible's
+    return env.from_string(template).render(**values).strip()
 
 
 def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):

@@ -70,7 +70,7 @@ def platform(**overrides) -> dict:
     base = {
         "pg_up": [sample("db1", 1), sample("db2", 1)],
         "pg_recovery": [sample("db1", 0), sample("db2", 1)],
-        "pg_slots": [sample("db1", 1, slot="db2")],
+        "pg_streaming": [sample("db1", 1, replica="db2")],
         "pg_lag_bytes": [sample("db1", 2048, replica="db2")],
         "pg_lag_seconds": [sample("db1", 0.5, replica="db2")],
         "backup_age": [sample("bak1", 3 * 3600, stanza="main")],
@@ -99,7 +99,7 @@ def test_the_database_backups_and_jobs_of_a_green_site(site):
 
 @pytest.mark.parametrize("change, what", [
     ({"pg_up": [sample("db1", 1), sample("db2", 0)],
-      "pg_slots": [sample("db1", 0, slot="db2")], "pg_lag_bytes": [], "pg_lag_seconds": []},
+      "pg_streaming": [sample("db1", 0, replica="db2")], "pg_lag_bytes": [], "pg_lag_seconds": []},
      "a stopped replica"),
     ({"pg_lag_seconds": [sample("db1", 900, replica="db2")]}, "a lagging replica"),
     ({"backup_age": [sample("bak1", 30 * 3600, stanza="main")]}, "a backup older than policy"),
@@ -118,7 +118,7 @@ def test_a_stopped_replica_shows_in_the_json_and_on_screen(site):
 
     status = build(site, "p", platform(
         pg_up=[sample("db1", 1), sample("db2", 0)], pg_recovery=[sample("db1", 0)],
-        pg_slots=[sample("db1", 0, slot="db2")], pg_lag_bytes=[], pg_lag_seconds=[],
+        pg_streaming=[sample("db1", 0, replica="db2")], pg_lag_bytes=[], pg_lag_seconds=[],
         job_failures=[sample("bak1", 2, job_name="backup-incr")]), [])
     data = status.as_dict()
     assert {s["host"]: s["role"] for s in data["database"]} == {"db1": "primary", "db2": "down"}
