@@ -152,29 +152,22 @@ class PostgresCollector:
                 family.add_metric([], value or 0.0)
                 yield family
             return
-        streaming = GaugeMetricFamily(
-            "opsctl_postgresql_replica_streaming",
-            "1 while the replica streams from this primary, 0 for an expected replica that "
-            "does not.", labels=["replica"])
-        for replica in sorted(set(self.settings.replicas) | set(state.streaming)):
-            streaming.add_metric([replica], state.streaming.get(replica, 0.0))
-        yield streaming
-        slots = GaugeMetricFamily(
-            "opsctl_postgresql_replication_slot_active",
-            "1 while a replica streams through its physical replication slot.", labels=["slot"])
-        for slot, value in sorted(state.slots_active.items()):
-            slots.add_metric([slot], value)
-        yield slots
-        lag_bytes = GaugeMetricFamily(
-            "opsctl_postgresql_replica_lag_bytes",
-            "WAL the primary wrote that the replica has not replayed yet.", labels=["replica"])
-        for replica, value in sorted(state.replica_lag_bytes.items()):
-            lag_bytes.add_metric([replica], value)
-        yield lag_bytes
-        lag_seconds = GaugeMetricFamily(
-            "opsctl_postgresql_replica_lag_seconds",
-            "The replica's replay lag as the primary measures it (0 when idle).",
-            labels=["replica"])
-        for replica, value in sorted(state.replica_lag_seconds.items()):
-            lag_seconds.add_metric([replica], value)
-        yield lag_seconds
+        expected = {r: state.streaming.get(r, 0.0) for r in self.settings.replicas}
+        for name, help_text, label, values in (
+            ("opsctl_postgresql_replica_streaming",
+             "1 while the replica streams from this primary, 0 for an expected replica that "
+             "does not.", "replica", {**expected, **state.streaming}),
+            ("opsctl_postgresql_replication_slot_active",
+             "1 while a replica streams through its physical replication slot.", "slot",
+             state.slots_active),
+            ("opsctl_postgresql_replica_lag_bytes",
+             "WAL the primary wrote that the replica has not replayed yet.", "replica",
+             state.replica_lag_bytes),
+            ("opsctl_postgresql_replica_lag_seconds",
+             "The replica's replay lag as the primary measures it (0 when idle).", "replica",
+             state.replica_lag_seconds),
+        ):
+            family = GaugeMetricFamily(name, help_text, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
