@@ -46,8 +46,14 @@ SCRATCH = "/var/lib/pgbackrest-drill/bench"
 
 
 class Lab:
+    """The site's hosts by function (a province's copy names them PREFIX-db1 and so on)."""
+
     def __init__(self, site) -> None:
         self.site, self.hosts = site, for_site(site)
+        self.leader = sorted(site.groups["db_primary"])[0]
+        self.db = sorted(site.groups["db"])
+        self.repo = sorted(site.groups["backup"])[0]
+        self.app = sorted(site.groups["app"])[0]
 
     def run(self, host: str, argv: list[str], timeout: float = 7200, ok: bool = True) -> str:
         done = self.hosts.run(host, argv, timeout=timeout)
@@ -100,7 +106,7 @@ def backups(lab: Lab, leader: str) -> dict[str, float]:
     start = time.monotonic()
     backup.run(lab.site, "full", lab.hosts)
     out["pgbackrest_backup_s"] = time.monotonic() - start
-    info = json.loads(lab.sh("bak1", "pgbackrest --stanza=main --output=json info",
+    info = json.loads(lab.sh(lab.repo, "pgbackrest --stanza=main --output=json info",
                              "pgbackrest"))
     newest = info[0]["backup"][-1]
     out["pgbackrest_repo_bytes"] = newest["info"]["repository"]["delta"]
@@ -110,11 +116,11 @@ def backups(lab: Lab, leader: str) -> dict[str, float]:
     password = (secrets_dir(lab.site.name) / "postgresql_replication").read_text().split()[0]
     conninfo = (f"host={lab.addr(leader)} user=replicator sslmode=verify-full "
                 f"sslrootcert={CA}")
-    lab.run("bak1", ["rm", "-rf", "/var/tmp/bench-basebackup"], ok=False)
-    out["basebackup_backup_s"] = lab.timed("bak1", (
+    lab.run(lab.repo, ["rm", "-rf", "/var/tmp/bench-basebackup"], ok=False)
+    out["basebackup_backup_s"] = lab.timed(lab.repo, (
         f"PGPASSWORD='{password}' pg_basebackup -d '{conninfo}' -D /var/tmp/bench-basebackup "
         "-Ft -X fetch --compress=client-gzip -c fast"), backup.REPO_USER)
-    out["basebackup_bytes"] = int(lab.sh("bak1", "du -sb /var/tmp/bench-basebackup | cut -f1"))
+    out["basebackup_bytes"] = int(lab.sh(lab.repo, "du -sb /var/tmp/bench-basebackup | cut -f1"))
 
     out["pgdump_backup_s"] = lab.timed(leader, (
         "pg_dump -Fc -d operational -f /var/tmp/bench.dump"), "postgres")
@@ -126,25 +132,25 @@ def restores(lab: Lab, leader: str, label: str) -> dict[str, float]:
     out: dict[str, float] = {}
     user = backup.REPO_USER
     data = f"{SCRATCH}-pgbackrest"
-    stop_and_remove(lab, "bak1", user, data)
+    stop_and_remove(lab, lab.repo, user, data)
     start = time.monotonic()
-    lab.sh("bak1", f"mkdir -m 0700 {data} && pgbackrest --config={backup.DRILL_CONFIG} "
+    lab.sh(lab.repo, f"mkdir -m 0700 {data} && pgbackrest --config={backup.DRILL_CONFIG} "
                    f"--stanza=main --pg1-path={data} --set={label} --type=immediate "
                    "--target-action=promote restore", user)
-    scratch_auth(lab, "bak1", user, data)
-    start_and_wait(lab, "bak1", user, data, 5497)
+    scratch_auth(lab, lab.repo, user, data)
+    start_and_wait(lab, lab.repo, user, data, 5497)
     out["pgbackrest_restore_s"] = time.monotonic() - start
-    stop_and_remove(lab, "bak1", user, data)
+    stop_and_remove(lab, lab.repo, user, data)
 
     data = f"{SCRATCH}-basebackup"
-    stop_and_remove(lab, "bak1", user, data)
+    stop_and_remove(lab, lab.repo, user, data)
     start = time.monotonic()
-    lab.sh("bak1", f"mkdir -m 0700 {data} && tar -xzf /var/tmp/bench-basebackup/base.tar.gz "
+    lab.sh(lab.repo, f"mkdir -m 0700 {data} && tar -xzf /var/tmp/bench-basebackup/base.tar.gz "
                    f"-C {data}", user)
-    scratch_auth(lab, "bak1", user, data)
-    start_and_wait(lab, "bak1", user, data, 5496)
+    scratch_auth(lab, lab.repo, user, data)
+    start_and_wait(lab, lab.repo, user, data, 5496)
     out["basebackup_restore_s"] = time.monotonic() - start
-    stop_and_remove(lab, "bak1", user, data)
+    stop_and_remove(lab, lab.repo, user, data)
 
     data = "/var/tmp/bench-pgrestore"
     stop_and_remove(lab, leader, "postgres", data)
@@ -168,14 +174,14 @@ class Inserts(threading.Thread):
 
     def run(self) -> None:
         password = (secrets_dir(self.lab.site.name) / "postgresql_app").read_text().split()[0]
-        hosts = ",".join(self.lab.addr(h) for h in ("db1", "db2"))
+        hosts = ",".join(self.lab.addr(h) for h in self.lab.db)
         dsn = (f"host={hosts} dbname=operational user=app sslmode=verify-full "
                f"sslrootcert={CA} connect_timeout=2 target_session_attrs=read-write")
         script = (f'end=$((SECONDS+{self.seconds})); i=0; while [ $SECONDS -lt $end ]; do '
                   f'i=$((i+1)); psql "{dsn}" -XAtqc "INSERT INTO bench_rpo (n) VALUES ($i) '
                   f'RETURNING \'ack \' || n || \' \' || extract(epoch from at)" 2>/dev/null; '
                   f'sleep 0.1; done')
-        done = self.lab.hosts.run("app1", ["env", f"PGPASSWORD={password}", "bash", "-c",
+        done = self.lab.hosts.run(self.lab.app, ["env", f"PGPASSWORD={password}", "bash", "-c",
                                            script], timeout=self.seconds + 300)
         for line in done.stdout.splitlines():
             if line.startswith("ack "):
@@ -198,18 +204,18 @@ def rpo(lab: Lab, leader: str, seconds: int) -> dict[str, float]:
     stream = Inserts(lab, seconds + 30)
     stream.start()
     time.sleep(seconds)
-    for host in ("db1", "db2"):  # both database hosts lost, no warning, mid-stream
+    for host in lab.db:  # every database host lost, no warning, mid-stream
         crash(lab.site, host)
     stream.join()
     user, data = backup.REPO_USER, f"{SCRATCH}-rpo"
-    stop_and_remove(lab, "bak1", user, data)
-    lab.sh("bak1", f"mkdir -m 0700 {data} && pgbackrest --config={backup.DRILL_CONFIG} "
+    stop_and_remove(lab, lab.repo, user, data)
+    lab.sh(lab.repo, f"mkdir -m 0700 {data} && pgbackrest --config={backup.DRILL_CONFIG} "
                    f"--stanza=main --pg1-path={data} --target-action=promote restore", user)
-    scratch_auth(lab, "bak1", user, data)
-    start_and_wait(lab, "bak1", user, data, 5494)
-    got = lab.sh("bak1", f"psql -XAt -h {data} -p 5494 -d operational -c \"SELECT count(*), "
+    scratch_auth(lab, lab.repo, user, data)
+    start_and_wait(lab, lab.repo, user, data, 5494)
+    got = lab.sh(lab.repo, f"psql -XAt -h {data} -p 5494 -d operational -c \"SELECT count(*), "
                          "coalesce(extract(epoch from max(at)), 0) FROM bench_rpo\"", user)
-    stop_and_remove(lab, "bak1", user, data)
+    stop_and_remove(lab, lab.repo, user, data)
     restored, newest_restored = got.strip().split("|")
     acked_at = max(at for _, at in stream.acked)
     return {"rpo_acked": len(stream.acked), "rpo_restored": int(restored),
@@ -226,7 +232,7 @@ def main() -> None:
     args = parser.parse_args()
     site = load_site(args.site)
     lab = Lab(site)
-    leader = "db1"
+    leader = lab.leader
     result: dict[str, float] = {"scale": args.scale}
     started = time.monotonic()
     result["data_bytes"] = generate(lab, leader, args.scale)
