@@ -874,18 +874,24 @@ def fact_sudo() -> dict:
 
 def fact_time() -> dict:
     servers: list[str] = []
+    serves, local_clock = False, False
     for path in ["/etc/chrony/chrony.conf", *_conf_dir("/etc/chrony/conf.d"),
                  *_conf_dir("/etc/chrony/sources.d", ".sources")]:
         for line in _lines(_read_opt(path) or ""):
             f = line.split()
             if f[0] in ("server", "pool", "peer") and len(f) > 1:
                 servers.append(f[1])
+            # The site's own time source on an air-gapped node: it serves others (`allow`)
+            # from its own clock (`local stratum N`).
+            serves = serves or f[0] == "allow"
+            local_clock = local_clock or f[0] == "local"
     for path in ["/etc/systemd/timesyncd.conf", *_conf_dir("/etc/systemd/timesyncd.conf.d")]:
         for line in _lines(_read_opt(path) or ""):
             m = re.match(r"NTP\s*=\s*(.*)", line)
             if m:
                 servers.extend(m.group(1).split())
-    return {"servers": sorted(set(servers))}
+    return {"servers": sorted(set(servers)), "serves_others": serves,
+            "local_clock": local_clock}
 
 
 def fact_nftables() -> dict:

@@ -119,6 +119,17 @@ def test_forwarding_without_tls_or_disk_queue_fails() -> None:
     assert statuses("host", facts)["rsyslog_forwarding"][0] == FAIL
 
 
+def test_the_sites_own_time_source_passes_without_an_upstream() -> None:
+    """An air-gapped node's time host follows nothing: it serves its own clock to the site."""
+    facts = passing_host()
+    facts["time"] = {"servers": [], "serves_others": True, "local_clock": True}
+    assert statuses("host", facts)["time_sync_configured"][0] == PASS
+    facts["time"] = {"servers": [], "serves_others": True, "local_clock": False}
+    assert statuses("host", facts)["time_sync_configured"][0] == FAIL  # serves nothing sound
+    facts["time"] = {"servers": [], "serves_others": False, "local_clock": True}
+    assert statuses("host", facts)["time_sync_configured"][0] == FAIL  # a lone clock
+
+
 def test_collector_retention_below_180_days_fails() -> None:
     facts = as_collector(passing_host())
     facts["rsyslog"]["received_retention_days"] = 179
