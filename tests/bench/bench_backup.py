@@ -78,7 +78,7 @@ def start_and_wait(lab: Lab, host: str, user: str, data: str, port: int) -> None
     lab.sh(host, f"{PG}/pg_ctl -D {data} -l {data}/bench.log -w -t 3600 -o "
                  f"\"-p {port} -c listen_addresses='' -k {data} -c archive_mode=off "
                  f"-c hba_file={data}/pg_hba.conf -c ident_file={data}/pg_ident.conf "
-                 f"-c ssl=off -c hot_standby=on\" start", user)
+                 f"-c ssl=off -c hot_standby=on -c synchronous_standby_names=''\" start", user)
     lab.sh(host, f"until [ \"$({PG}/psql -XAt -h {data} -p {port} -d postgres -c "
                  f"'SELECT pg_is_in_recovery()' 2>/dev/null)\" = f ]; do sleep 0.5; done", user)
 
@@ -118,12 +118,12 @@ def backups(lab: Lab, leader: str) -> dict[str, float]:
                 f"sslrootcert={CA}")
     lab.run(lab.repo, ["rm", "-rf", "/var/tmp/bench-basebackup"], ok=False)
     out["basebackup_backup_s"] = lab.timed(lab.repo, (
-        f"PGPASSWORD='{password}' pg_basebackup -d '{conninfo}' -D /var/tmp/bench-basebackup "
+        f"PGPASSWORD='{password}' {PG}/pg_basebackup -d '{conninfo}' -D /var/tmp/bench-basebackup "
         "-Ft -X fetch --compress=client-gzip -c fast"), backup.REPO_USER)
     out["basebackup_bytes"] = int(lab.sh(lab.repo, "du -sb /var/tmp/bench-basebackup | cut -f1"))
 
     out["pgdump_backup_s"] = lab.timed(leader, (
-        "pg_dump -Fc -d operational -f /var/tmp/bench.dump"), "postgres")
+        f"{PG}/pg_dump -Fc -d operational -f /var/tmp/bench.dump"), "postgres")
     out["pgdump_bytes"] = int(lab.sh(leader, "stat -c %s /var/tmp/bench.dump"))
     return out
 
@@ -157,7 +157,7 @@ def restores(lab: Lab, leader: str, label: str) -> dict[str, float]:
     start = time.monotonic()
     lab.sh(leader, f"{PG}/initdb -D {data} -A trust -E UTF8 >/dev/null", "postgres")
     start_and_wait(lab, leader, "postgres", data, 5495)
-    lab.sh(leader, f"createdb -h {data} -p 5495 operational && pg_restore -j 2 -h {data} "
+    lab.sh(leader, f"{PG}/createdb -h {data} -p 5495 operational && {PG}/pg_restore -j 2 -h {data} "
                    f"-p 5495 -d operational /var/tmp/bench.dump", "postgres")
     out["pgdump_restore_s"] = time.monotonic() - start
     stop_and_remove(lab, leader, "postgres", data)
@@ -210,7 +210,7 @@ def rpo(lab: Lab, leader: str, seconds: int) -> dict[str, float]:
     user, data = backup.REPO_USER, f"{SCRATCH}-rpo"
     stop_and_remove(lab, lab.repo, user, data)
     lab.sh(lab.repo, f"mkdir -m 0700 {data} && pgbackrest --config={backup.DRILL_CONFIG} "
-                   f"--stanza=main --pg1-path={data} --target-action=promote restore", user)
+                   f"--stanza=main --pg1-path={data} restore", user)
     scratch_auth(lab, lab.repo, user, data)
     start_and_wait(lab, lab.repo, user, data, 5494)
     got = lab.sh(lab.repo, f"psql -XAt -h {data} -p 5494 -d operational -c \"SELECT count(*), "
