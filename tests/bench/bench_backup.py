@@ -10,7 +10,8 @@ Against a converged lab (any site; db1 leading, bak1 the repository), in one run
 3. restore, each into a scratch cluster started until it accepts queries:
    - pgBackRest restore on bak1 (`--type=immediate`: the backup's consistent point);
    - pg_basebackup's tar unpacked on bak1 and started;
-   - pg_restore -j 2 into a fresh initdb cluster on the leader (no replication);
+   - pg_restore -j 2 (no owners or grants: the scratch cluster lacks the site's roles) into a
+     fresh initdb cluster on the leader (no replication);
 4. RPO with the archive alone: inserts acknowledged to a client on app1 for `--rpo-seconds`,
    then db1 and db2 are killed without warning (both database hosts lost), the repository is
    restored to its end on bak1, and the gap between the newest acknowledged insert and the
@@ -79,7 +80,7 @@ def start_and_wait(lab: Lab, host: str, user: str, data: str, port: int) -> None
                  f"\"-p {port} -c listen_addresses='' -k {data} -c archive_mode=off "
                  f"-c hba_file={data}/pg_hba.conf -c ident_file={data}/pg_ident.conf "
                  f"-c ssl=off -c hot_standby=on -c synchronous_standby_names=''\" start", user)
-    lab.sh(host, f"until [ \"$({PG}/psql -XAt -h {data} -p {port} -d postgres -c "
+    lab.sh(host, f"until [ \"$({PG}/psql -XAt -h {data} -p {port} -U postgres -d postgres -c "
                  f"'SELECT pg_is_in_recovery()' 2>/dev/null)\" = f ]; do sleep 0.5; done", user)
 
 
@@ -157,8 +158,8 @@ def restores(lab: Lab, leader: str, label: str) -> dict[str, float]:
     start = time.monotonic()
     lab.sh(leader, f"{PG}/initdb -D {data} -A trust -E UTF8 >/dev/null", "postgres")
     start_and_wait(lab, leader, "postgres", data, 5495)
-    lab.sh(leader, f"{PG}/createdb -h {data} -p 5495 operational && {PG}/pg_restore -j 2 -h {data} "
-                   f"-p 5495 -d operational /var/tmp/bench.dump", "postgres")
+    lab.sh(leader, f"{PG}/createdb -h {data} -p 5495 operational && {PG}/pg_restore -j 2 -O -x "
+                   f"-h {data} -p 5495 -d operational /var/tmp/bench.dump", "postgres")
     out["pgdump_restore_s"] = time.monotonic() - start
     stop_and_remove(lab, leader, "postgres", data)
     return out
@@ -213,7 +214,8 @@ def rpo(lab: Lab, leader: str, seconds: int) -> dict[str, float]:
                    f"--stanza=main --pg1-path={data} restore", user)
     scratch_auth(lab, lab.repo, user, data)
     start_and_wait(lab, lab.repo, user, data, 5494)
-    got = lab.sh(lab.repo, f"psql -XAt -h {data} -p 5494 -d operational -c \"SELECT count(*), "
+    got = lab.sh(lab.repo, f"psql -XAt -h {data} -p 5494 -U postgres -d operational -c "
+                           "\"SELECT count(*), "
                          "coalesce(extract(epoch from max(at)), 0) FROM bench_rpo\"", user)
     stop_and_remove(lab, lab.repo, user, data)
     restored, newest_restored = got.strip().split("|")
