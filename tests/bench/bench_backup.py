@@ -26,17 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import threading
 import time
-from pathlib import Path
+
+from bench_db import crash  # the same kill without warning
 
 from opsctl.backup import ops as backup
-from opsctl.lab import lifecycle
-from opsctl.lab.lifecycle import LabState
-from opsctl.lab.state import lab_dir
 from opsctl.secrets import secrets_dir
 from opsctl.site import load_site
 from opsctl.transport import for_site
@@ -188,13 +184,6 @@ class Inserts(threading.Thread):
             if line.startswith("ack "):
                 _, n, at = line.split()
                 self.acked.append((int(n), float(at)))
-
-
-def crash(site, host: str) -> None:
-    nspawn = LabState.load(lab_dir(site.name)).pids[host]
-    children = Path(f"/proc/{nspawn}/task/{nspawn}/children").read_text().split()
-    os.kill(int(children[0]), signal.SIGKILL)
-    lifecycle.stop_host(site.name, host)
 
 
 def rpo(lab: Lab, leader: str, seconds: int) -> dict[str, float]:
