@@ -8,6 +8,8 @@ the wall clock's next minute, and every sleep and spawn is real. Each job is
 Two latencies per job, relative to its due time (the tick; no jitter):
   recorded  when the scheduler recorded the attempt's start in the history (just before fork)
   running   the time the job's own process printed
+Beside each round, the floor: the same processes started back to back by one bare thread
+(`bare`), so a loaded machine shows up in both and their ratio stays comparable.
 No root needed; no lab. Usage:
 
     .venv/bin/python tests/bench/bench_scheduler.py [--jobs 1000] [--rounds 3]
@@ -20,6 +22,7 @@ import contextlib
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +41,23 @@ from scheduler.spec import JobsFile, JobSpec  # noqa: E402
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def bare_round(n_jobs: int) -> dict[str, float]:
+    """The floor on this machine: one thread starting the same `date` processes back to back,
+    with nothing else to do. Its p99 is what any Python scheduler would pay here."""
+    outs = [os.fdopen(os.memfd_create("bare"), "w+b") for _ in range(n_jobs)]
+    t0 = time.time()
+    procs = [subprocess.Popen(("date", "+%s.%N"), stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+             for out in outs]
+    running = []
+    for proc, out in zip(procs, outs, strict=True):
+        proc.wait()
+        out.seek(0)
+        running.append(float(out.read()) - t0)
+        out.close()
+    return {"bare_p50": pct(running, 50), "bare_p99": pct(running, 99)}
 
 
 def one_round(n_jobs: int, lead: float) -> dict[str, float]:
@@ -102,19 +122,22 @@ def main() -> None:
           f"--jobs {args.jobs} --rounds {args.rounds}")
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     print("round  load1  history rows (success)  start latency vs due, ms: recorded p50/p99"
-          "  running p50/p99/max  all done s  agent CPU s")
+          "  running p50/p99/max  all done s  agent CPU s  bare p50/p99 ms  ratio p99")
     results = []
     for i in range(args.rounds):
-        r = one_round(args.jobs, args.lead)
+        r = one_round(args.jobs, args.lead) | bare_round(args.jobs)
+        r["ratio"] = r["run_p99"] / r["bare_p99"]
         results.append(r)
         print(f"{i + 1:5}  {r['load']:5.1f}  {r['runs']:5} ({r['success']})"
               f"{'':13}{r['rec_p50'] * 1000:6.0f} / {r['rec_p99'] * 1000:4.0f}"
               f"{'':9}{r['run_p50'] * 1000:5.0f} / {r['run_p99'] * 1000:4.0f} / "
-              f"{r['run_max'] * 1000:4.0f}  {r['all_done']:9.2f}  {r['cpu']:10.2f}")
+              f"{r['run_max'] * 1000:4.0f}  {r['all_done']:9.2f}  {r['cpu']:10.2f}"
+              f"  {r['bare_p50'] * 1000:6.0f} / {r['bare_p99'] * 1000:4.0f}  {r['ratio']:8.2f}")
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     print(f"median: running p50 {med['run_p50'] * 1000:.0f} ms, p99 {med['run_p99'] * 1000:.0f}"
           f" ms; recorded p99 {med['rec_p99'] * 1000:.0f} ms; all {args.jobs} done and in the "
-          f"history {med['all_done']:.2f} s after the due time")
+          f"history {med['all_done']:.2f} s after the due time; bare start p99 "
+          f"{med['bare_p99'] * 1000:.0f} ms; scheduler/bare p99 {med['ratio']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ the cluster lock (fake), and the agent loop with an injected clock."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from scheduler.agent import Agent
 from scheduler.engine import backoff_delay
 from scheduler.history import History
 from scheduler.lock import FakeLock
-from scheduler.runner import Execution, JobRun, RunContext
+from scheduler.runner import TRIM_SLACK, Execution, JobRun, RunContext, _forget_head
 from scheduler.spec import Backoff, JobsFile, JobSpec
 
 TICK = datetime(2026, 6, 1, tzinfo=UTC)
@@ -84,6 +85,39 @@ def test_exit_code_and_output_tail_is_the_last_kib():
     assert result.reason == "exit code 3"
     assert len(result.output_tail) == 1024
     assert result.output_tail.endswith("line2999\n")
+
+
+def test_a_chatty_job_holds_its_tail_in_memory_not_its_output():
+    script = "head -c 20000000 /dev/zero; echo; echo the-end; sleep 0.5"
+    execution = Execution(("sh", "-c", script), timeout=10, tail_kib=1)
+    worker = threading.Thread(target=lambda: results.append(execution.run()))
+    results: list = []
+    worker.start()
+    deadline, held = time.monotonic() + 5, None
+    while time.monotonic() < deadline and not results:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if os.fstat(execution._out.fileno()).st_size > 20_000_000:
+                time.sleep(0.3)  # the wait loop trims at least every 0.1 s
+                held = os.fstat(execution._out.fileno()).st_blocks * 512
+                break
+        time.sleep(0.01)
+    worker.join(10)
+    assert held is not None and held <= 1024 + TRIM_SLACK + 4096, held
+    assert results[0].outcome == h.SUCCESS
+    assert results[0].output_tail.endswith("\nthe-end\n") and len(results[0].output_tail) == 1024
+
+
+def test_forget_head_keeps_size_and_tail():
+    with os.fdopen(os.memfd_create("t"), "w+b") as f:
+        f.write(b"x" * (5 << 20) + b"tail")
+        f.flush()
+        _forget_head(f, 4)
+        st = os.fstat(f.fileno())
+        assert st.st_size == (5 << 20) + 4
+        assert st.st_blocks * 512 <= 8192
+        assert f.tell() == st.st_size  # the writer's offset, shared with the job, is untouched
+        f.seek(-4, os.SEEK_END)
+        assert f.read() == b"tail"
 
 
 def test_missing_command_is_an_error_not_a_crash():
@@ -197,6 +231,8 @@ def test_agent_steps_with_an_injected_clock(tmp_path, history):
     agent.step()
     assert sorted(r.job.name for r in agent.runs.values()) == ["slow", "tick"]
     first_slow = next(r for r in agent.runs.values() if r.job.name == "slow")
+    first_tick = next(r for r in agent.runs.values() if r.job.name == "tick")
+    assert first_tick.done.wait(5)  # else the next tick is skipped: forbid is the default
     deadline = time.monotonic() + 5
     while (first_slow.current is None or first_slow.current.pid is None) \
             and time.monotonic() < deadline:
