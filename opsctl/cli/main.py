@@ -2,48 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from opsctl import __version__
-from opsctl.cli import apply as apply_cmds
-from opsctl.cli import audit as audit_cmds
-from opsctl.cli import backup as backup_cmds
-from opsctl.cli import check as check_cmds
-from opsctl.cli import db as db_cmds
-from opsctl.cli import deploy as deploy_cmds
-from opsctl.cli import harden as harden_cmds
-from opsctl.cli import jobs as jobs_cmds
-from opsctl.cli import lab as lab_cmds
-from opsctl.cli import mirror as mirror_cmds
-from opsctl.cli import site as site_cmds
-from opsctl.cli import status as status_cmds
 from opsctl.errors import OpsctlError
 
+# Each command's module is imported only when that command runs (or --help lists them all):
+# importing every command's library up front cost `opsctl check` 0.3 s of its start-up.
+COMMANDS = {
+    "site": "site:site", "lab": "lab:lab", "mirror": "mirror:mirror",
+    "apply": "apply:apply", "runs": "apply:runs", "up": "apply:up", "audit": "audit:audit",
+    "status": "status:status", "check": "check:check", "deploy": "deploy:deploy",
+    "rollback": "deploy:rollback", "releases": "deploy:releases", "jobs": "jobs:jobs",
+    "backup": "backup:backup", "db": "db:db", "harden": "harden:harden",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"opsctl.cli.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="opsctl")
 def cli() -> None:
     """Provision, deploy, watch and prove the 农地云 node."""
-
-
-cli.add_command(site_cmds.site)
-cli.add_command(lab_cmds.lab)
-cli.add_command(mirror_cmds.mirror)
-cli.add_command(apply_cmds.apply)
-cli.add_command(apply_cmds.runs)
-cli.add_command(apply_cmds.up)
-cli.add_command(audit_cmds.audit)
-cli.add_command(status_cmds.status)
-cli.add_command(check_cmds.check)
-cli.add_command(deploy_cmds.deploy)
-cli.add_command(deploy_cmds.rollback)
-cli.add_command(deploy_cmds.releases)
-cli.add_command(jobs_cmds.jobs)
-cli.add_command(backup_cmds.backup)
-cli.add_command(db_cmds.db)
-cli.add_command(harden_cmds.harden)
 
 
 def main(argv: list[str] | None = None) -> None:

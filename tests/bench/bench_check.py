@@ -15,6 +15,13 @@ What runs where (the fairest way without changing the machine's own state):
   filesystem (its overlay mount) from the control node; the OVAL probes that read the
   running system (sysctl, processes, systemd units) therefore see the control node's kernel
   and systemd, not the container's, which is one source of disagreement;
+- OpenSCAP again, inside the host (the issue's setting, and the fair one: under a probe root
+  oscap's package probe fails, so every rule gated on an installed package is "not
+  applicable" and costs nothing). The host gets `openscap-scanner` the way a lab host gets
+  any package, from opsctl's mirror server: the script resolves what the host lacks against
+  the host's own dpkg status, puts those packages in a signed flat repository under
+  `<mirror>/bench/openscap/`, installs from it, and purges it all afterwards. It changes the
+  host under test for the run's duration: use a throwaway site (`opsctl site new`);
 - Lynis: `lynis audit system` inside the host (Lynis is shell scripts: copied over SSH
   into /tmp on the host, run from there with its log and report in /tmp).
 
@@ -178,6 +185,86 @@ def lab_ssh(site: str, host: str, command: str, stdin: bytes | None = None,
                           capture_output=True, check=False)
 
 
+BENCH_REPO = "bench/openscap"
+BENCH_SOURCES = "/etc/apt/sources.list.d/opsctl-bench-openscap.sources"
+
+
+def openscap_repo(root: Path) -> Path:
+    """A signed flat repository of what the host lacks to run oscap, in the mirror's tree."""
+    from opsctl.mirror import build as mirror
+
+    work = cache_dir() / "openscap-apt"
+    mirror._prepare_work(work, Path("/etc/apt"))
+    shutil.copyfile(root / "var/lib/dpkg/status", work / "state" / "status")
+    apt = ["apt-get", "-q", *mirror._apt_options(work)]
+    archives = work / "cache" / "archives"
+    for old in archives.glob("*.deb"):
+        old.unlink()
+    subprocess.run([*apt, "update"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*apt, "-y", "install", "openscap-scanner"], check=True,
+                   stdout=subprocess.DEVNULL)
+    repo = mirror.mirror_dir() / BENCH_REPO
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    debs = []
+    for deb in sorted(archives.glob("*.deb")):
+        shutil.copy2(deb, repo / deb.name)
+        debs.append(repo / deb.name)
+    home = mirror.cache_dir() / "mirror-key"  # the key the hosts already trust
+    mirror._ensure_key(home)
+    mirror._write_index(repo, home, debs)
+    return repo
+
+
+def install_oscap_in_host(site: str, host: str, root: Path, ds: Path) -> None:
+    repo = openscap_repo(root)
+    sources = (root / "etc/apt/sources.list.d/opsctl-mirror.sources").read_text()
+    uri = re.search(r"^URIs:\s*(\S+)", sources, re.M)
+    keyring = re.search(r"^Signed-By:\s*(\S+)", sources, re.M)
+    if not uri or not keyring:
+        sys.exit("bench_check: the host has no opsctl-mirror.sources (converge it first)")
+    print(f"bench_check: installing openscap-scanner on {host} from {uri[1]}{BENCH_REPO}/ "
+          f"({len(list(repo.glob('*.deb')))} packages)", file=sys.stderr)
+    stanza = (f"Types: deb\nURIs: {uri[1]}{BENCH_REPO}/\nSuites: ./\n"
+              f"Signed-By: {keyring[1]}\n")
+    done = lab_ssh(site, host, f"cat > {BENCH_SOURCES} && apt-get update -q >/dev/null && "
+                   "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                   "--no-install-recommends openscap-scanner >/dev/null && "
+                   "mkdir -p /tmp/opsctl-bench-oscap", stdin=stanza.encode())
+    if done.returncode != 0:
+        sys.exit(f"bench_check: installing oscap on {host}: {done.stderr.decode()[-400:]}")
+    lab_ssh(site, host, "cat > /tmp/opsctl-bench-oscap/ds.xml", stdin=ds.read_bytes())
+
+
+def remove_oscap_from_host(site: str, host: str) -> None:
+    """Purge what install_oscap_in_host added: the packages, their source, their lists."""
+    lab_ssh(site, host, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --autoremove "
+            f"openscap-scanner openscap-common libopenscap25 >/dev/null; rm -f {BENCH_SOURCES}; "
+            "apt-get update -q >/dev/null; rm -rf /tmp/opsctl-bench-oscap")
+
+
+def oscap_in_host(site: str, host: str, profile: str, tailoring_file: Path | None = None,
+                  ) -> tuple[float, dict[str, str]]:
+    select = f"--profile {PROFILE}{profile}"
+    if tailoring_file:
+        lab_ssh(site, host, "cat > /tmp/opsctl-bench-oscap/tailoring.xml",
+                stdin=tailoring_file.read_bytes())
+        select = (f"--tailoring-file tailoring.xml --profile {profile} "
+                  + " ".join(f"--rule {RULE}{r}" for r in equivalent_rules()))
+    start = time.monotonic()
+    done = lab_ssh(site, host, f"cd /tmp/opsctl-bench-oscap && oscap xccdf eval {select} "
+                   "--results results.xml ds.xml >/dev/null 2>err.txt; echo rc=$?")
+    seconds = time.monotonic() - start
+    if done.stdout.decode().strip() not in ("rc=0", "rc=2"):
+        err = lab_ssh(site, host, "cat /tmp/opsctl-bench-oscap/err.txt").stdout.decode()
+        sys.exit(f"oscap in {host} failed ({done.stdout.decode().strip()}): {err[-400:]}")
+    xml = lab_ssh(site, host, "cat /tmp/opsctl-bench-oscap/results.xml").stdout
+    verdicts = {}
+    for rr in ET.fromstring(xml).iter(f"{XCCDF}rule-result"):
+        verdicts[rr.get("idref", "").replace(RULE, "")] = rr.findtext(f"{XCCDF}result") or ""
+    return seconds, verdicts
+
+
 def lynis(site: str, host: str) -> tuple[float, dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "lynis"
@@ -243,6 +330,9 @@ def main() -> None:
     parser.add_argument("--install", action="store_true",
                         help="apt-get install openscap-scanner and lynis when missing")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--no-oscap-in-host", dest="in_host", action="store_false",
+                        help="skip OpenSCAP inside the host (it installs, then purges, "
+                        "openscap-scanner there)")
     args = parser.parse_args()
     ensure_packages(args.install)
     site_name = load_site(args.site).name
@@ -268,6 +358,21 @@ def main() -> None:
         scap_times.append(seconds)
     scap_evaluated = sum(1 for v in scap.values() if v not in ("notselected", "notapplicable"))
     tailored_seconds, scap_eq = oscap(root, ds, TAILORED, out, tailoring(ds, args.profile, out))
+    host_times: list[float] = []
+    in_host: dict[str, str] = {}
+    if args.in_host:
+        install_oscap_in_host(site_name, args.host, root, ds)
+        try:
+            for _ in range(args.runs):
+                seconds, in_host = oscap_in_host(site_name, args.host, args.profile)
+                host_times.append(seconds)
+            host_tailoring = tailoring(Path("/tmp/opsctl-bench-oscap/ds.xml"), args.profile,
+                                       out)
+            _, scap_eq = oscap_in_host(site_name, args.host, TAILORED, host_tailoring)
+        finally:
+            remove_oscap_from_host(site_name, args.host)
+    host_evaluated = sum(1 for v in in_host.values()
+                         if v not in ("notselected", "notapplicable"))
     report: dict = {}
     for _ in range(args.lynis_runs):
         seconds, report = lynis(site_name, args.host)
@@ -286,12 +391,19 @@ def main() -> None:
     print(line(f"oscap xccdf eval {args.profile} (probe root)", scap_times, scap_evaluated))
     print(line("oscap, the equivalent rules only (1 run)", [tailored_seconds],
                sum(1 for v in scap_eq.values() if v not in ("notselected", "notapplicable"))))
+    if host_times:
+        print(line(f"oscap xccdf eval {args.profile} (in the host)", host_times,
+                   host_evaluated))
     print(line("lynis audit system --quick (in the host)", lynis_times, lynis_evaluated))
-    ratio = (ours_evaluated / statistics.median(one)) / (scap_evaluated / statistics.median(
-        scap_times))
-    print(f"checks/s ratio opsctl : oscap = {ratio:.1f}x   wall ratio oscap/opsctl = "
-          f"{statistics.median(scap_times) / statistics.median(one):.1f}x   "
+    ours_rate = ours_evaluated / statistics.median(one)
+    ratio = ours_rate / (scap_evaluated / statistics.median(scap_times))
+    print(f"checks/s ratio opsctl : oscap (probe root) = {ratio:.1f}x   wall ratio oscap/opsctl"
+          f" = {statistics.median(scap_times) / statistics.median(one):.1f}x   "
           f"lynis/opsctl = {statistics.median(lynis_times) / statistics.median(one):.1f}x")
+    if host_times:
+        host_rate = host_evaluated / statistics.median(host_times)
+        print(f"checks/s ratio opsctl : oscap (in the host) = {ours_rate / host_rate:.1f}x   "
+              f"wall ratio = {statistics.median(host_times) / statistics.median(one):.1f}x")
     rows = agreement(ours, scap_eq, report)
     print("\n| our check | opsctl | OpenSCAP rule(s) | OpenSCAP | Lynis test | Lynis |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -300,9 +412,11 @@ def main() -> None:
               f"{r['lynis_test']} | {r['lynis']} |")
     if args.json:
         args.json.write_text(json.dumps({
-            "opsctl_one": one, "opsctl_fleet": fleet, "oscap": scap_times, "lynis": lynis_times,
+            "opsctl_one": one, "opsctl_fleet": fleet, "oscap": scap_times,
+            "oscap_in_host": host_times, "lynis": lynis_times,
             "checks": {"opsctl": ours_evaluated, "oscap": scap_evaluated,
-                       "lynis": lynis_evaluated}, "agreement": rows}, indent=1))
+                       "oscap_in_host": host_evaluated, "lynis": lynis_evaluated},
+            "agreement": rows}, indent=1))
     print(f"\n(OpenSCAP results: {out})")
 
 
