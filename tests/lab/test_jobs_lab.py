@@ -82,6 +82,15 @@ json.dump(data, open(path, "w"))
 """
 
 
+def test_log_cleanup_succeeds_on_every_host(reference):
+    site, _ = reference
+    code, answers = opsctl(site, "jobs", "run", "log-cleanup", timeout=300)
+    assert code == 0, answers
+    assert sorted(a["host"] for a in answers) == sorted(site.hosts)
+    for answer in answers:
+        assert answer["ok"] and answer["data"]["outcome"] == "success", answer
+
+
 def test_a_cluster_singleton_runs_exactly_once_per_tick_on_app1_and_app2(reference):
     site, _ = reference
     hosts = ["app1", "app2"]
