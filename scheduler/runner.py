@@ -278,11 +278,7 @@ class JobRun:
         `run()` then carries on with it."""
         if self.argv is None or self.job.singleton == "cluster" or self._launched:
             return
-        execution = self._execution()
-        self.run_id = self.ctx.history.start(self.job.name, self.tick.timestamp(), 1,
-                                             self.ctx.clock())
-        self.current = execution
-        self._launched = (execution, execution.start())
+        self._launched = self._begin(1)
 
     def kill(self, outcome: str, reason: str) -> None:
         self._stop = (outcome, reason)
@@ -323,7 +319,7 @@ class JobRun:
                              "cluster lock held: another host runs this tick")
                 return h.SKIPPED
         try:
-            return self._attempts(hist, tick)
+            return self._attempts(hist)
         finally:
             if handle is not None:
                 hold = (self.ctx.hold_lock_until or 0) - self.ctx.clock()
@@ -331,27 +327,28 @@ class JobRun:
                     self.stopped.wait(hold)
                 handle.release()
 
-    def _execution(self) -> Execution:
-        return Execution(self.argv or (), self.job.timeout, self.ctx.tail_kib,
-                         grace=self.ctx.grace, clock=self.ctx.clock, user=self.job.user)
+    def _begin(self, attempt: int) -> tuple[Execution, Attempt | None]:
+        """Record the attempt in the history and start its process (an Attempt if it could
+        not start)."""
+        execution = Execution(self.argv or (), self.job.timeout, self.ctx.tail_kib,
+                              grace=self.ctx.grace, clock=self.ctx.clock, user=self.job.user)
+        self.run_id = self.ctx.history.start(self.job.name, self.tick.timestamp(), attempt,
+                                             self.ctx.clock())
+        self.current = execution
+        return execution, execution.start()
 
-    def _attempts(self, hist: h.History, tick: float) -> str:
+    def _attempts(self, hist: h.History) -> str:
         outcome = h.ERROR
         for attempt in range(1, self.job.retries + 2):
             if attempt == 1 and self._launched is not None:
                 execution, failed = self._launched
-                if self._stop is not None:
-                    execution.kill(*self._stop)
-                result = failed or execution.finish()
+            elif self._stop is not None:
+                break
             else:
-                if self._stop is not None:
-                    break
-                execution = self._execution()
-                self.run_id = hist.start(self.job.name, tick, attempt, self.ctx.clock())
-                self.current = execution
-                if self._stop is not None:  # killed between the check and now
-                    execution.kill(*self._stop)
-                result = execution.run()
+                execution, failed = self._begin(attempt)
+            if self._stop is not None:  # killed before `current` named this execution
+                execution.kill(*self._stop)
+            result = failed or execution.finish()
             self.attempts.append(result)
             hist.finish(self.run_id, result.ended, result.outcome, result.exit_code,
                         result.reason, result.output_tail)

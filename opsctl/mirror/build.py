@@ -171,6 +171,29 @@ def _deb_fields(path: Path) -> dict[str, str]:
     return {"name": name, "version": version, "arch": arch, "file": path.name}
 
 
+def download(packages: Sequence[str], work: Path, *, sources: Path = Path("/etc/apt"),
+             status: Path | None = None, progress: Progress = lambda _msg: None) -> list[Path]:
+    """Resolve `packages` with apt against `status` (a dpkg status file; none: a host with
+    nothing installed) in the private apt tree `work`; the .debs in its archive cache."""
+    _prepare_work(work, sources)
+    if status is not None:
+        shutil.copyfile(status, work / "state" / "status")
+    apt = ["apt-get", "-q", *_apt_options(work)]
+    progress("apt-get update (private lists)")
+    _run([*apt, "update"])
+    progress(f"resolving and downloading {len(packages)} packages with their dependencies")
+    _run([*apt, "-y", "install", *packages], timeout=1800)
+    return sorted((work / "cache" / "archives").glob("*.deb"))
+
+
+def sign_index(repo: Path, debs: list[Path]) -> None:
+    """Index `repo` as a flat repository and sign it with the mirror's key (the hosts'
+    trusted one), made on first use."""
+    home = cache_dir() / "mirror-key"
+    _ensure_key(home)
+    _write_index(repo, home, debs)
+
+
 def build(roles_dir: Path | None = None, *, refresh: bool = False,
           sources: Path = Path("/etc/apt"),
           progress: Progress = lambda _msg: None) -> MirrorResult:
@@ -183,15 +206,8 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
             manifest = read_manifest(repo) or {}
             return MirrorResult(repo, len(manifest.get("debs", [])), manifest.get("bytes", 0),
                                 False, time.monotonic() - start)
-        work = cache_dir() / "mirror-work"
-        _prepare_work(work, sources)
-        apt = ["apt-get", "-q", *_apt_options(work)]
-        progress("apt-get update (private lists)")
-        _run([*apt, "update"])
-        progress(f"resolving and downloading {len(packages)} packages with their dependencies")
-        archives = work / "cache" / "archives"
-        _run([*apt, "-y", "install", *packages], timeout=1800)
-        debs = sorted(archives.glob("*.deb"))
+        debs = download(packages, cache_dir() / "mirror-work", sources=sources,
+                        progress=progress)
         if not debs:
             raise MirrorError("mirror build: apt downloaded nothing")
 
@@ -205,9 +221,7 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
             else:
                 shutil.copy2(deb, staging / deb.name)
         progress(f"indexing and signing {len(wanted)} packages")
-        home = cache_dir() / "mirror-key"
-        _ensure_key(home)
-        _write_index(staging, home, wanted)
+        sign_index(staging, wanted)
         total = sum(d.stat().st_size for d in wanted)
         manifest = {
             "format": FORMAT, "hash": request_hash(packages),

@@ -15,13 +15,14 @@ What runs where (the fairest way without changing the machine's own state):
   filesystem (its overlay mount) from the control node; the OVAL probes that read the
   running system (sysctl, processes, systemd units) therefore see the control node's kernel
   and systemd, not the container's, which is one source of disagreement;
-- OpenSCAP again, inside the host (the issue's setting, and the fair one: under a probe root
-  oscap's package probe fails, so every rule gated on an installed package is "not
-  applicable" and costs nothing). The host gets `openscap-scanner` the way a lab host gets
-  any package, from opsctl's mirror server: the script resolves what the host lacks against
-  the host's own dpkg status, puts those packages in a signed flat repository under
-  `<mirror>/bench/openscap/`, installs from it, and purges it all afterwards. It changes the
-  host under test for the run's duration: use a throwaway site (`opsctl site new`);
+- OpenSCAP again, inside the host (the issue's setting), then once more with `linux-base`
+  installed: SSG's `machine` platform is "package linux-base is installed", which a container
+  lacks, so without it most rules are "not applicable" and cost nothing. The host gets
+  `openscap-scanner` the way a lab host gets any package, from opsctl's mirror server: the
+  script resolves what the host lacks against the host's own dpkg status, puts those
+  packages in a signed flat repository under `<mirror>/bench/openscap/`, installs from it,
+  and purges it all afterwards. It changes the host under test for the run's duration: use
+  a throwaway site (`opsctl site new`);
 - Lynis: `lynis audit system` inside the host (Lynis is shell scripts: copied over SSH
   into /tmp on the host, run from there with its log and report in /tmp).
 
@@ -157,6 +158,17 @@ def tailoring(ds: Path, base: str, out: Path) -> Path:
     return path
 
 
+def verdicts(results: ET.Element) -> dict[str, str]:
+    """{rule: result} from an XCCDF results document."""
+    return {rr.get("idref", "").replace(RULE, ""): rr.findtext(f"{XCCDF}result") or ""
+            for rr in results.iter(f"{XCCDF}rule-result")}
+
+
+def evaluated(results: dict[str, str]) -> int:
+    """Rules OpenSCAP actually judged (selected and applicable)."""
+    return sum(1 for v in results.values() if v not in ("notselected", "notapplicable"))
+
+
 def oscap(root: Path, ds: Path, profile: str, out: Path,
           tailoring_file: Path | None = None) -> tuple[float, dict[str, str]]:
     results = out / f"oscap-{profile.rsplit('_', 1)[-1]}.xml"
@@ -174,10 +186,7 @@ def oscap(root: Path, ds: Path, profile: str, out: Path,
                           env=dict(os.environ, OSCAP_PROBE_ROOT=str(root)))
     if done.returncode not in (0, 2):  # 2: some rule failed
         sys.exit(f"oscap failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    verdicts = {}
-    for rr in ET.parse(results).getroot().iter(f"{XCCDF}rule-result"):
-        verdicts[rr.get("idref", "").replace(RULE, "")] = rr.findtext(f"{XCCDF}result") or ""
-    return seconds, verdicts
+    return seconds, verdicts(ET.parse(results).getroot())
 
 
 def lab_ssh(site: str, host: str, command: str, stdin: bytes | None = None,
@@ -196,25 +205,16 @@ def openscap_repo(root: Path) -> Path:
     from opsctl.mirror import build as mirror
 
     work = cache_dir() / "openscap-apt"
-    mirror._prepare_work(work, Path("/etc/apt"))
-    shutil.copyfile(root / "var/lib/dpkg/status", work / "state" / "status")
-    apt = ["apt-get", "-q", *mirror._apt_options(work)]
-    archives = work / "cache" / "archives"
-    for old in archives.glob("*.deb"):
+    for old in (work / "cache" / "archives").glob("*.deb"):  # only this run's downloads
         old.unlink()
-    subprocess.run([*apt, "update"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([*apt, "-y", "install", "openscap-scanner", "linux-base"], check=True,
-                   stdout=subprocess.DEVNULL)
+    debs = mirror.download(["openscap-scanner", "linux-base"], work,
+                           status=root / "var/lib/dpkg/status")
     repo = mirror.mirror_dir() / BENCH_REPO
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    debs = []
-    for deb in sorted(archives.glob("*.deb")):
+    for deb in debs:
         shutil.copy2(deb, repo / deb.name)
-        debs.append(repo / deb.name)
-    home = mirror.cache_dir() / "mirror-key"  # the key the hosts already trust
-    mirror._ensure_key(home)
-    mirror._write_index(repo, home, debs)
+    mirror.sign_index(repo, [repo / deb.name for deb in debs])
     return repo
 
 
@@ -272,10 +272,7 @@ def oscap_in_host(site: str, host: str, profile: str, tailoring_file: Path | Non
         err = lab_ssh(site, host, "cat /tmp/opsctl-bench-oscap/err.txt").stdout.decode()
         sys.exit(f"oscap in {host} failed ({done.stdout.decode().strip()}): {err[-400:]}")
     xml = lab_ssh(site, host, "cat /tmp/opsctl-bench-oscap/results.xml").stdout
-    verdicts = {}
-    for rr in ET.fromstring(xml).iter(f"{XCCDF}rule-result"):
-        verdicts[rr.get("idref", "").replace(RULE, "")] = rr.findtext(f"{XCCDF}result") or ""
-    return seconds, verdicts
+    return seconds, verdicts(ET.fromstring(xml))
 
 
 def lynis(site: str, host: str) -> tuple[float, dict[str, object]]:
@@ -371,7 +368,7 @@ def main() -> None:
     for _ in range(args.runs):
         seconds, scap = oscap(root, ds, args.profile, out)
         scap_times.append(seconds)
-    scap_evaluated = sum(1 for v in scap.values() if v not in ("notselected", "notapplicable"))
+    scap_evaluated = evaluated(scap)
     tailored_seconds, scap_eq = oscap(root, ds, TAILORED, out, tailoring(ds, args.profile, out))
     host_times: list[float] = []
     machine_times: list[float] = []
@@ -392,10 +389,6 @@ def main() -> None:
             _, scap_eq = oscap_in_host(site_name, args.host, TAILORED, host_tailoring)
         finally:
             remove_oscap_from_host(site_name, args.host)
-
-    def evaluated(verdicts: dict[str, str]) -> int:
-        return sum(1 for v in verdicts.values() if v not in ("notselected", "notapplicable"))
-
     host_evaluated, machine_evaluated = evaluated(in_host), evaluated(as_machine)
     report: dict = {}
     for _ in range(args.lynis_runs):
@@ -414,7 +407,7 @@ def main() -> None:
     print(line("opsctl check, whole fleet (wall)", fleet, ours_evaluated))
     print(line(f"oscap xccdf eval {args.profile} (probe root)", scap_times, scap_evaluated))
     print(line("oscap, the equivalent rules only (1 run)", [tailored_seconds],
-               sum(1 for v in scap_eq.values() if v not in ("notselected", "notapplicable"))))
+               evaluated(scap_eq)))
     if host_times:
         print(line(f"oscap xccdf eval {args.profile} (in the host)", host_times,
                    host_evaluated))
