@@ -32,23 +32,25 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    # Why the collector did not run at all (unreachable, host key changed, sudo refused).
+    not_run: str | None = None
 
 
 # A transport runs the collector script on a host and hands back what it printed.
 Transport = Callable[[str, str], Completed]
 
 
-def ssh_transport(site: Site) -> Transport:
-    """The collector over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
-    from opsctl.transport import HostUnreachable, for_site  # noqa: PLC0415
+def ssh_transport(site: Site, via: str | None = None) -> Transport:
+    """The collector over the site's transport (its connection: own SSH or the lab's)."""
+    from opsctl.transport import HostError, for_site  # noqa: PLC0415
 
-    hosts = for_site(site)
+    hosts = for_site(site, via)
 
     def run(host: str, script: str) -> Completed:
         try:
             done = hosts.run(host, ["python3", "-"], stdin=script, timeout=COLLECTOR_TIMEOUT)
-        except HostUnreachable as exc:
-            return Completed(255, "", str(exc))
+        except HostError as exc:
+            return Completed(255, "", "", not_run=str(exc))
         return Completed(done.rc, done.stdout, done.stderr)
 
     return run
@@ -57,9 +59,8 @@ def ssh_transport(site: Site) -> Transport:
 def _scan_host(site: Site, host: str, transport: Transport, checks: list,
                script: str) -> TargetResult:
     done = transport(host, script)
-    if done.returncode == 255:  # ssh's own failure: the host was not reached
-        reason = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        return unreachable_target(host, "host", checks, f"unreachable: {reason}")
+    if done.not_run is not None:
+        return unreachable_target(host, "host", checks, f"not scanned: {done.not_run}")
     try:
         collected = parse_collector_output(done.returncode, done.stdout, done.stderr)
     except CollectorFailed as exc:
