@@ -18,9 +18,9 @@ from opsctl import audit
 from opsctl.apply import history
 from opsctl.apply.engine import engine_env
 from opsctl.apply.events import HostEvent, RunTally
+from opsctl.apply.reach import ReachedSite, reach
 from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
-from opsctl.apply.reach import ReachedSite, reach
 from opsctl.lab.state import facts_dir
 from opsctl.mirror.build import public_key_path
 from opsctl.paths import project_root

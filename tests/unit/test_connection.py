@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from connection_sites import BASTION, ROOT, load_copy, site_copy
 
 from opsctl import connection
 from opsctl.connection import ansible_vars, become_password, render_ssh_config, resolve
 from opsctl.errors import InvalidInput, NotFound
 from opsctl.site.schema import ConnectionSpec
-from connection_sites import BASTION, ROOT, load_copy, site_copy
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,8 @@ def test_non_root_ansible_vars_name_the_password_file_not_the_password(tmp_path)
     secret = tmp_path / "pw"
     found = ansible_vars(conn, secret)
     assert found["ansible_become"] is True and found["ansible_become_method"] == "sudo"
-    assert found["ansible_become_password"] == f"{{{{ lookup('ansible.builtin.file', '{secret}') }}}}"
+    lookup = f"{{{{ lookup('ansible.builtin.file', '{secret}') }}}}"
+    assert found["ansible_become_password"] == lookup
 
 
 def test_become_password_sources(tmp_path) -> None:

@@ -34,7 +34,7 @@ if mode == "unreachable":
     sys.stderr.write("ssh: connect to host 172.31.30.11 port 2222: No route to host\n")
     sys.exit(255)
 if mode == "changed":
-    sys.stderr.write("@@@@@@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+    sys.stderr.write("@@@@@@@@\n@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\n"
                      "The fingerprint for the ED25519 key sent by the remote host is\n"
                      "SHA256:NEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWNEWN.\n"
                      "Host key verification failed.\n")
