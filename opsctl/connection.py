@@ -282,3 +282,10 @@ def become_password(conn: Connection) -> str | None:
             f"({exc.strerror}); write it there (mode 0600)") from None
     # The password lookup's format (hardening keeps the admin's password so): VALUE salt=...
     return text.split(" salt=")[0].rstrip("\n")
+
+
+def site_ssh_config(site: Site, via: str | None = None) -> str:
+    """`opsctl site ssh-config`: the config, written where `ssh -F` will find it."""
+    conn = resolve(site, via)
+    write(conn)
+    return render_ssh_config(conn)

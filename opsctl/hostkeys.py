@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.connection import Connection, write
+from opsctl.connection import Connection, resolve, write
 from opsctl.errors import InvalidInput, OpsctlError, Problem
+from opsctl.site.model import Site
 
 
 class HostKeyUnknown(OpsctlError):
@@ -221,3 +222,9 @@ def trust(conn: Connection, limit: list[str] | None = None, replace: str | None 
         pin(conn, offered)
         result.pinned += offered
     return result
+
+
+def trust_site(site: Site, via: str | None, limit: list[str], replace: str | None,
+               known_hosts_file: Path | None, confirm: Confirm) -> TrustResult:
+    """`opsctl site trust`: the site's connection, then `trust`."""
+    return trust(resolve(site, via), limit, replace, known_hosts_file, confirm)

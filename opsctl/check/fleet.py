@@ -70,7 +70,7 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
-              probes: list[dict[str, Any]] | None = None) -> Scan:
+              probes: list[dict[str, Any]] | None = None, via: str | None = None) -> Scan:
     """Every host of the site (or those in `limit`), then the site's network checks."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
@@ -82,7 +82,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
             raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
                            f"(hosts: {', '.join(hosts)})")
         hosts = [h for h in hosts if h in limit]
-    run = transport or ssh_transport(site)
+    run = transport or ssh_transport(site, via)
     script = COLLECTOR.read_text(encoding="utf-8")
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
@@ -94,7 +94,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
 
 
 def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
-                    probe: bool = False) -> Scan:
+                    probe: bool = False, via: str | None = None) -> Scan:
     """Load a site and scan it; with `probe`, the running lab's flow matrix feeds the network
     checks (real connections from inside each zone)."""
     site = load_site(name)
@@ -103,4 +103,4 @@ def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
         from opsctl.lab.lifecycle import check_flows  # needs a running lab (and root)
 
         probes = [r.as_dict() for r in check_flows(site)]
-    return scan_site(site, level, limit, probes=probes)
+    return scan_site(site, level, limit, probes=probes, via=via)
