@@ -56,8 +56,12 @@ def limited_hosts(site: Site, limit: tuple[str, ...]) -> list[str]:
 def preflight(transport: SshTransport, hosts: list[str]) -> None:
     """Refuse the run when any host offers a key other than its pinned one."""
     def one(host: str) -> str | None:
+        # A fresh connection, not a control master's: a master opened before a key changed
+        # would answer without the key being checked again.
+        argv = transport.ssh_argv(host, ["true"])
+        argv[3:3] = ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
         try:
-            done = subprocess.run(transport.ssh_argv(host, ["true"]), capture_output=True,
+            done = subprocess.run(argv, capture_output=True,
                                   text=True, timeout=PREFLIGHT_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             return None  # Ansible reports it unreachable
