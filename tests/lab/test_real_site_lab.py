@@ -75,11 +75,15 @@ def test_trust_pins_every_key_through_the_bastion(real) -> None:
     assert "ProxyJump mon1" in config and "User ops" in config
 
 
-def test_check_db_status_and_dry_run_harden_through_the_bastion(real) -> None:
+def test_check_status_db_status_and_dry_run_harden_through_the_bastion(real) -> None:
     assert _scan_errors(real) == dict.fromkeys(real.hosts)
     status = _opsctl("db", "status", "--site", str(real.directory), "-o", "json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["leader"] in real.groups["db"]
+    # status asks Prometheus and Alertmanager on mon1 itself, through the transport
+    overview = _opsctl("status", "--site", str(real.directory), "-o", "json")
+    assert overview.returncode in (0, 1), overview.stderr
+    assert {h["name"] for h in json.loads(overview.stdout)["hosts"]} == set(real.hosts)
     harden = _opsctl("harden", "--site", str(real.directory), "--check", "-o", "json")
     record = json.loads(harden.stdout)
     assert record["result"] == "ok", harden.stderr[-2000:]
