@@ -68,10 +68,11 @@ class Transport(Protocol):
 
 
 # sudo with a password: the password is the first line of stdin, read by the login shell
-# into a mode-0600 file that sudo's askpass (`cat`, given the file as its "prompt") prints;
+# into a file mktemp makes mode 0600 (no umask here: the command would inherit it) that
+# sudo's askpass (`cat`, given the file as its "prompt") prints;
 # the rest of stdin is the command's. With a NOPASSWD grant sudo never asks, so the password
 # cannot leak into the command's input. It is never on a command line.
-SUDO_ASKPASS = ('umask 077; f=$(mktemp) || exit 125; trap \'rm -f "$f"\' EXIT; '
+SUDO_ASKPASS = ('f=$(mktemp) || exit 125; trap \'rm -f "$f"\' EXIT; '
                 'IFS= read -r p; printf "%s\\n" "$p" >"$f"; p=; '
                 'SUDO_ASKPASS=/bin/cat sudo -A -k -p "$f" -- "$@"')
 ASKPASS_ARGV0 = "opsctl-sudo"

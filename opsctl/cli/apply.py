@@ -65,9 +65,10 @@ def _recap(record: history.RunRecord) -> None:
         table.add_column(column, justify="left" if column in ("host", "status") else "right")
     for host, tally in record.hosts.items():
         status = tally["status"]
-        table.add_row(host, f"[{STYLE.get(status, '')}]{status}[/]", str(tally["ok"]),
-                      str(tally["changed"]), str(tally["failed"]), str(tally["unreachable"]),
-                      str(tally["skipped"]))
+        # A deploy's record has no task tallies, only each host's status and detail.
+        table.add_row(host, f"[{STYLE.get(status, '')}]{status}[/]",
+                      *(str(tally.get(k, "")) for k in ("ok", "changed", "failed",
+                                                        "unreachable", "skipped")))
     console.print(table)
     if record.result == "error":
         console.print(f"[bold red]ansible-runner failed before any host ran[/] (rc {record.rc});"

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import yaml
 
 from opsctl.connection import resolve
 from opsctl.hostkeys import fingerprint, pinned
+from opsctl.lab.plan import plan_lab
 from opsctl.lab.state import lab_dir
 from opsctl.site import load_site
 
@@ -40,8 +42,31 @@ def _scan_errors(site, *limit: str) -> dict[str, str | None]:
     return {t["name"]: t.get("error") for t in scan["targets"] if t["name"] in site.hosts}
 
 
+ISOLATION = "opsctl_test_mgmt_only"
+
+
 @pytest.fixture(scope="module")
-def real(reference, tmp_path_factory):
+def mgmt_only(reference):
+    """The control node reaches the mgmt zone only, as on a province's network: the router
+    drops every new connection from it into another zone while this module runs."""
+    site, _first = reference
+    router = plan_lab(site).router_netns
+    mgmt = site.zones["mgmt"].cidr
+    rules = (f"table inet {ISOLATION} {{\n chain forward {{\n"
+             "  type filter hook forward priority -10; policy accept;\n"
+             f"  ip saddr {site.control_address} ip daddr != {mgmt} ct state new counter drop\n"
+             " }\n}\n")
+    subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules, text=True,
+                   check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["ip", "netns", "exec", router, "nft", "delete", "table", "inet",
+                        ISOLATION], check=True)
+
+
+@pytest.fixture(scope="module")
+def real(reference, mgmt_only, tmp_path_factory):
     """A copy of the reference site that says how to reach it, and nothing of the lab's
     besides the key the base role authorised for ops."""
     site, _first = reference
@@ -64,6 +89,12 @@ def real(reference, tmp_path_factory):
 
 
 def test_trust_pins_every_key_through_the_bastion(real) -> None:
+    # The lab's own connection goes straight to db1: refused while only mgmt is reachable.
+    lab = resolve(real, "lab")
+    direct = subprocess.run(["ssh", "-F", str(lab.ssh_config), "-o", "ControlPath=none",
+                             "-o", "ConnectTimeout=3", "db1", "true"], capture_output=True,
+                            timeout=30, check=False)
+    assert direct.returncode == 255
     conn = resolve(real)
     assert conn.via == "ssh" and conn.directory != lab_dir(real.name)
     lab_keys = pinned(resolve(real, "lab"))
@@ -137,3 +168,39 @@ def test_a_wrong_sudo_password_fails_with_a_clear_line(real) -> None:
                               f"check the password at {wrong}")
     finally:
         site_file.write_text(good)
+
+
+def test_deploy_and_rollback_under_load_through_the_bastion(real) -> None:
+    from test_deploy_lab import Load, current_versions
+
+    load = Load(real)
+    time.sleep(2)
+    deployed = _opsctl("deploy", "query-service", "1.1.0", "--site", str(real.directory))
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    assert current_versions(real) == {"app1": "1.1.0", "app2": "1.1.0"}
+    rolled = _opsctl("rollback", "query-service", "--site", str(real.directory))
+    time.sleep(2)
+    result = load.stop()
+    assert rolled.returncode == 0, rolled.stdout[-2000:] + rolled.stderr[-2000:]
+    assert current_versions(real) == {"app1": "1.0.0", "app2": "1.0.0"}
+    assert result["failed"] == 0, result["failures"]
+    assert set(result["versions"]) == {"1.0.0", "1.1.0"}
+
+
+def test_backup_drill_switchover_and_jobs_through_the_bastion(real) -> None:
+    where = ("--site", str(real.directory))
+    backup = _opsctl("backup", "run", *where)
+    assert backup.returncode == 0, backup.stderr
+    drill = _opsctl("backup", "drill", *where)
+    assert drill.returncode == 0 and "PASS" in drill.stdout, drill.stdout + drill.stderr
+    leader = json.loads(_opsctl("db", "status", *where, "-o", "json").stdout)["leader"]
+    try:
+        over = _opsctl("db", "switchover", *where)
+        assert over.returncode == 0, over.stderr
+        assert json.loads(_opsctl("db", "status", *where, "-o", "json").stdout)["leader"] \
+            != leader
+    finally:
+        back = _opsctl("db", "switchover", *where, "--to", leader)
+        assert back.returncode == 0, back.stderr
+    jobs = _opsctl("jobs", "run", "log-cleanup", *where, "-o", "json")
+    assert jobs.returncode == 0, jobs.stdout + jobs.stderr

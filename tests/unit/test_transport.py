@@ -163,7 +163,11 @@ def test_sudo_password_travels_on_stdin_only(fake, tmp_path, monkeypatch) -> Non
     assert done.stdout == "payload\ndone\n"
     for argv in _argvs(fake):
         assert not any(password in word or "pa ss" in word for word in argv)
-    # No file with the password is left behind on the "host".
+    # The command keeps the login's umask: files a deploy unpacks stay readable to services
+    # (a umask 077 around the password file once left a release unreadable).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert t.run("db1", ["sh", "-c", "umask"], timeout=10).stdout.strip() == f"{mask:04o}"
     assert remote_command(["true"], sudo=True, with_password=True).startswith("sh -c ")
 
 
