@@ -6,13 +6,7 @@ import json
 import sys
 from typing import Any
 
-import click
 from rich.console import Console
-
-OUTPUT_OPTION = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="Output format.",
-)
 
 console = Console()
 err_console = Console(stderr=True)

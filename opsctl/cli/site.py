@@ -1,13 +1,16 @@
-"""`opsctl site validate|show|new`."""
+"""`opsctl site validate|show|new|use`."""
 
 from __future__ import annotations
+
+import os
 
 import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
-from opsctl.site import load_site
+from opsctl.cli.options import OUTPUT_OPTION, site_to_read
+from opsctl.cli.render import console, emit_json
+from opsctl.site.current import ENV, choice_file, forget, resolve, stored, use
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
 
@@ -18,20 +21,22 @@ def site() -> None:
 
 
 @site.command()
-@click.argument("name", default="reference")
-def validate(name: str) -> None:
-    """Check a site's inventory and site.yml; every problem on its own line, exit 2."""
-    loaded = load_site(name)
+@click.argument("name", required=False)
+def validate(name: str | None) -> None:
+    """Check a site's inventory and site.yml; every problem on its own line, exit 2.
+
+    NAME is a site name or directory; without it, the site every command would act on."""
+    loaded = site_to_read(name)
     click.echo(f"site {loaded.name}: valid ({len(loaded.hosts)} hosts, {len(loaded.zones)} zones, "
                f"{len(loaded.flows)} flows, {len(loaded.jobs)} jobs)")
 
 
 @site.command()
-@click.argument("name", default="reference")
+@click.argument("name", required=False)
 @OUTPUT_OPTION
-def show(name: str, output: str) -> None:
-    """Hosts by zone, with their addresses and groups."""
-    data = describe(load_site(name))
+def show(name: str | None, output: str) -> None:
+    """Hosts by zone, with their addresses and groups (NAME as for `site validate`)."""
+    data = describe(site_to_read(name))
     if output == "json":
         emit_json(data)
         return
@@ -65,3 +70,32 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     for zone, cidr in made.zones.items():
         click.echo(f"  {zone:9s} {cidr}")
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
+
+
+@site.command("use")
+@click.argument("name", required=False)
+@click.option("--clear", is_flag=True, help="Forget the stored default.")
+@OUTPUT_OPTION
+def use_cmd(name: str | None, clear: bool, output: str) -> None:
+    """Make NAME (a site name or directory) the site commands act on when --site is not
+    given. Without NAME: the site they act on now, and where that choice comes from."""
+    if name and clear:
+        raise click.UsageError("give NAME or --clear, not both")
+    if clear:
+        had = stored()
+        if forget():
+            audit.append("site.use", {"clear": True}, f"ok: forgot {had}")
+        click.echo(f"no stored site (forgot {had})" if had else "no stored site")
+        return
+    if name:
+        value, loaded = use(name)
+        audit.append("site.use", {"site": value}, "ok")
+        click.echo(f"site {loaded.name}: commands without --site act on it ({choice_file()})")
+        if os.environ.get(ENV, "").strip():
+            click.echo(f"note: {ENV} is set in this shell and wins over it", err=True)
+        return
+    choice = resolve(None)
+    if output == "json":
+        emit_json(choice.as_dict())
+    else:
+        click.echo(f"site {choice.site} ({choice.how})")
