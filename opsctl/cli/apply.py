@@ -43,7 +43,7 @@ def _request(kw: dict) -> ApplyRequest:
 @OUTPUT_OPTION
 def apply(output: str, site: str | None, **kw) -> None:
     """Converge the site's hosts (exit 1 when any host failed or was unreachable)."""
-    converge(site_to_change(site), _request(kw), output)
+    converge(site_to_change(site, output), _request(kw), output)
 
 
 @click.group(invoke_without_command=True)

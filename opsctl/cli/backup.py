@@ -31,7 +31,7 @@ def backup() -> None:
 @OUTPUT_OPTION
 def run_cmd(site: str | None, kind: str, output: str) -> None:
     """Take a backup of the primary now."""
-    made = ops.run(site_to_change(site), kind)
+    made = ops.run(site_to_change(site, output), kind)
     if output == "json":
         emit_json(made.as_dict())
         return
@@ -82,7 +82,7 @@ def verify_cmd(site: str | None, output: str) -> None:
 def drill_cmd(site: str | None, target_time: str | None, output: str) -> None:
     """Restore into a scratch cluster on the backup host and compare every table."""
     target = ops.parse_target(target_time) if target_time else None
-    report = ops.drill(site_to_change(site), target)
+    report = ops.drill(site_to_change(site, output), target)
     if output == "json":
         emit_json(report.as_dict())
     else:

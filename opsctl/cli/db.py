@@ -72,7 +72,7 @@ def status_cmd(site: str | None, max_lag: int, output: str) -> None:
 
 def _switch_cmd(fn, site: str | None, to: str | None, max_lag: int, timeout: float,
                 output: str) -> None:
-    done = fn(site_to_change(site), to=to, max_lag=max_lag, timeout=timeout)
+    done = fn(site_to_change(site, output), to=to, max_lag=max_lag, timeout=timeout)
     if output == "json":
         emit_json(done.as_dict())
         return

@@ -43,7 +43,7 @@ def deploy(component: str, version: str, batch: int, health_timeout: float | Non
            output: str) -> None:
     """Roll COMPONENT to VERSION, one batch of hosts at a time, without dropping a request."""
     request = engine.DeployRequest(component, version, batch, health_timeout)
-    _finish(engine.deploy(site_to_change(site), request, _progress), output)
+    _finish(engine.deploy(site_to_change(site, output), request, _progress), output)
 
 
 @click.command()
@@ -53,7 +53,7 @@ def deploy(component: str, version: str, batch: int, health_timeout: float | Non
 @OUTPUT_OPTION
 def rollback(component: str, batch: int, site: str | None, output: str) -> None:
     """Roll COMPONENT back to the release its hosts ran before the last deploy."""
-    _finish(engine.rollback(site_to_change(site), component, batch, _progress), output)
+    _finish(engine.rollback(site_to_change(site, output), component, batch, _progress), output)
 
 
 @click.command()

@@ -45,8 +45,9 @@ def cli_markdown() -> str:
         "Every command and subcommand as `--help` prints it. Commands that take `--site` "
         "find the site the same way: `--site`, else `$OPSCTL_SITE`, else the site "
         "`opsctl site use NAME` stored, else `reference` when it is the only site in "
-        "`inventory/`; otherwise they stop (exit 2) and say so. Commands that change "
-        "something name the site first, on stderr: `site reference (from --site)`.",
+        "`inventory/`; otherwise they stop (exit 2) and say so. The first line a command "
+        "that changes something prints names its site, e.g. `site reference (from "
+        "--site)` (on stderr with `-o json`).",
         "",
         *(f"- [`{c.command_path}`](#{_anchor(c.command_path)})" for c in contexts),
         "",

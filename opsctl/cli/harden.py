@@ -22,4 +22,4 @@ def harden(site: str | None, limit: tuple[str, ...], tags: tuple[str, ...],
     """Bring the site's hosts to the graded-protection baseline (exit 1 when a host failed)."""
     request = ApplyRequest(playbook=PLAYBOOK, limit=limit, tags=tags, skip_tags=skip_tags,
                            check=check, diff=diff)
-    converge(site_to_change(site), request, output)
+    converge(site_to_change(site, output), request, output)

@@ -61,7 +61,7 @@ def _render(answer: FleetAnswer, output: str, rows_of) -> None:
 @OUTPUT_OPTION
 def run_cmd(name: str, site: str | None, hosts: tuple[str, ...], output: str) -> None:
     """Run a job now on the hosts of its group (over SSH); exit 1 if any run failed."""
-    loaded = site_to_change(site)
+    loaded = site_to_change(site, output)
     find_job(loaded, name)  # an unknown job is bad input before any host is asked
     answer = run_job(loaded, name, ssh_transport(loaded), list(hosts) or None)
     _render(answer, output, lambda a: [f"{a.data.get('outcome')}  {a.data.get('reason', '')}"])

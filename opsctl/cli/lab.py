@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, announce, site_to_change, site_to_read
 from opsctl.cli.render import console, emit_json, err_console
 from opsctl.lab import lifecycle
 from opsctl.site import load_site
@@ -51,7 +51,7 @@ def down(site: str | None) -> None:
         name = loaded.name
     except Exception:
         loaded, name = None, choice.site
-    click.echo(choice.announcement(loaded), err=True)
+    announce(choice.announcement(loaded))
     result = lifecycle.down(name, loaded, _progress)
     audit.append("lab.down", {"site": name},
                  f"ok: stopped {len(result.stopped)}, removed {len(result.removed_netns)} netns")

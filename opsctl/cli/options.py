@@ -29,12 +29,17 @@ def site_to_read(site: str | None) -> Site:
     return resolve_and_load(site)[1]
 
 
-def site_to_change(site: str | None) -> Site:
-    """The site a changing command acts on; says which, and how it was named, on stderr
-    before anything else (stdout stays clean for `-o json`)."""
+def site_to_change(site: str | None, output: str = "table") -> Site:
+    """The site a changing command acts on. Its first line of output says which and how it
+    was named (`site reference (from --site)`): on stdout, or on stderr with `-o json` so
+    that stdout stays one JSON document."""
     choice, loaded = resolve_and_load(site)
-    click.echo(choice.announcement(loaded), err=True)
+    announce(choice.announcement(loaded), output)
     return loaded
+
+
+def announce(line: str, output: str = "table") -> None:
+    click.echo(line, err=output != "table")
 
 
 def playbook_selection(tags_help: str = "Only tasks with these tags.",

@@ -26,7 +26,7 @@ FLAG, ENVIRONMENT, STORED, ALONE = "--site", ENV, "opsctl site use", "only site"
 HOW = {
     FLAG: "from --site",
     ENVIRONMENT: f"from {ENV}",
-    STORED: "from `opsctl site use`",
+    STORED: "from opsctl site use",
     ALONE: "the only site in inventory/",
 }
 

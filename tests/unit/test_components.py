@@ -44,13 +44,8 @@ def artifacts():
 
 
 def one_error_line(err: str, fragment: str) -> None:
-    """Exactly one error line, after the line in which deploy names the site it acts on."""
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err
-    if lines and lines[0].startswith("site "):
-        assert lines[0].endswith("(from --site)") or lines[0].endswith(
-            "(the only site in inventory/)"), lines
-        lines = lines[1:]
     assert len(lines) == 1, lines
     assert lines[0].startswith("opsctl: ") and fragment in lines[0], lines
 

@@ -83,7 +83,7 @@ def test_a_site_that_does_not_load_is_not_stored(root: Path, site_copy: Path) ->
 def test_a_stored_site_that_went_away_says_where_it_came_from(root: Path) -> None:
     current.choice_file().parent.mkdir(parents=True, exist_ok=True)
     current.choice_file().write_text("gone\n")
-    with pytest.raises(NotFound, match=r"site 'gone'.*\(from `opsctl site use`\)"):
+    with pytest.raises(NotFound, match=r"site 'gone'.*\(from opsctl site use\)"):
         current.resolve_and_load(None)
 
 
@@ -139,12 +139,26 @@ def test_every_changing_command_names_its_site_before_anything_else(
     assert said == ["reference (from --site)"]
 
 
-def test_the_announcement_is_the_first_line_on_stderr_and_stdout_stays_clean() -> None:
+def test_the_announcement_is_the_first_line_of_output_before_the_error() -> None:
+    result = CliRunner().invoke(cli, ["jobs", "run", "no-such-job", "--site", "reference"])
+    assert isinstance(result.exception, NotFound)  # main() makes it one line, exit 2
+    assert result.stdout.splitlines() == ["site reference (from --site)"]
+
+
+def test_with_json_output_the_announcement_goes_to_stderr_and_stdout_stays_json() -> None:
     result = CliRunner().invoke(cli, ["jobs", "run", "no-such-job", "--site", "reference",
                                       "-o", "json"])
     assert isinstance(result.exception, NotFound)
     assert result.stderr.splitlines() == ["site reference (from --site)"]
     assert result.stdout == ""
+
+
+def test_an_error_after_the_announcement_is_still_one_line_on_stderr(
+        capsys: pytest.CaptureFixture[str], root: Path) -> None:
+    code, out, err = run(capsys, "deploy", "billing", "1.0.0")
+    assert code == 2
+    assert out == "site reference (the only site in inventory/)\n"
+    assert len(err.splitlines()) == 1 and "unknown component 'billing'" in err
 
 
 def test_site_use_stores_prints_and_clears(capsys: pytest.CaptureFixture[str],
@@ -155,7 +169,7 @@ def test_site_use_stores_prints_and_clears(capsys: pytest.CaptureFixture[str],
     assert code == 0 and out.startswith("site gansu: commands without --site act on it")
     assert current.choice_file().read_text() == "gansu\n"
     code, out, _ = run(capsys, "site", "use")
-    assert (code, out) == (0, "site gansu (from `opsctl site use`)\n")
+    assert (code, out) == (0, "site gansu (from opsctl site use)\n")
     code, out, _ = run(capsys, "site", "validate")
     assert code == 0 and out.startswith("site gansu: valid")
     code, _, err = run(capsys, "site", "use", "no-such-site")
