@@ -50,3 +50,7 @@ class LabError(OpsctlError):
 
 class PrerequisiteMissing(OpsctlError):
     """A tool or privilege the command needs is missing on this machine."""
+
+
+class Ambiguous(OpsctlError):
+    """The command could act on more than one thing and was not told which."""

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from rich.table import Table
 
 from opsctl.apply import history
 from opsctl.apply.engine import ENGINES
-from opsctl.apply.events import HostEvent
 from opsctl.apply.runner import ApplyRequest, stdout_path
-from opsctl.apply.runner import apply as run_apply
-from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json, err_console
-from opsctl.site import load_site
+from opsctl.cli.converge import converge, exit_for, recap, show_event
+from opsctl.cli.options import (
+    OUTPUT_OPTION,
+    SITE_OPTION,
+    VIA_OPTION,
+    playbook_selection,
+    site_to_change,
+)
+from opsctl.cli.render import console, emit_json, err_console
 from opsctl.up import up as run_up
-
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
-STYLE = {"changed": "yellow", "failed": "bold red", "unreachable": "bold red", "ok": "green"}
 
 
 def _apply_options(func):
@@ -27,11 +26,7 @@ def _apply_options(func):
         VIA_OPTION,
         click.option("--playbook", default="site.yml", show_default=True,
                      help="Playbook under playbooks/."),
-        click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
-        click.option("--tags", "-t", multiple=True, help="Only tasks with these tags."),
-        click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
-        click.option("--check", is_flag=True, help="Dry run: report what would change."),
-        click.option("--diff", is_flag=True, help="Show file differences."),
+        playbook_selection(),
         click.option("--retry-failed", is_flag=True,
                      help="Only the hosts that failed or were unreachable in the last run."),
         click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
@@ -50,52 +45,12 @@ def _request(kw: dict) -> ApplyRequest:
                         engine=kw["engine"], forks=kw["forks"], via=kw["via"])
 
 
-def _show_event(event: HostEvent) -> None:
-    """The live view: one line per host per task that changed something or failed."""
-    if event.status in ("changed", "failed", "unreachable"):
-        line = f"[{STYLE[event.status]}]{event.status:<11}[/] {event.host:<8} {event.task}"
-        if event.message and event.status != "changed":
-            line += f"  [dim]{event.message}[/dim]"
-        err_console.print(line, highlight=False)
-
-
-def _recap(record: history.RunRecord) -> None:
-    table = Table(title=f"run {record.id} ({record.engine}, {record.seconds}s)")
-    for column in ("host", "status", "ok", "changed", "failed", "unreachable", "skipped"):
-        table.add_column(column, justify="left" if column in ("host", "status") else "right")
-    for host, tally in record.hosts.items():
-        status = tally["status"]
-        # A deploy's record has no task tallies, only each host's status and detail.
-        table.add_row(host, f"[{STYLE.get(status, '')}]{status}[/]",
-                      *(str(tally.get(k, "")) for k in ("ok", "changed", "failed",
-                                                        "unreachable", "skipped")))
-    console.print(table)
-    if record.result == "error":
-        console.print(f"[bold red]ansible-runner failed before any host ran[/] (rc {record.rc});"
-                      f" see {stdout_path(record)}")
-    elif record.failed_hosts:
-        console.print(f"[bold red]failed:[/] {', '.join(record.failed_hosts)} — "
-                      "`opsctl apply --retry-failed` runs them again")
-
-
-def _exit_for(record: history.RunRecord) -> None:
-    if record.result != "ok":
-        sys.exit(1)
-
-
 @click.command()
 @_apply_options
 @OUTPUT_OPTION
-def apply(output: str, site: str, **kw) -> None:
+def apply(output: str, site: str | None, **kw) -> None:
     """Converge the site's hosts (exit 1 when any host failed or was unreachable)."""
-    loaded = load_site(site)
-    record = run_apply(loaded, _request(kw), on_event=_show_event if output == "table"
-                       else lambda _e: None)
-    if output == "json":
-        emit_json(record.as_dict())
-    else:
-        _recap(record)
-    _exit_for(record)
+    converge(site_to_change(site, output), _request(kw), output)
 
 
 @click.group(invoke_without_command=True)
@@ -130,7 +85,7 @@ def runs_show(run_id: str, output: str) -> None:
     if output == "json":
         emit_json(record.as_dict())
         return
-    _recap(record)
+    recap(record)
     for failure in record.failures:
         console.print(f"  {failure['host']}: {failure['task']}: {failure['message']}",
                       highlight=False)
@@ -139,13 +94,13 @@ def runs_show(run_id: str, output: str) -> None:
 
 @click.command()
 @_apply_options
-def up(site: str, **kw) -> None:
+def up(site: str | None, **kw) -> None:
     """Build the offline mirror, bring the site up on the local lab, converge it."""
-    loaded = load_site(site)
+    loaded = site_to_change(site)
     result = run_up(loaded, _request(kw),
                     progress=lambda m: err_console.print(f"[dim]up:[/dim] {m}"),
-                    on_event=_show_event)
-    _recap(result.run)
+                    on_event=show_event)
+    recap(result.run)
     click.echo(f"site {loaded.name}: lab up in {result.lab.seconds:.1f}s, "
                f"converged in {result.run.seconds}s ({result.run.result})")
-    _exit_for(result.run)
+    exit_for(result.run)

@@ -6,7 +6,8 @@ import click
 from rich.table import Table
 
 from opsctl import audit as audit_log
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.options import OUTPUT_OPTION
+from opsctl.cli.render import console, emit_json
 
 
 @click.group()

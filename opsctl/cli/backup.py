@@ -8,11 +8,8 @@ import click
 from rich.table import Table
 
 from opsctl.backup import ops
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
-from opsctl.site import load_site
-
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.render import console, emit_json
 
 
 def _size(n: int) -> str:
@@ -32,9 +29,9 @@ def backup() -> None:
 @SITE_OPTION
 @click.option("--type", "kind", type=click.Choice(ops.TYPES), default="incr", show_default=True)
 @OUTPUT_OPTION
-def run_cmd(site: str, kind: str, output: str) -> None:
+def run_cmd(site: str | None, kind: str, output: str) -> None:
     """Take a backup of the primary now."""
-    made = ops.run(load_site(site), kind)
+    made = ops.run(site_to_change(site, output), kind)
     if output == "json":
         emit_json(made.as_dict())
         return
@@ -45,9 +42,9 @@ def run_cmd(site: str, kind: str, output: str) -> None:
 @backup.command("list")
 @SITE_OPTION
 @OUTPUT_OPTION
-def list_cmd(site: str, output: str) -> None:
+def list_cmd(site: str | None, output: str) -> None:
     """The backups in the repository, oldest first."""
-    stanza = ops.read_stanza(load_site(site))
+    stanza = ops.read_stanza(site_to_read(site))
     if output == "json":
         emit_json(stanza.as_dict())
         return
@@ -65,9 +62,9 @@ def list_cmd(site: str, output: str) -> None:
 @backup.command("verify")
 @SITE_OPTION
 @OUTPUT_OPTION
-def verify_cmd(site: str, output: str) -> None:
+def verify_cmd(site: str | None, output: str) -> None:
     """pgBackRest's verify, and the newest backup younger than the policy; exit 1 if not."""
-    report = ops.verify(load_site(site))
+    report = ops.verify(site_to_read(site))
     if output == "json":
         emit_json(report.as_dict())
     else:
@@ -82,10 +79,10 @@ def verify_cmd(site: str, output: str) -> None:
 @click.option("--target-time", default=None,
               help="Restore to this ISO 8601 time (point in time); default: now.")
 @OUTPUT_OPTION
-def drill_cmd(site: str, target_time: str | None, output: str) -> None:
+def drill_cmd(site: str | None, target_time: str | None, output: str) -> None:
     """Restore into a scratch cluster on the backup host and compare every table."""
     target = ops.parse_target(target_time) if target_time else None
-    report = ops.drill(load_site(site), target)
+    report = ops.drill(site_to_change(site, output), target)
     if output == "json":
         emit_json(report.as_dict())
     else:

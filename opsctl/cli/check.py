@@ -14,7 +14,8 @@ from opsctl.check.fleet import scan_named_site
 from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local
-from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
+from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION
+from opsctl.cli.render import console, emit_json
 
 LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_default=True,
                      help="Protection level whose checks apply.")

@@ -7,13 +7,11 @@ import sys
 import click
 from rich.table import Table
 
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.render import console, emit_json
 from opsctl.db import ops
 from opsctl.db.cluster import ClusterStatus
-from opsctl.site import load_site
 
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
 TO_OPTION = click.option("--to", "to", default=None, metavar="HOST",
                          help="The member to promote (default: the synchronous replica).")
 MAX_LAG_OPTION = click.option("--max-lag", type=click.IntRange(min=0),
@@ -62,9 +60,9 @@ def db() -> None:
 @SITE_OPTION
 @MAX_LAG_OPTION
 @OUTPUT_OPTION
-def status_cmd(site: str, max_lag: int, output: str) -> None:
+def status_cmd(site: str | None, max_lag: int, output: str) -> None:
     """Members, leader, lag, timeline, slots, connections, archiving (exit 1 if unhealthy)."""
-    st = ops.status(load_site(site))
+    st = ops.status(site_to_read(site))
     if output == "json":
         emit_json(st.as_dict(max_lag))
     else:
@@ -72,9 +70,9 @@ def status_cmd(site: str, max_lag: int, output: str) -> None:
     sys.exit(1 if st.problems(max_lag) else 0)
 
 
-def _switch_cmd(fn, site: str, to: str | None, max_lag: int, timeout: float,
+def _switch_cmd(fn, site: str | None, to: str | None, max_lag: int, timeout: float,
                 output: str) -> None:
-    done = fn(load_site(site), to=to, max_lag=max_lag, timeout=timeout)
+    done = fn(site_to_change(site, output), to=to, max_lag=max_lag, timeout=timeout)
     if output == "json":
         emit_json(done.as_dict())
         return
@@ -90,7 +88,7 @@ def _switch_cmd(fn, site: str, to: str | None, max_lag: int, timeout: float,
 @MAX_LAG_OPTION
 @TIMEOUT_OPTION
 @OUTPUT_OPTION
-def switchover_cmd(site: str, to: str | None, max_lag: int, timeout: float,
+def switchover_cmd(site: str | None, to: str | None, max_lag: int, timeout: float,
                    output: str) -> None:
     """Planned: hand the leadership to a caught-up synchronous replica (no commit lost)."""
     _switch_cmd(ops.switchover, site, to, max_lag, timeout, output)
@@ -102,6 +100,7 @@ def switchover_cmd(site: str, to: str | None, max_lag: int, timeout: float,
 @MAX_LAG_OPTION
 @TIMEOUT_OPTION
 @OUTPUT_OPTION
-def failover_cmd(site: str, to: str | None, max_lag: int, timeout: float, output: str) -> None:
+def failover_cmd(site: str | None, to: str | None, max_lag: int, timeout: float,
+                 output: str) -> None:
     """Promote a replica when Patroni cannot decide by itself (no leader elected, paused)."""
     _switch_cmd(ops.failover, site, to, max_lag, timeout, output)

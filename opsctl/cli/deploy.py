@@ -7,12 +7,9 @@ import sys
 import click
 from rich.table import Table
 
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json, err_console
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.render import console, emit_json, err_console
 from opsctl.deploy import engine
-from opsctl.site import load_site
-
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
 
 
 def _progress(message: str) -> None:
@@ -42,11 +39,11 @@ def _finish(result: engine.DeployResult, output: str) -> None:
               help="Seconds a host has to pass its health check (the component's by default).")
 @SITE_OPTION
 @OUTPUT_OPTION
-def deploy(component: str, version: str, batch: int, health_timeout: float | None, site: str,
+def deploy(component: str, version: str, batch: int, health_timeout: float | None, site: str | None,
            output: str) -> None:
     """Roll COMPONENT to VERSION, one batch of hosts at a time, without dropping a request."""
     request = engine.DeployRequest(component, version, batch, health_timeout)
-    _finish(engine.deploy(load_site(site), request, _progress), output)
+    _finish(engine.deploy(site_to_change(site, output), request, _progress), output)
 
 
 @click.command()
@@ -54,18 +51,18 @@ def deploy(component: str, version: str, batch: int, health_timeout: float | Non
 @click.option("--batch", type=click.IntRange(1, 100), default=1, show_default=True)
 @SITE_OPTION
 @OUTPUT_OPTION
-def rollback(component: str, batch: int, site: str, output: str) -> None:
+def rollback(component: str, batch: int, site: str | None, output: str) -> None:
     """Roll COMPONENT back to the release its hosts ran before the last deploy."""
-    _finish(engine.rollback(load_site(site), component, batch, _progress), output)
+    _finish(engine.rollback(site_to_change(site, output), component, batch, _progress), output)
 
 
 @click.command()
 @click.argument("component")
 @SITE_OPTION
 @OUTPUT_OPTION
-def releases(component: str, site: str, output: str) -> None:
+def releases(component: str, site: str | None, output: str) -> None:
     """What runs where: each host's current and previous release of COMPONENT."""
-    found = engine.releases(load_site(site), component)
+    found = engine.releases(site_to_read(site), component)
     if output == "json":
         emit_json([r.as_dict() for r in found])
         return

@@ -8,12 +8,9 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.render import console, emit_json
 from opsctl.jobs import FleetAnswer, find_job, job_history, list_jobs, run_job, ssh_transport
-from opsctl.site import load_site
-
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
 
 
 @click.group()
@@ -24,9 +21,9 @@ def jobs() -> None:
 @jobs.command("list")
 @SITE_OPTION
 @OUTPUT_OPTION
-def list_cmd(site: str, output: str) -> None:
+def list_cmd(site: str | None, output: str) -> None:
     """Every job with its schedule, next fire time (in its time zone), group and hosts."""
-    rows = list_jobs(load_site(site), datetime.now(UTC))
+    rows = list_jobs(site_to_read(site), datetime.now(UTC))
     if output == "json":
         emit_json([r.as_dict() for r in rows])
         return
@@ -62,9 +59,9 @@ def _render(answer: FleetAnswer, output: str, rows_of) -> None:
 @SITE_OPTION
 @click.option("--host", "hosts", multiple=True, help="Only on this host (repeatable).")
 @OUTPUT_OPTION
-def run_cmd(name: str, site: str, hosts: tuple[str, ...], output: str) -> None:
+def run_cmd(name: str, site: str | None, hosts: tuple[str, ...], output: str) -> None:
     """Run a job now on the hosts of its group (over SSH); exit 1 if any run failed."""
-    loaded = load_site(site)
+    loaded = site_to_change(site, output)
     find_job(loaded, name)  # an unknown job is bad input before any host is asked
     answer = run_job(loaded, name, ssh_transport(loaded), list(hosts) or None)
     _render(answer, output, lambda a: [f"{a.data.get('outcome')}  {a.data.get('reason', '')}"])
@@ -75,9 +72,9 @@ def run_cmd(name: str, site: str, hosts: tuple[str, ...], output: str) -> None:
 @SITE_OPTION
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @OUTPUT_OPTION
-def history_cmd(name: str | None, site: str, limit: int, output: str) -> None:
+def history_cmd(name: str | None, site: str | None, limit: int, output: str) -> None:
     """Recent runs recorded on the hosts (all jobs, or one)."""
-    loaded = load_site(site)
+    loaded = site_to_read(site)
     if name is not None:
         find_job(loaded, name)
     answer = job_history(loaded, name, ssh_transport(loaded), limit)

@@ -8,12 +8,11 @@ import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json, err_console
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, announce, site_to_change, site_to_read
+from opsctl.cli.render import console, emit_json, err_console
 from opsctl.lab import lifecycle
 from opsctl.site import load_site
-
-SITE_OPTION = click.option("--site", default="reference", show_default=True,
-                           help="Site name (inventory/NAME) or site directory.")
+from opsctl.site.current import resolve
 
 
 def _progress(message: str) -> None:
@@ -27,9 +26,9 @@ def lab() -> None:
 
 @lab.command()
 @SITE_OPTION
-def up(site: str) -> None:
+def up(site: str | None) -> None:
     """Bring the site's hosts up (idempotent: a second call changes nothing)."""
-    loaded = load_site(site)
+    loaded = site_to_change(site)
     try:
         result = lifecycle.up(loaded, _progress)
     except Exception as exc:
@@ -44,13 +43,15 @@ def up(site: str) -> None:
 
 @lab.command()
 @SITE_OPTION
-def down(site: str) -> None:
+def down(site: str | None) -> None:
     """Remove everything `lab up` made: containers, namespaces, links, mounts, processes."""
+    choice = resolve(site)
     try:
-        loaded = load_site(site)
+        loaded = load_site(choice.site)
         name = loaded.name
     except Exception:
-        loaded, name = None, site
+        loaded, name = None, choice.site
+    announce(choice.announcement(loaded))
     result = lifecycle.down(name, loaded, _progress)
     audit.append("lab.down", {"site": name},
                  f"ok: stopped {len(result.stopped)}, removed {len(result.removed_netns)} netns")
@@ -61,9 +62,9 @@ def down(site: str) -> None:
 @lab.command()
 @SITE_OPTION
 @OUTPUT_OPTION
-def status(site: str, output: str) -> None:
+def status(site: str | None, output: str) -> None:
     """Each host: container running, SSH reachable, systemd state."""
-    name = load_site(site).name
+    name = site_to_read(site).name
     hosts = lifecycle.status(name)
     if output == "json":
         emit_json([h.as_dict() for h in hosts])
@@ -80,18 +81,18 @@ def status(site: str, output: str) -> None:
 @SITE_OPTION
 @click.argument("host")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def ssh(site: str, host: str, command: tuple[str, ...]) -> None:
+def ssh(site: str | None, host: str, command: tuple[str, ...]) -> None:
     """A shell on HOST, or run COMMAND there (after --) and exit with its code."""
-    argv = lifecycle.ssh_command(load_site(site).name, host, list(command))
+    argv = lifecycle.ssh_command(site_to_read(site).name, host, list(command))
     raise SystemExit(subprocess.call(argv))
 
 
 @lab.command()
 @SITE_OPTION
 @click.argument("host")
-def stop(site: str, host: str) -> None:
+def stop(site: str | None, host: str) -> None:
     """Power one host off, as if it failed; `lab up` boots it again."""
-    name = load_site(site).name
+    name = site_to_change(site).name
     stopped = lifecycle.stop_host(name, host)
     audit.append("lab.stop", {"site": name, "host": host}, "ok" if stopped else "not running")
     click.echo(f"{host}: {'stopped' if stopped else 'was not running'}")
@@ -101,9 +102,9 @@ def stop(site: str, host: str) -> None:
 @SITE_OPTION
 @OUTPUT_OPTION
 @click.option("--all", "show_all", is_flag=True, help="List every probe, not only mismatches.")
-def flows(site: str, output: str, show_all: bool) -> None:
+def flows(site: str | None, output: str, show_all: bool) -> None:
     """Probe the flow matrix: whitelisted flows connect, everything else is dropped."""
-    results = lifecycle.check_flows(load_site(site))
+    results = lifecycle.check_flows(site_to_read(site))
     bad = [r for r in results if not r.ok]
     if output == "json":
         emit_json([r.as_dict() for r in results])

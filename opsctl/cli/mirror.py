@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from opsctl import audit
-from opsctl.cli.render import OUTPUT_OPTION, emit_json, err_console
+from opsctl.cli.options import OUTPUT_OPTION
+from opsctl.cli.render import emit_json, err_console
 from opsctl.mirror import build as mirror_build
 from opsctl.mirror.show import describe
 

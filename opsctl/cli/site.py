@@ -1,17 +1,19 @@
-"""`opsctl site validate|show|new|ssh-config|trust`."""
+"""`opsctl site validate|show|new|use|ssh-config|trust`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
-from opsctl.connection import site_ssh_config as connection_config
+from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, site_to_read
+from opsctl.cli.render import console, emit_json
+from opsctl.connection import site_ssh_config
 from opsctl.hostkeys import HostKey, trust_site
-from opsctl.site import load_site
+from opsctl.site.current import ENV, choice_file, forget, resolve, stored, use
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
 
@@ -22,20 +24,22 @@ def site() -> None:
 
 
 @site.command()
-@click.argument("name", default="reference")
-def validate(name: str) -> None:
-    """Check a site's inventory and site.yml; every problem on its own line, exit 2."""
-    loaded = load_site(name)
+@click.argument("name", required=False)
+def validate(name: str | None) -> None:
+    """Check a site's inventory and site.yml; every problem on its own line, exit 2.
+
+    NAME is a site name or directory; without it, the site every command would act on."""
+    loaded = site_to_read(name)
     click.echo(f"site {loaded.name}: valid ({len(loaded.hosts)} hosts, {len(loaded.zones)} zones, "
                f"{len(loaded.flows)} flows, {len(loaded.jobs)} jobs)")
 
 
 @site.command()
-@click.argument("name", default="reference")
+@click.argument("name", required=False)
 @OUTPUT_OPTION
-def show(name: str, output: str) -> None:
-    """Hosts by zone, with their addresses and groups."""
-    data = describe(load_site(name))
+def show(name: str | None, output: str) -> None:
+    """Hosts by zone, with their addresses and groups (NAME as for `site validate`)."""
+    data = describe(site_to_read(name))
     if output == "json":
         emit_json(data)
         return
@@ -71,17 +75,46 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
 
 
+@site.command("use")
+@click.argument("name", required=False)
+@click.option("--clear", is_flag=True, help="Forget the stored default.")
+@OUTPUT_OPTION
+def use_cmd(name: str | None, clear: bool, output: str) -> None:
+    """Make NAME (a site name or directory) the site commands act on when --site is not
+    given. Without NAME: the site they act on now, and where that choice comes from."""
+    if name and clear:
+        raise click.UsageError("give NAME or --clear, not both")
+    if clear:
+        had = stored()
+        if forget():
+            audit.append("site.use", {"clear": True}, f"ok: forgot {had}")
+        click.echo(f"no stored site (forgot {had})" if had else "no stored site")
+        return
+    if name:
+        value, loaded = use(name)
+        audit.append("site.use", {"site": value}, "ok")
+        click.echo(f"site {loaded.name}: commands without --site act on it ({choice_file()})")
+        if os.environ.get(ENV, "").strip():
+            click.echo(f"note: {ENV} is set in this shell and wins over it", err=True)
+        return
+    choice = resolve(None)
+    if output == "json":
+        emit_json(choice.as_dict())
+    else:
+        click.echo(f"site {choice.site} ({choice.how})")
+
+
 @site.command("ssh-config")
-@click.argument("name", default="reference")
+@click.argument("name", required=False)
 @VIA_OPTION
-def ssh_config(name: str, via: str | None) -> None:
+def ssh_config(name: str | None, via: str | None) -> None:
     """Print the site's generated OpenSSH config: `ssh -F FILE HOST` reaches HOST as opsctl
     does (bastion, login user, port, key, pinned host keys)."""
-    click.echo(connection_config(load_site(name), via), nl=False)
+    click.echo(site_ssh_config(site_to_read(name), via), nl=False)
 
 
 @site.command()
-@click.argument("name", default="reference")
+@click.argument("name", required=False)
 @VIA_OPTION
 @click.option("--limit", "-l", multiple=True, help="Only these hosts.")
 @click.option("--replace", metavar="HOST", help="Forget HOST's pinned key and pin the one it "
@@ -89,7 +122,7 @@ def ssh_config(name: str, via: str | None) -> None:
 @click.option("--known-hosts", "known_hosts", type=click.Path(dir_okay=False, path_type=Path),
               help="Import keys gathered out of band (ssh-keyscan output) instead of fetching.")
 @click.option("--yes", "-y", is_flag=True, help="Pin without asking to confirm fingerprints.")
-def trust(name: str, via: str | None, limit: tuple[str, ...], replace: str | None,
+def trust(name: str | None, via: str | None, limit: tuple[str, ...], replace: str | None,
           known_hosts: Path | None, yes: bool) -> None:
     """Pin the hosts' SSH keys: fetched through the bastion and confirmed by fingerprint."""
     def confirm(keys: list[HostKey]) -> bool:
@@ -97,7 +130,7 @@ def trust(name: str, via: str | None, limit: tuple[str, ...], replace: str | Non
             click.echo(f"  {key.alias:<10} {key.type:<20} {key.fingerprint}")
         return yes or click.confirm(f"pin these {len(keys)} keys?", default=False)
 
-    loaded = load_site(name)
+    loaded = site_to_read(name)
     result = trust_site(loaded, via, list(limit), replace, known_hosts, confirm)
     audit.append("site.trust", {"site": loaded.name, "limit": list(limit), "replace": replace,
                                 "known_hosts": str(known_hosts) if known_hosts else None},

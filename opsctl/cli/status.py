@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
-from opsctl.site import load_site
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_read
+from opsctl.cli.render import console, emit_json
 from opsctl.status import SiteStatus, fetch
 
 
@@ -85,13 +85,12 @@ def _platform(status: SiteStatus) -> list:
 
 
 @click.command()
-@click.option("--site", default="reference", show_default=True,
-              help="Site name (inventory/NAME) or site directory.")
+@SITE_OPTION
 @click.option("--watch", type=click.FloatRange(min=1), metavar="SECONDS",
               help="Refresh every SECONDS until interrupted.")
 @VIA_OPTION
 @OUTPUT_OPTION
-def status(site: str, watch: float | None, via: str | None, output: str) -> None:
+def status(site: str | None, watch: float | None, via: str | None, output: str) -> None:
     """The site at a glance: hosts, resources, failing units, compliance, the database
     cluster (primary, replicas, lag), newest backup age against the policy, failing jobs,
     alerts firing.
@@ -99,7 +98,7 @@ def status(site: str, watch: float | None, via: str | None, output: str) -> None
     Exit 1 when a host or database server is down, a unit failed, a replica does not stream
     or lags, the newest backup is older than the policy, a job is failing or an alert fires.
     """
-    loaded = load_site(site)
+    loaded = site_to_read(site)
     if watch and output == "table":
         with Live(render(fetch(loaded, via=via)), console=console, auto_refresh=False) as live:
             while True:

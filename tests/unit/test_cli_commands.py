@@ -32,3 +32,43 @@ def test_no_command_library_is_imported_before_its_command_runs():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_generated_cli_doc_is_current():
+    from opsctl.cli.docs import DOC, cli_markdown
+
+    assert DOC.read_text(encoding="utf-8") == cli_markdown(), (
+        "docs/cli.md is stale: run `python -m opsctl.cli.docs > docs/cli.md`")
+
+
+def test_cli_doc_covers_every_command_and_subcommand():
+    from opsctl.cli.docs import cli_markdown
+
+    ctx = click.Context(cli)
+    expected = {"opsctl"}
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        expected.add(f"opsctl {name}")
+        if isinstance(command, click.Group):
+            expected |= {f"opsctl {name} {sub}" for sub in command.commands}
+    documented = {line[3:] for line in cli_markdown().splitlines() if line.startswith("## ")}
+    assert documented == expected
+
+
+def test_readme_command_list_names_every_command_and_subcommand():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Commands\n", 1)[1].split("\n## ", 1)[0]
+    listed = [line for line in section.splitlines() if line.startswith("opsctl ")]
+    ctx = click.Context(cli)
+    missing = []
+    for name in COMMANDS:
+        lines = [line for line in listed if line.split()[1] == name]
+        command = cli.get_command(ctx, name)
+        subs = command.commands if isinstance(command, click.Group) else {}
+        missing += [name] if not lines else [
+            f"{name} {sub}" for sub in subs
+            if not any(re.search(rf"\b{sub}\b", line) for line in lines)]
+    assert not missing, f"README.md's Commands section lacks: {', '.join(missing)}"
