@@ -266,6 +266,7 @@ def _build(
         flows.append(_flow(f))
     problems.extend(_component_problems(spec, groups, flows, sfile))
     problems.extend(_connection_problems(spec, hosts, zones, sfile))
+    problems.extend(_ssh_flow_problems(spec, hosts, zones, groups, flows, sfile))
 
     site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
     seen_jobs: set[str] = set()
@@ -323,6 +324,42 @@ def _connection_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str
         return [Problem(sfile, key, f"{jump.host} is in zone {hosts[jump.host].zone}; the bastion "
                         f"must be in the control node's zone ({control_zone})")]
     return []
+
+
+def _ssh_flow_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str, Zone],
+                       groups: dict[str, frozenset[str]], flows: list[Flow],
+                       sfile: str) -> list[Problem]:
+    """opsctl must be let in where it logs in: a tcp flow from the control node (or its zone,
+    or the bastion) to every host on its SSH port. The lab's hosts answer on 22 (via: lab)."""
+    if spec.connection.via == "lab":
+        return []
+    control_zone = next((z for z in zones.values() if spec.control.address in z.cidr), None)
+    jump = spec.connection.jump.host if spec.connection.jump else None
+
+    def covers(endpoint: str, host: Host | None) -> bool:
+        if endpoint == "all":
+            return host is not None
+        if host is None:  # the control node as a source
+            return endpoint == "control" or (control_zone is not None
+                                             and endpoint == control_zone.name)
+        return endpoint == host.zone or host.name in groups.get(endpoint, ())
+
+    blocked = []
+    for host in hosts.values():
+        port = host.login.port or spec.connection.port
+        if host.name == jump and spec.connection.jump and spec.connection.jump.port:
+            port = spec.connection.jump.port
+        sources = [None] if host.name == jump or jump is None else [hosts.get(jump)]
+        if not any(f.proto == "tcp" and port in f.ports
+                   and any(covers(d, host) for d in f.destinations)
+                   and any(covers(s, src) for s in f.sources for src in sources)
+                   for f in flows):
+            blocked.append(f"{host.name}:{port}")
+    if not blocked:
+        return []
+    return [Problem(sfile, "site.connection.port", "no tcp flow lets opsctl reach "
+                    f"{', '.join(blocked)} (from the control node, or through the bastion); "
+                    "add the port to the flow that lets the management zone in")]
 
 
 def _endpoint_problems(
