@@ -137,6 +137,8 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         playbook=str(playbook),
         inventory=_inventories(site),
         extravars={"opsctl_mirror_keyring": str(keyring),
+                   # where the hosts find the mirror (site.mirror, else the control node)
+                   "opsctl_mirror": site.mirror.as_vars(),
                    "opsctl_pki_dir": str(pki.directory),
                    # Roles keep generated passwords here with the `password` lookup:
                    # made on first use, 0600, never in the repository.

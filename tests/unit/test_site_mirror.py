@@ -6,39 +6,11 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-import yaml
+from mirror_fixtures import MIRROR_FLOW, with_mirror
 
 from opsctl.check.netfacts import site_facts
 from opsctl.errors import InvalidInput
 from opsctl.site.model import load_site
-
-ROOT = Path(__file__).resolve().parents[2]
-MIRROR_FLOW = {"name": "mirror-host", "from": "all", "to": "mirror", "ports": [3142],
-               "why": "every host installs packages from the offline mirror only"}
-
-
-def edit(path: Path, change) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
-
-
-def site_yml(site: Path) -> Path:
-    return site / "group_vars" / "all" / "site.yml"
-
-
-def with_mirror(site: Path, mirror: dict, *, flow: dict | None = MIRROR_FLOW,
-                drop_control_flow: bool = True) -> None:
-    """site.mirror set, a `mirror` group holding mon1, and (optionally) the flow to it."""
-    def change_site(d):
-        d["site"]["mirror"] = mirror
-        if drop_control_flow:
-            d["site"]["flows"] = [f for f in d["site"]["flows"] if f["name"] != "mirror"]
-        if flow is not None:
-            d["site"]["flows"].append(flow)
-    edit(site_yml(site), change_site)
-    edit(site / "hosts.yml",
-         lambda d: d["all"]["children"].update({"mirror": {"hosts": {"mon1": None}}}))
 
 
 def problems(site: Path) -> list[str]:
