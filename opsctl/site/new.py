@@ -132,6 +132,8 @@ def derive(source: Site, name: str, base: Network, prefix: str,
     control_zone = source.control_zone()
     spec["control"] = {**spec["control"], "address": str(
         _move(source.control_address, control_zone.cidr, zones[control_zone.name]))}
+    if isinstance(spec.get("mirror"), dict) and spec["mirror"].get("host") in names:
+        spec["mirror"] = {**spec["mirror"], "host": names[spec["mirror"]["host"]]}
     if national_gateway is not None:
         spec["external"] = {**spec.get("external", {}), "national": {
             "cidr": str(national_gateway),

@@ -106,3 +106,14 @@ def test_bad_values_name_the_key(site_copy, mirror, key):
     with_mirror(site_copy, mirror)
     lines = problems(site_copy)
     assert any(f"site.yml: {key}: " in line for line in lines), lines
+
+
+def test_a_province_made_from_a_site_with_a_mirror_host_keeps_it_renamed(site_copy, tmp_path):
+    from opsctl.site.new import new_site
+
+    with_mirror(site_copy, {"host": "mon1", "port": 3142})
+    made = new_site("gansu", source=str(site_copy), cidr_base="172.31.200.0/22",
+                    inventory_root=tmp_path / "inventory")
+    site = load_site(made.directory)
+    assert site.mirror.host == "gansu-mon1"
+    assert site.mirror_url == f"http://{site.hosts['gansu-mon1'].address}:3142/"
