@@ -32,7 +32,8 @@ from opsctl.site.yamlfile import display_path
 from opsctl.transport import Result, for_site
 
 Progress = Callable[[str], None]
-# for_site(site).run: (host, argv, stdin=None, timeout=...) -> Result
+# for_site(site).run: (host, argv, stdin=None, *, timeout) -> Result; every call here names
+# its timeout (the transport's keyword).
 Runner = Callable[..., Result]
 
 STAGING = ".opsctl-push"  # beside the repository (same filesystem, so rename is atomic)
@@ -257,8 +258,9 @@ def push(site: Site, run: Runner | None = None, *, source: Path | None = None,
     sent_bytes = sum(local[rel].size for rel in todo.send)
     if not todo.empty:
         staging = f"{path}/{STAGING}"
-        _check(run(host, ["rm", "-rf", "--", staging]), host, "clearing the staging directory")
-        _check(run(host, ["mkdir", "-p", "-m", "0755", "--", staging]), host,
+        _check(run(host, ["rm", "-rf", "--", staging], timeout=120), host,
+               "clearing the staging directory")
+        _check(run(host, ["mkdir", "-p", "-m", "0755", "--", staging], timeout=60), host,
                "making the staging directory")
         for batch in batches(todo.send, local):
             size = sum(local[rel].size for rel in batch)

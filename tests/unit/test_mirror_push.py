@@ -94,8 +94,8 @@ class LocalHost:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def __call__(self, host: str, argv: list[str], stdin: str | bytes | None = None,
-                 timeout: float = 120) -> Result:
+    def __call__(self, host: str, argv: list[str], stdin: str | bytes | None = None, *,
+                 timeout: float) -> Result:
         self.calls.append(argv)
         real = [sys.executable if argv[0] == "python3" else argv[0], *argv[1:]]
         binary = isinstance(stdin, bytes)
@@ -176,10 +176,10 @@ def test_a_failed_step_is_one_line_naming_the_host(pushed_site, tmp_path):
     local = tmp_path / "mirror"
     make_mirror(local, {"a_1_all.deb": b"a"})
 
-    def broken(host, argv, stdin=None, timeout=120):
+    def broken(host, argv, stdin=None, *, timeout):
         if argv[0] == "tar":
             return Result(2, "", "tar: /srv: Cannot open: No space left on device\n")
-        return LocalHost()(host, argv, stdin, timeout)
+        return LocalHost()(host, argv, stdin, timeout=timeout)
 
     with pytest.raises(MirrorPushError, match="mon1: unpacking failed: tar: /srv: Cannot open"):
         mp.push(site, broken, source=local)
