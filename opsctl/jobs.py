@@ -133,14 +133,14 @@ def job_history(site: Site, name: str | None, transport: Transport,
 
 def ssh_transport(site: Site) -> Transport:
     """The scheduler's CLI over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
-    from opsctl.transport import HostUnreachable, for_site  # noqa: PLC0415
+    from opsctl.transport import HostError, for_site  # noqa: PLC0415
 
     hosts = for_site(site)
 
     def run(host: str, argv: list[str], timeout: float) -> tuple[int, str]:
         try:
             done = hosts.run(host, argv, timeout=timeout)
-        except HostUnreachable as exc:
+        except HostError as exc:
             return 255, str(exc)
         return done.rc, (done.stdout or done.stderr).strip()
 

@@ -1,24 +1,23 @@
 """`opsctl status`: one view of the site from its Prometheus and Alertmanager.
 
-The fetching is at the edge (`fetch`); `build` is pure: API answers in, a SiteStatus out,
-so it is tested with recorded answers and no hosts.
+The fetching is at the edge (`fetch`): one call through the site's transport runs the
+queries on the monitoring host itself (opsctl/remote/monitoring_query.py), so status reaches a
+site behind its bastion like every other command, and nothing speaks plain HTTP across the
+network from the control node. `build` is pure: API answers in, a SiteStatus out, so it is
+tested with recorded answers and no hosts.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from opsctl.errors import OpsctlError
+from opsctl.remote import program
+from opsctl.roles import role_default
 from opsctl.site.model import Site
-
-# The ports the prometheus and alertmanager roles listen on (their defaults).
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
+from opsctl.transport import HostError, Transport, for_site
 
 QUERIES = {
     "up": 'up{job="opsctl-agent"}',
@@ -152,10 +151,11 @@ class SiteStatus:
 
 
 def monitoring_host(site: Site) -> str:
+    """The first host of group `monitoring` (the one Prometheus and Alertmanager run on)."""
     hosts = sorted(site.groups.get("monitoring", ()))
     if not hosts:
         raise MonitoringUnreachable(f"site {site.name} has no host in group `monitoring`")
-    return str(site.hosts[hosts[0]].address)
+    return hosts[0]
 
 
 def _by_host(results: list[dict]) -> dict[str, list[tuple[dict, float]]]:
@@ -228,22 +228,25 @@ def _platform(status: SiteStatus, data: dict[str, dict[str, list[tuple[dict, flo
             status.failing_jobs.append(FailingJob(host, labels.get("job_name", "?"), int(count)))
 
 
-def _get(url: str, timeout: float) -> Any:
+def fetch(site: Site, timeout: float = 5.0, via: str | None = None,
+          transport: Transport | None = None) -> SiteStatus:
+    host = monitoring_host(site)
+    address = site.hosts[host].address
+    prometheus = f"http://{address}:{role_default('prometheus', 'prometheus_port')}"
+    request = {"prometheus": prometheus, "queries": QUERIES, "timeout": timeout,
+               "alertmanager": f"http://{address}:"
+                               f"{role_default('alertmanager', 'alertmanager_port')}"}
+    t = transport or for_site(site, via)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise MonitoringUnreachable(f"{url.split('?')[0]}: {reason}") from None
-
-
-def fetch(site: Site, timeout: float = 5.0) -> SiteStatus:
-    address = monitoring_host(site)
-    prometheus = f"http://{address}:{PROMETHEUS_PORT}"
-    answers = {}
-    for key, expr in QUERIES.items():
-        url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        answers[key] = _get(url, timeout).get("data", {}).get("result", [])
-    alerts = _get(f"http://{address}:{ALERTMANAGER_PORT}/api/v2/alerts?active=true"
-                  "&silenced=false&inhibited=false", timeout)
-    return build(site, prometheus, answers, alerts)
+        done = t.run(host, ["python3", "-", json.dumps(request)],
+                     stdin=program("monitoring_query"), timeout=timeout * (len(QUERIES) + 2))
+    except HostError as exc:
+        raise MonitoringUnreachable(str(exc)) from None
+    try:
+        answer = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise MonitoringUnreachable(f"{host}: the monitoring query failed: {done.message}"
+                                    ) from None
+    if answer.get("error"):
+        raise MonitoringUnreachable(f"{host}: {answer['error']}")
+    return build(site, prometheus, answer["answers"], answer["alerts"])

@@ -18,9 +18,10 @@ from opsctl import audit
 from opsctl.apply import history
 from opsctl.apply.engine import engine_env
 from opsctl.apply.events import HostEvent, RunTally
+from opsctl.apply.reach import ReachedSite, reach
 from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
-from opsctl.lab.state import connection_inventory, facts_dir
+from opsctl.lab.state import facts_dir
 from opsctl.mirror.build import public_key_path
 from opsctl.paths import project_root
 from opsctl.pki import ensure_host_certificates
@@ -45,6 +46,7 @@ class ApplyRequest:
     retry_failed: bool = False
     engine: str = "auto"
     forks: int = 10
+    via: str | None = None  # the site's own connection, or "lab"
 
 
 def _playbook_path(name: str) -> Path:
@@ -73,18 +75,8 @@ def _retry_limit(site: Site) -> tuple[str, ...]:
     return tuple(last.failed_hosts)
 
 
-def _inventories(site: Site) -> list[str]:
-    sources = [str(site.directory)]
-    connection = connection_inventory(site.name)
-    if connection:
-        sources.append(str(connection))
-    return sources
-
-
 def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -> history.RunRecord:
     """Converge `site`; returns the run record (result ok when no host failed)."""
-    import ansible_runner  # noqa: PLC0415 - slow import, only when a run happens
-
     playbook = _playbook_path(request.playbook)
     if request.limit:
         _check_limit(site, request.limit)
@@ -96,6 +88,16 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         raise PrerequisiteMissing(f"no offline mirror key at {keyring}: "
                                   "run `opsctl mirror build` first")
     engine, env = engine_env(request.engine)
+    with reach(site, request.via, limit) as reached:
+        return _run(site, request, limit, playbook, artifacts, keyring, engine, env, reached,
+                    on_event)
+
+
+def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Path,
+         artifacts: dict, keyring: Path, engine: str, env: dict[str, str], reached: ReachedSite,
+         on_event: Sink) -> history.RunRecord:
+    import ansible_runner  # noqa: PLC0415 - slow import, only when a run happens
+
     pki, _issued = ensure_host_certificates(site)
     secrets = ensure_site_secrets(site.name)
 
@@ -116,6 +118,9 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         # load (seen: db1 and lb1 unreachable at load 40); a dead host still fails in 30 s.
         "ANSIBLE_TIMEOUT": "30",
         "ANSIBLE_NOCOLOR": "1",
+        # ansible-runner turns host key checking off unless told; the site's keys are pinned
+        # (opsctl site trust) and a changed one must be refused by Ansible and Mitogen alike.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     cmdline = []
     if request.check:
@@ -135,10 +140,11 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
         private_data_dir=str(directory),
         project_dir=str(project_root()),
         playbook=str(playbook),
-        inventory=_inventories(site),
+        inventory=[str(site.directory), str(reached.inventory)],
         extravars={"opsctl_mirror_keyring": str(keyring),
                    # where the hosts find the mirror (site.mirror, else the control node)
                    "opsctl_mirror": site.mirror.as_vars(),
+                   **reached.extravars,
                    "opsctl_pki_dir": str(pki.directory),
                    # Roles keep generated passwords here with the `password` lookup:
                    # made on first use, 0600, never in the repository.

@@ -32,23 +32,25 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    # Why the collector did not run at all (unreachable, host key changed, sudo refused).
+    not_run: str | None = None
 
 
 # A transport runs the collector script on a host and hands back what it printed.
 Transport = Callable[[str, str], Completed]
 
 
-def ssh_transport(site: Site) -> Transport:
-    """The collector over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
-    from opsctl.transport import HostUnreachable, for_site  # noqa: PLC0415
+def ssh_transport(site: Site, via: str | None = None) -> Transport:
+    """The collector over the site's transport (its connection: own SSH or the lab's)."""
+    from opsctl.transport import HostError, for_site  # noqa: PLC0415
 
-    hosts = for_site(site)
+    hosts = for_site(site, via)
 
     def run(host: str, script: str) -> Completed:
         try:
             done = hosts.run(host, ["python3", "-"], stdin=script, timeout=COLLECTOR_TIMEOUT)
-        except HostUnreachable as exc:
-            return Completed(255, "", str(exc))
+        except HostError as exc:
+            return Completed(255, "", "", not_run=str(exc))
         return Completed(done.rc, done.stdout, done.stderr)
 
     return run
@@ -57,9 +59,8 @@ def ssh_transport(site: Site) -> Transport:
 def _scan_host(site: Site, host: str, transport: Transport, checks: list,
                script: str) -> TargetResult:
     done = transport(host, script)
-    if done.returncode == 255:  # ssh's own failure: the host was not reached
-        reason = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        return unreachable_target(host, "host", checks, f"unreachable: {reason}")
+    if done.not_run is not None:
+        return unreachable_target(host, "host", checks, f"not scanned: {done.not_run}")
     try:
         collected = parse_collector_output(done.returncode, done.stdout, done.stderr)
     except CollectorFailed as exc:
@@ -69,7 +70,7 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
-              probes: list[dict[str, Any]] | None = None) -> Scan:
+              probes: list[dict[str, Any]] | None = None, via: str | None = None) -> Scan:
     """Every host of the site (or those in `limit`), then the site's network checks."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
@@ -81,7 +82,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
             raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
                            f"(hosts: {', '.join(hosts)})")
         hosts = [h for h in hosts if h in limit]
-    run = transport or ssh_transport(site)
+    run = transport or ssh_transport(site, via)
     script = COLLECTOR.read_text(encoding="utf-8")
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
@@ -93,7 +94,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
 
 
 def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
-                    probe: bool = False) -> Scan:
+                    probe: bool = False, via: str | None = None) -> Scan:
     """Load a site and scan it; with `probe`, the running lab's flow matrix feeds the network
     checks (real connections from inside each zone)."""
     site = load_site(name)
@@ -102,4 +103,4 @@ def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
         from opsctl.lab.lifecycle import check_flows  # needs a running lab (and root)
 
         probes = [r.as_dict() for r in check_flows(site)]
-    return scan_site(site, level, limit, probes=probes)
+    return scan_site(site, level, limit, probes=probes, via=via)

@@ -12,7 +12,7 @@ from opsctl.apply.engine import ENGINES
 from opsctl.apply.events import HostEvent
 from opsctl.apply.runner import ApplyRequest, stdout_path
 from opsctl.apply.runner import apply as run_apply
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json, err_console
+from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json, err_console
 from opsctl.site import load_site
 from opsctl.up import up as run_up
 
@@ -24,6 +24,7 @@ STYLE = {"changed": "yellow", "failed": "bold red", "unreachable": "bold red", "
 def _apply_options(func):
     options = [
         SITE_OPTION,
+        VIA_OPTION,
         click.option("--playbook", default="site.yml", show_default=True,
                      help="Playbook under playbooks/."),
         click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
@@ -46,7 +47,7 @@ def _request(kw: dict) -> ApplyRequest:
     return ApplyRequest(playbook=kw["playbook"], limit=tuple(kw["limit"]),
                         tags=tuple(kw["tags"]), skip_tags=tuple(kw["skip_tags"]),
                         check=kw["check"], diff=kw["diff"], retry_failed=kw["retry_failed"],
-                        engine=kw["engine"], forks=kw["forks"])
+                        engine=kw["engine"], forks=kw["forks"], via=kw["via"])
 
 
 def _show_event(event: HostEvent) -> None:

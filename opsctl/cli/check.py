@@ -14,7 +14,7 @@ from opsctl.check.fleet import scan_named_site
 from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
 
 LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_default=True,
                      help="Protection level whose checks apply.")
@@ -27,6 +27,7 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.option("--limit", metavar="HOST[,HOST]", help="With --site: only these hosts.")
 @click.option("--probe", is_flag=True,
               help="With --site: probe the running lab's flow matrix for the network checks.")
+@VIA_OPTION
 @LEVEL
 @click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT[,FORMAT]",
               help=f"One or more of {', '.join(sorted(RENDERERS))}; several need --out.")
@@ -36,7 +37,8 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
               show_default=True, help="Exit 1 when a check at or above this severity fails.")
 @click.pass_context
 def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | None,
-          probe: bool, level: int, fmt: str, out_dir: Path | None, fail_on: str) -> int | None:
+          probe: bool, via: str | None, level: int, fmt: str, out_dir: Path | None,
+          fail_on: str) -> int | None:
     """Graded-protection (等级保护 level 3) compliance scan against the check catalog."""
     if ctx.invoked_subcommand is not None:
         return None
@@ -49,7 +51,7 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
         raise click.UsageError("several formats go to files: add --out DIR")
     if site_name:
         hosts = [h.strip() for h in limit.split(",") if h.strip()] if limit else None
-        scan = scan_named_site(site_name, level, hosts, probe)
+        scan = scan_named_site(site_name, level, hosts, probe, via=via)
     else:
         scan = scan_local(level)
     if out_dir is None:

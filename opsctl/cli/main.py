@@ -39,7 +39,15 @@ def cli() -> None:
     """Provision, deploy, watch and prove the 农地云 node."""
 
 
+def _ask_password(question: str) -> str:
+    return click.prompt(question, hide_input=True, err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from opsctl import connection  # noqa: PLC0415 - not at import: keeps `opsctl --help` light
+
+    # A site whose sudo password is `prompt` asks here, once per run, never on argv.
+    connection.set_prompt(_ask_password)
     try:
         code = cli.main(args=argv, prog_name="opsctl", standalone_mode=False)
     except OpsctlError as exc:

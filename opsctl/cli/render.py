@@ -14,6 +14,12 @@ OUTPUT_OPTION = click.option(
     help="Output format.",
 )
 
+VIA_OPTION = click.option(
+    "--via", type=click.Choice(["ssh", "lab"]), default=None,
+    help="How to reach the hosts: the site's own connection (ssh), or the lab of the site's "
+         "name on this machine (lab). Default: what site.connection.via says.",
+)
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -1,12 +1,16 @@
-"""`opsctl site validate|show|new`."""
+"""`opsctl site validate|show|new|ssh-config|trust`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
+from opsctl.connection import site_ssh_config as connection_config
+from opsctl.hostkeys import HostKey, trust_site
 from opsctl.site import load_site
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
@@ -65,3 +69,44 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     for zone, cidr in made.zones.items():
         click.echo(f"  {zone:9s} {cidr}")
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
+
+
+@site.command("ssh-config")
+@click.argument("name", default="reference")
+@VIA_OPTION
+def ssh_config(name: str, via: str | None) -> None:
+    """Print the site's generated OpenSSH config: `ssh -F FILE HOST` reaches HOST as opsctl
+    does (bastion, login user, port, key, pinned host keys)."""
+    click.echo(connection_config(load_site(name), via), nl=False)
+
+
+@site.command()
+@click.argument("name", default="reference")
+@VIA_OPTION
+@click.option("--limit", "-l", multiple=True, help="Only these hosts.")
+@click.option("--replace", metavar="HOST", help="Forget HOST's pinned key and pin the one it "
+              "offers now (after a reinstall).")
+@click.option("--known-hosts", "known_hosts", type=click.Path(dir_okay=False, path_type=Path),
+              help="Import keys gathered out of band (ssh-keyscan output) instead of fetching.")
+@click.option("--yes", "-y", is_flag=True, help="Pin without asking to confirm fingerprints.")
+def trust(name: str, via: str | None, limit: tuple[str, ...], replace: str | None,
+          known_hosts: Path | None, yes: bool) -> None:
+    """Pin the hosts' SSH keys: fetched through the bastion and confirmed by fingerprint."""
+    def confirm(keys: list[HostKey]) -> bool:
+        for key in keys:
+            click.echo(f"  {key.alias:<10} {key.type:<20} {key.fingerprint}")
+        return yes or click.confirm(f"pin these {len(keys)} keys?", default=False)
+
+    loaded = load_site(name)
+    result = trust_site(loaded, via, list(limit), replace, known_hosts, confirm)
+    audit.append("site.trust", {"site": loaded.name, "limit": list(limit), "replace": replace,
+                                "known_hosts": str(known_hosts) if known_hosts else None},
+                 f"pinned {len(result.pinned)}, unchanged {len(result.unchanged)}, "
+                 f"refused {len(result.refused)}")
+    for key in result.pinned:
+        click.echo(f"pinned {key.alias} {key.fingerprint}")
+    if result.unchanged:
+        click.echo(f"already pinned, unchanged: {', '.join(result.unchanged)}")
+    if result.refused:
+        click.echo(f"not pinned: {', '.join(result.refused)}")
+        raise SystemExit(1)

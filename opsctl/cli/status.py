@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, console, emit_json
 from opsctl.site import load_site
 from opsctl.status import SiteStatus, fetch
 
@@ -89,8 +89,9 @@ def _platform(status: SiteStatus) -> list:
               help="Site name (inventory/NAME) or site directory.")
 @click.option("--watch", type=click.FloatRange(min=1), metavar="SECONDS",
               help="Refresh every SECONDS until interrupted.")
+@VIA_OPTION
 @OUTPUT_OPTION
-def status(site: str, watch: float | None, output: str) -> None:
+def status(site: str, watch: float | None, via: str | None, output: str) -> None:
     """The site at a glance: hosts, resources, failing units, compliance, the database
     cluster (primary, replicas, lag), newest backup age against the policy, failing jobs,
     alerts firing.
@@ -100,11 +101,11 @@ def status(site: str, watch: float | None, output: str) -> None:
     """
     loaded = load_site(site)
     if watch and output == "table":
-        with Live(render(fetch(loaded)), console=console, auto_refresh=False) as live:
+        with Live(render(fetch(loaded, via=via)), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(watch)
-                live.update(render(fetch(loaded)), refresh=True)
-    current = fetch(loaded)
+                live.update(render(fetch(loaded, via=via)), refresh=True)
+    current = fetch(loaded, via=via)
     if output == "json":
         emit_json(current.as_dict())
     else:

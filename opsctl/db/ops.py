@@ -26,7 +26,7 @@ from opsctl.db.cluster import (
 )
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.site.model import Site
-from opsctl.transport import HostUnreachable, Transport, for_site
+from opsctl.transport import HostError, Transport, for_site
 
 # The postgresql role's layout (roles/postgresql/defaults/main.yml).
 PATRONI_CONFIG = "/etc/patroni/config.d"
@@ -67,7 +67,7 @@ def _cluster_json(site: Site, t: Transport) -> tuple[str, str]:
         url = f"https://{site.hosts[host].address}:{PATRONI_PORT}"
         try:
             done = t.run(host, ["python3", "-c", _FETCH, url, CA_FILE], timeout=20)
-        except HostUnreachable as exc:
+        except HostError as exc:
             said.append(str(exc))
             continue
         if done.rc == 0:
@@ -97,7 +97,7 @@ def status(site: Site, t: Transport | None = None) -> ClusterStatus:
         return bare
     try:
         facts = _psql(t, leader.name, LEADER_SQL)
-    except (HostUnreachable, ClusterUnreadable):
+    except (HostError, ClusterUnreadable):
         # Patroni still names it leader (its key has not expired): members only.
         return bare
     return replace(merge_leader_facts(members, paused, facts), synchronous_mode=sync_mode,

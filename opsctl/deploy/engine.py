@@ -37,7 +37,7 @@ from opsctl.deploy.plan import (
     rolling_plan,
 )
 from opsctl.site.model import Site
-from opsctl.transport import HostUnreachable, Transport, for_site
+from opsctl.transport import HostError, Transport, for_site
 
 Progress = Callable[[str], None]
 KEEP_RELEASES = 3
@@ -71,7 +71,7 @@ def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None =
     """(exit code, what it said); 255 with the reason when the host was not reached."""
     try:
         done = transport.run(host, argv, stdin=stdin, timeout=timeout)
-    except HostUnreachable as exc:
+    except HostError as exc:
         return 255, str(exc)
     return done.rc, done.output
 

@@ -129,7 +129,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
         state.pids[node.name] = containers.boot(merged, node, host_dir / "console.log")
         state.save(lab)
         booted.append(node.name)
-    ssh.write_client_files(lab, plan, host_keys)
+    ssh.write_client_files(site, lab, host_keys)
 
     progress("waiting for SSH")
     addresses = {n.name: n.address.split("/")[0] for n in plan.hosts()}

@@ -1,4 +1,4 @@
-"""The lab's SSH identity, known_hosts, ssh_config and the connection inventory for apply."""
+"""The lab's SSH identity and its connection model (opsctl.connection makes the ssh_config)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
-
-from opsctl.lab.plan import LabPlan
+from opsctl import connection, hostkeys
+from opsctl.connection import resolve, write_lab_model
 from opsctl.lab.sh import run
+from opsctl.site.model import Site
+from opsctl.site.schema import ConnectionSpec
 
 
 def key_path(lab: Path) -> Path:
@@ -28,46 +29,21 @@ def ensure_key(lab: Path) -> str:
     return key.with_suffix(".pub").read_text()
 
 
-def write_client_files(lab: Path, plan: LabPlan, host_keys: dict[str, str]) -> None:
-    """known_hosts pins each host's key (made at lab up), so checking stays strict."""
-    known = lab / "ssh" / "known_hosts"
-    lines = []
-    for node in plan.hosts():
-        if node.name in host_keys:
-            address = node.address.split("/")[0]
-            lines.append(f"{node.name},{address} {host_keys[node.name]}")
-    known.write_text("\n".join(lines) + "\n")
-    config = [
-        f"# written by opsctl lab up for lab {plan.site}",
-    ]
-    for node in plan.hosts():
-        config += [
-            f"Host {node.name}",
-            f"  HostName {node.address.split('/')[0]}",
-        ]
-    config += [
-        "Host *",
-        "  User root",
-        f"  IdentityFile {key_path(lab)}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {known}",
-        "  StrictHostKeyChecking yes",
-        "  ConnectTimeout 15",
-        "  ControlMaster auto",
-        f"  ControlPath {lab}/ssh/cm-%C",
-        "  ControlPersist 60s",
-        "  LogLevel ERROR",
-    ]
-    (lab / "ssh_config").write_text("\n".join(config) + "\n")
-    connection = {"all": {"vars": {
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(key_path(lab)),
-        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes",
-        "opsctl_ssh_pubkey": str(key_path(lab).with_suffix(".pub")),
-    }}}
-    (lab / "connection.yml").write_text(
-        "# written by opsctl lab up: how apply reaches this lab's hosts\n"
-        + yaml.safe_dump(connection, sort_keys=False))
+def connection_spec(lab: Path) -> ConnectionSpec:
+    """The lab's hosts as a connection of the common schema: root with the lab's own key,
+    on port 22 of each service address, keys pinned in the lab's own known_hosts."""
+    return ConnectionSpec(via="ssh", user="root", port=22, identity_file=str(key_path(lab)),
+                          known_hosts=str(lab / "ssh" / "known_hosts"), connect_timeout=15)
+
+
+def write_client_files(site: Site, lab: Path, host_keys: dict[str, str]) -> None:
+    """Write the lab's connection model, pin each host's key (made at lab up) through the
+    same mechanism a real site uses, and generate the ssh_config from the model."""
+    write_lab_model(site.name, connection_spec(lab))
+    conn = resolve(site, via="lab")
+    hostkeys.pin(conn, [hostkeys.HostKey(name, *line.split()[:2])
+                        for name, line in host_keys.items()])
+    connection.write(conn)
 
 
 def ssh_argv(lab: Path, host: str, command: list[str] | None = None) -> list[str]:

@@ -11,15 +11,6 @@ def lab_dir(site_name: str) -> Path:
     return state_dir() / "labs" / site_name
 
 
-def connection_inventory(site_name: str) -> Path | None:
-    """An extra inventory source with how to reach the lab's hosts (user, key, known_hosts).
-
-    `lab up` writes it; `apply` adds it after the site's own inventory when it exists.
-    """
-    path = lab_dir(site_name) / "connection.yml"
-    return path if path.exists() else None
-
-
 def facts_dir(site_name: str) -> Path:
     """Ansible's fact cache for a site's hosts (apply writes it; lab down clears it)."""
     return state_dir() / "facts" / site_name

@@ -31,11 +31,21 @@ class Zone:
 
 
 @dataclass(frozen=True)
+class HostLogin:
+    """A host's own connection settings from the inventory (each overrides site.connection)."""
+
+    address: str | None = None  # opsctl_mgmt_address: reached here, serves on `address`
+    port: int | None = None  # ansible_port
+    user: str | None = None  # ansible_user
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: ipaddress.IPv4Address
     zone: str
     groups: frozenset[str]
+    login: HostLogin = HostLogin()
 
 
 @dataclass(frozen=True)
@@ -269,7 +279,10 @@ def _build(
             problems.append(Problem(ifile, addr_path,
                                     f"duplicate address {addr} (also host {seen_addr[addr]})"))
         seen_addr[addr] = hname
-        hosts[hname] = Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)))
+        login, login_problems = _host_login(ifile, ihost.declared_at.get(zone.name, where),
+                                            ihost.vars)
+        problems.extend(login_problems)
+        hosts[hname] = Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)), login)
 
     groups = {g: frozenset(inv.members(g)) for g in inv.groups}
     for name, ext in spec.external.items():
@@ -292,6 +305,7 @@ def _build(
         problems.extend(_endpoint_problems(sfile, fpath, "to", f.to, known))
         flows.append(_flow(f))
     problems.extend(_component_problems(spec, groups, flows, sfile))
+    problems.extend(_connection_problems(spec, hosts, zones, sfile))
     problems.extend(mirror_problems(spec, zones, hosts, flows, groups, sfile))
 
     site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
@@ -313,6 +327,43 @@ def _build(
     if problems:
         raise InvalidInput(problems)
     return site
+
+
+def _host_login(ifile: str, where: str, hvars: dict) -> tuple[HostLogin, list[Problem]]:
+    problems = []
+    address = hvars.get("opsctl_mgmt_address")
+    if address is not None:
+        try:
+            address = str(ipaddress.ip_address(str(address)))
+        except ValueError:
+            problems.append(Problem(ifile, f"{where}.opsctl_mgmt_address",
+                                    f"{address!r} is not an IP address"))
+            address = None
+    port = hvars.get("ansible_port")
+    if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
+        problems.append(Problem(ifile, f"{where}.ansible_port", f"{port!r} is not a port"))
+        port = None
+    user = hvars.get("ansible_user")
+    if user is not None and not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", str(user)):
+        problems.append(Problem(ifile, f"{where}.ansible_user", f"{user!r} is not a user name"))
+        user = None
+    return HostLogin(address, port, user), problems
+
+
+def _connection_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str, Zone],
+                         sfile: str) -> list[Problem]:
+    """A bastion that is a host of the site must be one of its hosts in the control zone."""
+    jump = spec.connection.jump
+    if jump is None or jump.host is None:
+        return []
+    key = "site.connection.jump.host"
+    if jump.host not in hosts:
+        return [Problem(sfile, key, f"unknown host {jump.host!r} (hosts: {', '.join(hosts)})")]
+    control_zone = next((z.name for z in zones.values() if spec.control.address in z.cidr), None)
+    if hosts[jump.host].zone != control_zone:
+        return [Problem(sfile, key, f"{jump.host} is in zone {hosts[jump.host].zone}; the bastion "
+                        f"must be in the control node's zone ({control_zone})")]
+    return []
 
 
 def _endpoint_hosts(endpoint: str, hosts: dict[str, Host],

@@ -240,6 +240,61 @@ class BackupSpec(Strict):
     max_age_hours: float = Field(default=26, gt=0)
 
 
+# --- connection: how opsctl reaches the site's hosts (opsctl/connection.py) -------------
+USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+
+
+class JumpSpec(Strict):
+    """The bastion every connection goes through: a host of the site (in the control node's
+    zone) or a machine outside the site, named by address."""
+
+    host: str | None = Field(default=None, pattern=NAME)
+    address: str | None = Field(default=None, min_length=1)
+    # Without it: the site's port for a host of the site, 22 for an address.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = Field(default=None, pattern=USER)
+
+    @model_validator(mode="after")
+    def _host_or_address(self) -> JumpSpec:
+        if (self.host is None) == (self.address is None):
+            raise ValueError("give exactly one of host (a host of the site) or address")
+        return self
+
+
+class BecomeSpec(Strict):
+    """sudo for a login user other than root. The password is never written in site.yml:
+    `none` (NOPASSWD), `secrets` (the site's root-only secrets: USER-password, the file the
+    hardening role keeps the admin's password in), `file` (a path, mode 0600) or `prompt`."""
+
+    password: Literal["none", "secrets", "file", "prompt"] = "none"
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _file_given(self) -> BecomeSpec:
+        if (self.password == "file") != (self.file is not None):
+            raise ValueError("file is required with password: file, and only then")
+        return self
+
+
+class ConnectionSpec(Strict):
+    """How the control node reaches the hosts: the lab (`via: lab`, written by `opsctl lab
+    up`) or SSH as described here. Inventory variables ansible_host, ansible_port and
+    ansible_user, and opsctl_mgmt_address, override per host."""
+
+    via: Literal["ssh", "lab"] = "ssh"
+    user: str = Field(default="root", pattern=USER)
+    port: int = Field(default=22, ge=1, le=65535)
+    # On the control node; relative paths are from the site directory. The admin key is
+    # the public key the base role authorises for the login user (identity_file + .pub).
+    identity_file: str = "~/.ssh/id_ed25519"
+    admin_pubkey: str | None = None
+    become: BecomeSpec = BecomeSpec()
+    jump: JumpSpec | None = None
+    # The site's pinned host keys; without it, the site's own file in opsctl's state.
+    known_hosts: str | None = None
+    connect_timeout: int = Field(default=15, ge=1, le=300)
+
+
 class SiteSpec(Strict):
     name: str = Field(pattern=NAME)
     title: str = ""
@@ -253,6 +308,7 @@ class SiteSpec(Strict):
     flows: list[FlowSpec] = Field(default_factory=list)
     external: dict[str, ExternalSpec] = Field(default_factory=dict)
     forks: int | None = Field(default=None, ge=1, le=200)
+    connection: ConnectionSpec = ConnectionSpec()
     # --- components (opsctl deploy) ---
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
     jobs: list[JobSpec] = Field(default_factory=list)

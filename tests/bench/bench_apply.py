@@ -44,7 +44,9 @@ def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
     empty.write_text("")
     env = {"ANSIBLE_CONFIG": str(empty), "ANSIBLE_ROLES_PATH": str(ROOT / "roles")}
     cmd = [str(bin_dir / "ansible-playbook"), "-i", str(ROOT / "inventory" / site),
-           "-i", f"{state}/labs/{site}/connection.yml",
+           # the connection inventory the opsctl runs before it wrote from the lab's model
+           "-i", f"{state}/labs/{site}/ansible-connection.yml",
+           "-e", f"opsctl_admin_pubkey={state}/labs/{site}/ssh/id_ed25519.pub",
            "-e", "opsctl_mirror_keyring=/var/cache/opsctl/mirror/opsctl-mirror.gpg",
            "-e", json.dumps({"opsctl_mirror": load_site(site).mirror.as_vars()}),
            # made by the opsctl runs before it in the same state directory

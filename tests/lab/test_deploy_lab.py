@@ -154,7 +154,8 @@ def test_deploy_refuses_while_a_dependency_is_down_and_changes_nothing(reference
     site, _ = reference
     transport = engine.for_site(site)
     runs = len(history.all_runs(site.name))
-    assert transport.run("app2", ["systemctl", "stop", "query-service.service"]).rc == 0
+    assert transport.run("app2", ["systemctl", "stop", "query-service.service"],
+                         timeout=60).rc == 0
     try:
         done = opsctl("deploy", "access-gateway", "1.0.0", "--site", str(site.directory))
         assert done.returncode == 2, done.stdout + done.stderr
@@ -163,6 +164,7 @@ def test_deploy_refuses_while_a_dependency_is_down_and_changes_nothing(reference
         assert "depends on query-service" in lines[0] and "query-service on app2" in lines[0]
         assert len(history.all_runs(site.name)) == runs
     finally:
-        assert transport.run("app2", ["systemctl", "start", "query-service.service"]).rc == 0
+        assert transport.run("app2", ["systemctl", "start", "query-service.service"],
+                             timeout=60).rc == 0
     assert {r.host: r.active for r in engine.releases(site, "query-service")} == {
         "app1": True, "app2": True}

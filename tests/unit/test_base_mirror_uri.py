@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -82,6 +83,12 @@ def test_apply_hands_the_roles_the_sites_mirror(tmp_path, monkeypatch, state_dir
                         lambda _site: (SimpleNamespace(directory=tmp_path / "pki"), []))
     monkeypatch.setattr(runner, "ensure_site_secrets", lambda _name: tmp_path / "secrets")
     monkeypatch.setattr(runner, "facts_dir", lambda _name: tmp_path / "facts")
+
+    @contextmanager
+    def reached(_site, _via, _limit):
+        yield SimpleNamespace(inventory=tmp_path / "connection.yml", extravars={})
+
+    monkeypatch.setattr(runner, "reach", reached)
     site = load_site("reference")
     runner.apply(site, runner.ApplyRequest(playbook="base.yml"))
     assert seen["extravars"]["opsctl_mirror"] == site.mirror.as_vars()

@@ -76,13 +76,41 @@ def test_every_default_is_declared_in_the_argument_specs() -> None:
     assert sorted(set(defaults) ^ set(options)) == []
 
 
-def test_the_sshd_drop_in_sorts_first_and_keeps_root_key_login() -> None:
+def _render(expression: str, **variables: object) -> str:
+    import jinja2
+
+    env = jinja2.Environment()
+    env.filters["bool"] = bool  # Ansible's, for the values these tests pass
+    return env.from_string(expression).render(**variables)
+
+
+def test_the_sshd_drop_in_sorts_first_and_keeps_the_login_users_way_in() -> None:
+    """Root keeps key-only login where root converges; a site that logs in as another user
+    refuses root entirely, and that user is allowed in and is the admin."""
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     name = Path(defaults["hardening_sshd_dropin"]).name
     assert name < "10-" and name.startswith("00-")
     check = yaml.safe_load((ROLE.parents[1] / "security" / "catalog" / "host" /
                             "sshd_permit_root_login.yml").read_text())
-    assert defaults["hardening_sshd_permit_root_login"] in check["pass"]["value"]
+    permit = defaults["hardening_sshd_permit_root_login"]
+    assert _render(permit) == "prohibit-password"
+    assert _render(permit, opsctl_login_user="root") == "prohibit-password"
+    assert _render(permit, opsctl_login_user="admin2") == "no"
+    assert {_render(permit), _render(permit, opsctl_login_user="x")} <= set(check["pass"]["value"])
+    admin = defaults["hardening_admin_user"]
+    assert _render(admin) == "ops"
+    assert _render(admin, opsctl_login_user="admin2") == "admin2"
+    assert "{{ hardening_admin_user }}" in defaults["hardening_sshd_allow_users"]
+
+
+def test_the_login_users_nopasswd_grant_is_kept_only_when_the_site_works_so() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    sudoers = defaults["hardening_admin_sudoers"]
+    common = {"hardening_admin_user": "ops", "hardening_admin_group": "sudo"}
+    kept = _render(sudoers, hardening_admin_keep_nopasswd=True, **common)
+    assert "ops ALL=(ALL:ALL) NOPASSWD: ALL" in kept
+    dropped = _render(sudoers, hardening_admin_keep_nopasswd=False, **common)
+    assert "NOPASSWD" not in dropped and "Nothing is granted here." in dropped
 
 
 def test_every_remediation_through_apply_names_a_tag_some_role_carries() -> None:

@@ -111,8 +111,8 @@ def test_site_scan_with_a_recorded_transport(monkeypatch: pytest.MonkeyPatch) ->
         calls.append(host)
         assert script.startswith("#!/usr/bin/env python3")
         if host == "db2":
-            return Completed(255, "", "ssh: connect to host 172.31.30.12 port 22: "
-                                      "No route to host\n")
+            return Completed(255, "", "", not_run="db2: unreachable over SSH via lab (ssh: "
+                             "connect to host 172.31.30.12 port 22: No route to host)")
         if host == "bak1":
             return Completed(1, "", "Traceback...\nSyntaxError: invalid syntax\n")
         return Completed(0, json.dumps({**recorded, "host": host}), "")

@@ -131,3 +131,91 @@ def test_a_stopped_replica_shows_in_the_json_and_on_screen(site):
     text = console.export_text()
     assert "down" in text and "backup-incr on bak1 (2x)" in text
     assert "backup main on bak1: newest 3.0 h old (policy 26.0 h)" in text
+
+
+class _LocalTransport:
+    """Runs the command here, as the monitoring host would (its stdin, its argv)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def run(self, host, argv, stdin=None, *, timeout):
+        import subprocess
+        import sys
+
+        from opsctl.transport import Result
+
+        self.calls.append((host, argv))
+        done = subprocess.run([sys.executable, *argv[1:]], input=stdin, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+def test_fetch_runs_the_queries_on_the_monitoring_host(monkeypatch) -> None:
+    """One transport call to mon1; the program there asks Prometheus and Alertmanager where
+    they listen (here a local server standing in for both) and answers in one JSON."""
+    import http.server
+    import json
+    import threading
+    import urllib.parse
+
+    from opsctl import status as status_module
+    from opsctl.site import load_site
+
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            if self.path.startswith("/api/v1/query"):
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
+                result = [{"metric": {"host": "db1"}, "value": [0, "1"]}] \
+                    if query.startswith("up") else []
+                body = {"status": "success", "data": {"result": result}}
+            else:
+                body = []
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = load_site("reference")
+    # Both services answer on the stand-in server's port, at the loopback address.
+    site.hosts["mon1"] = type(site.hosts["mon1"])(
+        "mon1", __import__("ipaddress").IPv4Address("127.0.0.1"), "mgmt",
+        site.hosts["mon1"].groups)
+    port = server.server_address[1]
+    monkeypatch.setattr(status_module, "role_default", lambda _role, _key: port)
+    transport = _LocalTransport()
+    try:
+        result = status_module.fetch(site, transport=transport)
+    finally:
+        server.shutdown()
+    assert [host for host, _ in transport.calls] == ["mon1"]
+    assert len([p for p in asked if p.startswith("/api/v1/query")]) == len(
+        status_module.QUERIES)
+    assert any(p.startswith("/api/v2/alerts") for p in asked)
+    assert {h.name: h.agent for h in result.hosts}["db1"] == "up"
+
+
+def test_fetch_says_when_prometheus_does_not_answer(monkeypatch) -> None:
+    import ipaddress
+
+    import pytest
+
+    from opsctl import status as status_module
+    from opsctl.site import load_site
+
+    site = load_site("reference")
+    site.hosts["mon1"] = type(site.hosts["mon1"])(
+        "mon1", ipaddress.IPv4Address("127.0.0.1"), "mgmt", site.hosts["mon1"].groups)
+    monkeypatch.setattr(status_module, "role_default", lambda _role, _key: 9)  # discard port
+    with pytest.raises(status_module.MonitoringUnreachable,
+                       match=r"mon1: http://127.0.0.1:9/api/v1/query: .*refused"):
+        status_module.fetch(site, timeout=2, transport=_LocalTransport())

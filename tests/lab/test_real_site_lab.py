@@ -1,0 +1,139 @@
+"""The reference lab reached as a province reaches its own machines: a site directory with a
+connection section and no lab files (via ssh), the login user `ops` with a sudo password,
+every host behind the bastion mon1, host keys pinned by `opsctl site trust`.
+
+It shares the converged reference lab and changes nothing on it: `harden --check` is a dry
+run (a site that logs in as ops would refuse root's login, which the lab itself still uses).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsctl.connection import resolve
+from opsctl.hostkeys import fingerprint, pinned
+from opsctl.lab.state import lab_dir
+from opsctl.site import load_site
+
+
+def _opsctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "opsctl", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def _scan_errors(site, *limit: str) -> dict[str, str | None]:
+    """Each host's scan error (None when it was scanned), from the JSON report."""
+    out = Path(site.directory).parent / f"scan-{'-'.join(limit) or 'all'}"
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["--limit", ",".join(limit)] if limit else []
+    done = _opsctl("check", "--site", str(site.directory), *args, "--format", "json",
+                   "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    scan = json.loads(next(out.glob("*.json")).read_text())
+    return {t["name"]: t.get("error") for t in scan["targets"] if t["name"] in site.hosts}
+
+
+@pytest.fixture(scope="module")
+def real(reference, tmp_path_factory):
+    """A copy of the reference site that says how to reach it, and nothing of the lab's
+    besides the key the base role authorised for ops."""
+    site, _first = reference
+    directory = tmp_path_factory.mktemp("real") / "site"
+    shutil.copytree(site.directory, directory)
+    site_file = directory / "group_vars" / "all" / "site.yml"
+    data = yaml.safe_load(site_file.read_text())
+    data["site"]["connection"] = {
+        "user": "ops",
+        "identity_file": str(lab_dir(site.name) / "ssh" / "id_ed25519"),
+        # the admin's sudo password, which the hardening role keeps in the site's secrets
+        "become": {"password": "secrets"},
+        "jump": {"host": "mon1"},
+        "known_hosts": str(directory / "known_hosts"),
+    }
+    site_file.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    done = _opsctl("site", "trust", str(directory), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return load_site(str(directory))
+
+
+def test_trust_pins_every_key_through_the_bastion(real) -> None:
+    conn = resolve(real)
+    assert conn.via == "ssh" and conn.directory != lab_dir(real.name)
+    lab_keys = pinned(resolve(real, "lab"))
+    keys = pinned(conn)
+    assert set(keys) == set(real.hosts)
+    for host in real.hosts:
+        assert [k.key for k in keys[host]] == [k.key for k in lab_keys[host]]
+    config = _opsctl("site", "ssh-config", str(real.directory)).stdout
+    assert "ProxyJump mon1" in config and "User ops" in config
+
+
+def test_check_status_db_status_and_dry_run_harden_through_the_bastion(real) -> None:
+    assert _scan_errors(real) == dict.fromkeys(real.hosts)
+    status = _opsctl("db", "status", "--site", str(real.directory), "-o", "json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["leader"] in real.groups["db"]
+    # status asks Prometheus and Alertmanager on mon1 itself, through the transport
+    overview = _opsctl("status", "--site", str(real.directory), "-o", "json")
+    assert overview.returncode in (0, 1), overview.stderr
+    assert {h["name"] for h in json.loads(overview.stdout)["hosts"]} == set(real.hosts)
+    harden = _opsctl("harden", "--site", str(real.directory), "--check", "-o", "json")
+    record = json.loads(harden.stdout)
+    assert record["result"] == "ok", harden.stderr[-2000:]
+    assert set(record["hosts"]) == set(real.hosts)
+
+
+def test_a_changed_key_is_refused_everywhere_until_replaced(real) -> None:
+    conn = resolve(real)
+    good = conn.known_hosts.read_text()
+    other = pinned(conn)["mon1"][0]
+    # As after a reinstall: app2 offers a key other than the pinned one (here, the pin is
+    # what changed), and the connections made before are gone.
+    conn.known_hosts.write_text("".join(
+        f"app2 {other.type} {other.key}\n" if line.startswith("app2 ") else line + "\n"
+        for line in good.splitlines()))
+    subprocess.run(["ssh", "-F", str(conn.ssh_config), "-O", "exit", "app2"],
+                   capture_output=True, check=False)
+    try:
+        expected = (f"app2: host key changed (pinned {fingerprint(other.key)}, offered "
+                    f"{pinned(resolve(real, 'lab'))['app2'][0].fingerprint})")
+        harden = _opsctl("harden", "--site", str(real.directory), "--check")
+        assert harden.returncode == 1
+        lines = harden.stderr.strip().splitlines()
+        assert lines[-1] == (f"opsctl: {expected}; nothing was done on it. If it was "
+                             f"reinstalled: opsctl site trust {real.name} --replace app2")
+        assert not any("changed" in line for line in lines[:-1])
+        assert expected in (_scan_errors(real, "app2")["app2"] or "")
+        # Refusing without the operator's word: trust will not overwrite a pinned key.
+        refused = _opsctl("site", "trust", str(real.directory), "--limit", "app2", "--yes")
+        assert refused.returncode == 1 and "host key changed" in refused.stderr
+        fixed = _opsctl("site", "trust", str(real.directory), "--replace", "app2", "--yes")
+        assert fixed.returncode == 0, fixed.stderr
+        assert _scan_errors(real, "app2") == {"app2": None}
+    finally:
+        conn.known_hosts.write_text(good)
+
+
+def test_a_wrong_sudo_password_fails_with_a_clear_line(real) -> None:
+    directory = Path(real.directory)
+    wrong = directory.parent / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    site_file = directory / "group_vars" / "all" / "site.yml"
+    good = site_file.read_text()
+    data = yaml.safe_load(good)
+    data["site"]["connection"]["become"] = {"password": "file", "file": str(wrong)}
+    site_file.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    try:
+        error = _scan_errors(real, "app1")["app1"] or ""
+        assert error.endswith(f"app1: sudo refused ops (sudo: 3 incorrect password attempts); "
+                              f"check the password at {wrong}")
+    finally:
+        site_file.write_text(good)
