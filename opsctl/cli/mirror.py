@@ -8,7 +8,7 @@ import click
 
 from opsctl import audit
 from opsctl.cli.apply import SITE_OPTION
-from opsctl.cli.render import OUTPUT_OPTION, emit_json, err_console
+from opsctl.cli.render import OUTPUT_OPTION, VIA_OPTION, emit_json, err_console
 from opsctl.mirror import build as mirror_build
 from opsctl.mirror import push as mirror_push
 from opsctl.mirror.show import describe
@@ -54,15 +54,17 @@ def show(output: str) -> None:
 
 @mirror.command()
 @SITE_OPTION
+@VIA_OPTION
 @OUTPUT_OPTION
-def push(site: str, output: str) -> None:
+def push(site: str, via: str | None, output: str) -> None:
     """Copy the mirror to site.mirror.host:site.mirror.path, sending only what changed."""
     loaded = load_site(site)
     host, path = mirror_push.require_mirror(loaded)
     args = {"site": loaded.name, "host": host, "path": path}
     try:
         result = mirror_push.push(
-            loaded, progress=lambda m: err_console.print(f"[dim]mirror push:[/dim] {m}"))
+            loaded, via=via,
+            progress=lambda m: err_console.print(f"[dim]mirror push:[/dim] {m}"))
     except Exception as exc:
         audit.append("mirror.push", args, f"failed: {exc}")
         raise

@@ -242,14 +242,14 @@ def require_mirror(site: Site) -> tuple[str, str]:
     return place.host, place.path
 
 
-def push(site: Site, run: Runner | None = None, *, source: Path | None = None,
-         progress: Progress = lambda _msg: None) -> PushResult:
+def push(site: Site, run: Runner | None = None, *, via: str | None = None,
+         source: Path | None = None, progress: Progress = lambda _msg: None) -> PushResult:
     """Make `site.mirror.path` on `site.mirror.host` hold exactly the local mirror."""
     host, path = require_mirror(site)
     root = source or mirror_dir()
     if not (root / "InRelease").is_file():
         raise MirrorPushError(f"no mirror at {root}: run `opsctl mirror build` first")
-    run = run or for_site(site).run
+    run = run or for_site(site, via).run
     start = time.monotonic()
     progress(f"hashing the local mirror {root}")
     local = local_manifest(root)

@@ -218,7 +218,8 @@ def test_cli_push_is_audited(capsys, state_dir, pushed_site, tmp_path, monkeypat
     local = tmp_path / "mirror"
     make_mirror(local, {"a_1_all.deb": b"a"})
     monkeypatch.setattr(mp, "mirror_dir", lambda: local)
-    monkeypatch.setattr(mp, "for_site", lambda _site: type("T", (), {"run": LocalHost()})())
+    monkeypatch.setattr(mp, "for_site",
+                        lambda _site, _via: type("T", (), {"run": LocalHost()})())
     code, out, err = run_cli(capsys, "mirror", "push", "--site", str(site.directory),
                              "--output", "json")
     assert code == 0, err
