@@ -142,6 +142,8 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
         playbook=str(playbook),
         inventory=[str(site.directory), str(reached.inventory)],
         extravars={"opsctl_mirror_keyring": str(keyring),
+                   # where the hosts find the mirror (site.mirror, else the control node)
+                   "opsctl_mirror": site.mirror.as_vars(),
                    **reached.extravars,
                    "opsctl_pki_dir": str(pki.directory),
                    # Roles keep generated passwords here with the `password` lookup:

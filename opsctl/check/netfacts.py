@@ -12,7 +12,7 @@ from typing import Any
 
 from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
 from opsctl.network.nftables import boundary_ruleset
-from opsctl.site.model import Flow, Site
+from opsctl.site.model import Flow, Site, mirror_unreached
 from security.local import NO_SITE_CONTEXT
 
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
@@ -55,6 +55,16 @@ def _cross_zone_sources(site: Site, flow: Flow) -> set[str]:
     return out
 
 
+def _is_mirror(site: Site, endpoint: str, port: int) -> bool:
+    """A flow destination that is the offline mirror's service (and nothing more)."""
+    place = site.mirror
+    if port != place.port:
+        return False
+    if place.host is None:
+        return endpoint == "control"
+    return {h.name for h in site.hosts_in(endpoint)} == {place.host}
+
+
 def site_facts(site: Site) -> dict[str, Any]:
     names = list(site.zones)
     overlapping = [f"{a}/{b}" for i, a in enumerate(names) for b in names[i + 1:]
@@ -80,14 +90,15 @@ def site_facts(site: Site) -> dict[str, Any]:
                               if any(INTERNET in _endpoint_zones(site, s) for s in f.sources)
                               for d in f.destinations if _endpoint_in_zone(site, d, SECURE)
                               for p in f.ports})
-    # Other zones may reach the management centre's services only: the mirror on the control
-    # node, the time source (NTP, wherever in mgmt it runs) and the central log collector.
-    services = {("control", site.mirror_port), ("control", TIME_PORT)}
+    # Other zones may reach the management centre's services only: the offline mirror (the
+    # control node, or site.mirror.host), the time source (NTP, wherever in mgmt it runs) and
+    # the central log collector.
     mgmt_other = sorted({p for f in site.flows
                          if _cross_zone_sources(site, f) - {MGMT, "control"}
                          for d in f.destinations if _endpoint_in_zone(site, d, MGMT)
                          and d not in LOG_GROUPS
-                         for p in f.ports if (d, p) not in services
+                         for p in f.ports if not _is_mirror(site, d, p)
+                         and (d, p) != ("control", TIME_PORT)
                          and not (f.proto == "udp" and p == TIME_PORT)})
     in_mgmt = [h for h in site.hosts.values() if h.zone == MGMT]
     collectors = {h.name for h in in_mgmt if set(LOG_GROUPS) & h.groups}
@@ -98,8 +109,13 @@ def site_facts(site: Site) -> dict[str, Any]:
     forwarding = {h.name for f in log_flows for s in f.sources for h in site.hosts_in(s)}
     not_forwarding = sorted({h.zone for h in site.hosts.values()
                              if h.name not in forwarding and h.name not in collectors})
-    mirror = any(site.mirror_port in f.ports and "control" in f.destinations
-                 for f in site.flows) and _zone_of(site, site.control_address) == MGMT
+    place = site.mirror
+    if place.host is None:
+        mirror = any(place.port in f.ports and "control" in f.destinations
+                     for f in site.flows) and _zone_of(site, place.address) == MGMT
+    else:
+        mirror = (site.hosts[place.host].zone == MGMT and not mirror_unreached(
+            place.host, place.port, site.hosts, site.groups, site.flows))
     time_source = any(f.proto == "udp" and TIME_PORT in f.ports
                       and any(_endpoint_in_zone(site, d, MGMT) for d in f.destinations)
                       for f in site.flows)

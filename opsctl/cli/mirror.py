@@ -1,13 +1,16 @@
-"""`opsctl mirror build|show`."""
+"""`opsctl mirror build|show|push`."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import click
 
 from opsctl import audit
-from opsctl.cli.options import OUTPUT_OPTION
+from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_change
 from opsctl.cli.render import emit_json, err_console
 from opsctl.mirror import build as mirror_build
+from opsctl.mirror import push as mirror_push
 from opsctl.mirror.show import describe
 
 
@@ -46,3 +49,29 @@ def show(output: str) -> None:
         click.echo(f"  {role}: {' '.join(packages)}")
     if info["missing"]:
         click.echo(f"  missing: {' '.join(info['missing'])}")
+
+
+@mirror.command()
+@SITE_OPTION
+@VIA_OPTION
+@OUTPUT_OPTION
+def push(site: str | None, via: str | None, output: str) -> None:
+    """Copy the mirror to site.mirror.host:site.mirror.path, sending only what changed."""
+    loaded = site_to_change(site, output)
+    host, path = mirror_push.require_mirror(loaded)
+    args = {"site": loaded.name, "host": host, "path": path}
+    try:
+        result = mirror_push.push(
+            loaded, via=via,
+            progress=lambda m: err_console.print(f"[dim]mirror push:[/dim] {m}"))
+    except Exception as exc:
+        audit.append("mirror.push", args, f"failed: {exc}")
+        raise
+    audit.append("mirror.push", args, f"ok: sent {result.sent} files ({result.bytes_sent} "
+                 f"bytes), deleted {result.deleted}, unchanged {result.unchanged}")
+    if output == "json":
+        emit_json(asdict(result))
+        return
+    click.echo(f"mirror {result.host}:{result.path}: sent {result.sent} files "
+               f"({result.bytes_sent / 1e6:.1f} MB), deleted {result.deleted}, "
+               f"{result.unchanged} unchanged, in {result.seconds:.1f}s")

@@ -71,6 +71,33 @@ class Job:
         return self.spec.name
 
 
+@dataclass(frozen=True)
+class MirrorPlace:
+    """Where the hosts find the offline mirror: a host of the site (`site.mirror`) or, without
+    that section, the control node (`site.control`, as the lab serves it)."""
+
+    host: str | None  # the site's host that serves it; None: the control node
+    address: ipaddress.IPv4Address
+    port: int
+    path: str | None  # the repository's directory on that host (None on the control node)
+
+    @property
+    def url(self) -> str:
+        """The URI base the other hosts' apt source names (a flat repository)."""
+        return f"http://{self.address}:{self.port}/"
+
+    @property
+    def local_url(self) -> str | None:
+        """The mirror host's own apt source: the pushed directory itself (no chicken-and-egg
+        with the web server it installs from it)."""
+        return f"file:{self.path}/" if self.path else None
+
+    def as_vars(self) -> dict[str, object]:
+        """What opsctl passes to Ansible as `opsctl_mirror` (roles base and mirror_server)."""
+        return {"host": self.host or "", "address": str(self.address), "port": self.port,
+                "path": self.path or "", "url": self.url, "local_url": self.local_url or ""}
+
+
 @dataclass
 class Site:
     name: str
@@ -90,6 +117,19 @@ class Site:
     @property
     def mirror_port(self) -> int:
         return self.spec.control.mirror_port
+
+    @property
+    def mirror(self) -> MirrorPlace:
+        """Where the mirror is served for the hosts (site.mirror, else the control node)."""
+        spec = self.spec.mirror
+        if spec is None:
+            return MirrorPlace(None, self.control_address, self.mirror_port, None)
+        return MirrorPlace(spec.host, self.hosts[spec.host].address, spec.port, spec.path)
+
+    @property
+    def mirror_url(self) -> str:
+        """The mirror's URL base for the hosts, e.g. http://172.31.10.11:3142/."""
+        return self.mirror.url
 
     @property
     def agent_port(self) -> int:
@@ -267,6 +307,7 @@ def _build(
     problems.extend(_component_problems(spec, groups, flows, sfile))
     problems.extend(_connection_problems(spec, hosts, zones, sfile))
     problems.extend(_ssh_flow_problems(spec, hosts, zones, groups, flows, sfile))
+    problems.extend(mirror_problems(spec, zones, hosts, flows, groups, sfile))
 
     site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
     seen_jobs: set[str] = set()
@@ -360,6 +401,52 @@ def _ssh_flow_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str, 
     return [Problem(sfile, "site.connection.port", "no tcp flow lets opsctl reach "
                     f"{', '.join(blocked)} (from the control node, or through the bastion); "
                     "add the port to the flow that lets the management zone in")]
+
+
+def _endpoint_hosts(endpoint: str, hosts: dict[str, Host],
+                    groups: dict[str, frozenset[str]]) -> set[str]:
+    """Managed hosts an endpoint names (Site.hosts_in before the Site exists)."""
+    if endpoint == "all":
+        return set(hosts)
+    if endpoint in groups:
+        return set(groups[endpoint]) & set(hosts)
+    return {h.name for h in hosts.values() if h.zone == endpoint}
+
+
+def mirror_unreached(mirror_host: str, port: int, hosts: dict[str, Host],
+                     groups: dict[str, frozenset[str]], flows: list[Flow]) -> list[Host]:
+    """Managed hosts (other than the mirror host) that no tcp flow lets reach it on `port`."""
+    reached: set[str] = set()
+    for f in flows:
+        if f.proto != "tcp" or port not in f.ports:
+            continue
+        if any(mirror_host in _endpoint_hosts(d, hosts, groups) for d in f.destinations):
+            for s in f.sources:
+                reached |= _endpoint_hosts(s, hosts, groups)
+    return [h for h in hosts.values() if h.name != mirror_host and h.name not in reached]
+
+
+def mirror_problems(spec: SiteSpec, zones: dict[str, Zone], hosts: dict[str, Host],
+                    flows: list[Flow], groups: dict[str, frozenset[str]],
+                    sfile: str) -> list[Problem]:
+    """site.mirror: a managed host in the control node's zone that every host can reach."""
+    if spec.mirror is None:
+        return []
+    name, port = spec.mirror.host, spec.mirror.port
+    control_zone = next((z.name for z in zones.values() if spec.control.address in z.cidr), None)
+    if name not in hosts:
+        return [Problem(sfile, "site.mirror.host", f"unknown host {name!r} (a host of "
+                        f"hosts.yml in zone {control_zone or 'of the control node'})")]
+    if control_zone is not None and hosts[name].zone != control_zone:
+        return [Problem(sfile, "site.mirror.host", f"{name} is in zone {hosts[name].zone}; the "
+                        f"mirror is served from the control node's zone ({control_zone})")]
+    unreached = mirror_unreached(name, port, hosts, groups, flows)
+    if not unreached:
+        return []
+    zones_missing = sorted({h.zone for h in unreached})
+    return [Problem(sfile, "site.mirror.host", f"no flow lets zone(s) {', '.join(zones_missing)} "
+                    f"reach {name}:{port} (add to site.flows: {{name: mirror, from: all, "
+                    f"to: <a group holding {name}>, ports: [{port}]}})")]
 
 
 def _endpoint_problems(

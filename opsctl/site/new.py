@@ -132,6 +132,8 @@ def derive(source: Site, name: str, base: Network, prefix: str,
     control_zone = source.control_zone()
     spec["control"] = {**spec["control"], "address": str(
         _move(source.control_address, control_zone.cidr, zones[control_zone.name]))}
+    if isinstance(spec.get("mirror"), dict) and spec["mirror"].get("host") in names:
+        spec["mirror"] = {**spec["mirror"], "host": names[spec["mirror"]["host"]]}
     if national_gateway is not None:
         spec["external"] = {**spec.get("external", {}), "national": {
             "cidr": str(national_gateway),
@@ -194,11 +196,22 @@ def new_site(name: str, source: str = "reference", cidr_base: str | None = None,
                    {z.name: str(z.cidr) for z in made.zones.values()})
 
 
+class _Dumper(yaml.SafeDumper):
+    """Lists indented under their key, as ansible-lint's yaml rule (and the reference) has it."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(data: dict) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
 def _write(directory: Path, hosts_data: dict, site_data: dict, source: str) -> None:
     (directory / "group_vars" / "all").mkdir(parents=True)
     header = (f"# Made by `opsctl site new` from site {source}: same topology, this site's\n"
               "# names and addresses. Edit freely; `opsctl site validate` checks it.\n")
     (directory / "hosts.yml").write_text(
-        header + yaml.safe_dump(hosts_data, sort_keys=False, allow_unicode=True))
+        header + _dump(hosts_data))
     (directory / "group_vars" / "all" / "site.yml").write_text(
-        header + yaml.safe_dump(site_data, sort_keys=False, allow_unicode=True))
+        header + _dump(site_data))

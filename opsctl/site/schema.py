@@ -36,6 +36,23 @@ class ControlSpec(Strict):
     mirror_port: int = Field(default=3142, ge=1, le=65535)
 
 
+class MirrorSpec(Strict):
+    """Where the offline mirror is served on a real site: a host of the site in the control
+    node's zone, which `opsctl mirror push` fills and the mirror_server role serves.
+    Without `site.mirror` the control node serves it (`control.mirror_port`), as the lab does."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=3142, ge=1, le=65535)
+    path: str = Field(default="/srv/opsctl-mirror", pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")
+
+    @field_validator("path")
+    @classmethod
+    def _no_dot_parts(cls, value: str) -> str:
+        if any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("must be an absolute path without . or .. parts")
+        return value
+
+
 class ExternalSpec(Strict):
     """A network outside the site that flows may name (a province's uplink to the national
     node's access gateway, say). The site's hosts never live in it."""
@@ -285,6 +302,7 @@ class SiteSpec(Strict):
     zones: dict[str, ZoneSpec] = Field(min_length=1)
     router: RouterSpec = RouterSpec()
     control: ControlSpec
+    mirror: MirrorSpec | None = None
     agent_port: int = Field(default=9110, ge=1, le=65535)
     groups: dict[str, str] = Field(default_factory=dict)
     flows: list[FlowSpec] = Field(default_factory=list)

@@ -12,6 +12,7 @@ Run as root with no other lab of the site up.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from opsctl.site.model import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +48,7 @@ def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
            "-i", f"{state}/labs/{site}/ansible-connection.yml",
            "-e", f"opsctl_admin_pubkey={state}/labs/{site}/ssh/id_ed25519.pub",
            "-e", "opsctl_mirror_keyring=/var/cache/opsctl/mirror/opsctl-mirror.gpg",
+           "-e", json.dumps({"opsctl_mirror": load_site(site).mirror.as_vars()}),
            # made by the opsctl runs before it in the same state directory
            "-e", f"opsctl_pki_dir={state}/pki/{site}",
            "-e", f"opsctl_secrets_dir={state}/secrets/{site}",

@@ -25,14 +25,14 @@ def assert_nothing_ran(state_dir):
 
 
 def test_unknown_limit_names_the_host(capsys, state_dir, empty_cache):
-    code, err = run(capsys, "apply", "--limit", "app9")
+    code, err = run(capsys, "apply", "--site", "reference", "--limit", "app9")
     assert code == 2
     assert err.strip() == "opsctl: --limit: app9: no such host or group in site reference"
     assert_nothing_ran(state_dir)
 
 
 def test_unknown_playbook(capsys, state_dir, empty_cache):
-    code, err = run(capsys, "apply", "--playbook", "nope.yml")
+    code, err = run(capsys, "apply", "--site", "reference", "--playbook", "nope.yml")
     assert code == 2
     assert "playbook 'nope.yml'" in err and len(err.strip().splitlines()) == 1
     assert_nothing_ran(state_dir)
@@ -42,7 +42,7 @@ def test_missing_mirror_key_says_what_to_run(capsys, state_dir, empty_cache):
     from opsctl.components.build import build_reference
 
     build_reference()  # the site's component artifacts exist; only the mirror is missing
-    code, err = run(capsys, "apply")
+    code, err = run(capsys, "apply", "--site", "reference")
     assert code == 2
     assert "opsctl mirror build" in err
     assert_nothing_ran(state_dir)
@@ -60,6 +60,6 @@ def test_invalid_site_stops_before_anything(capsys, state_dir, empty_cache, site
 
 
 def test_retry_failed_without_history(capsys, state_dir, empty_cache):
-    code, err = run(capsys, "apply", "--retry-failed")
+    code, err = run(capsys, "apply", "--site", "reference", "--retry-failed")
     assert code == 2
     assert "no earlier run" in err

@@ -125,7 +125,7 @@ def test_missing_artifact_refuses_deploy_and_apply(capsys, site_copy, state_dir)
 
 
 def test_unknown_component_and_unknown_release(capsys, state_dir):
-    code, _, err = run(capsys, "deploy", "billing", "1.0.0")
+    code, _, err = run(capsys, "deploy", "billing", "1.0.0", "--site", "reference")
     assert code == 2
     one_error_line(err, "site.components: unknown component 'billing'")
     with pytest.raises(InvalidInput, match="no release '3.0.0'"):

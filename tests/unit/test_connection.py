@@ -139,6 +139,9 @@ def test_via_lab_reads_the_labs_model_and_never_guesses(tmp_path) -> None:
     ({"via": "carrier-pigeon"}, None, "site.connection.via: Input should be 'ssh' or 'lab'"),
     ({"user": "Root Admin"}, None, "site.connection.user: String should match pattern"),
     (None, {"db2": {"ansible_port": 70000}}, "ansible_port: 70000 is not a port"),
+    (None, {"db2": {"ansible_port": 2200}},
+     "site.connection.port: no tcp flow lets opsctl reach db2:2200 (from the control node, or "
+     "through the bastion)"),
     (None, {"db2": {"opsctl_mgmt_address": "db2.mgmt"}},
      "opsctl_mgmt_address: 'db2.mgmt' is not an IP address"),
 ])

@@ -72,7 +72,7 @@ def test_list_jobs_next_fire_in_the_jobs_zone():
 
 
 def test_jobs_list_json(capsys):
-    code, out, _ = run(capsys, "jobs", "list", "-o", "json")
+    code, out, _ = run(capsys, "jobs", "list", "--site", "reference", "-o", "json")
     assert code == 0
     data = json.loads(out)
     assert [d["name"] for d in data][:3] == ["backup-full", "backup-diff", "backup-incr"]
@@ -175,7 +175,7 @@ def test_history_asks_every_host_with_jobs():
 
 
 def test_unknown_job_is_a_clear_error(capsys):
-    code, _, err = run(capsys, "jobs", "run", "nope")
+    code, _, err = run(capsys, "jobs", "run", "nope", "--site", "reference")
     assert code == 2
     assert "no job 'nope' in site reference" in err
 
