@@ -235,15 +235,17 @@ def stop_host(site_name: str, host: str) -> bool:
     return bool(stopped)
 
 
-def ssh_command(site_name: str, host: str, command: list[str]) -> list[str]:
-    lab = lab_dir(site_name)
-    state = LabState.load(lab)
+def ssh_command(site: Site, host: str, command: list[str]) -> list[str]:
+    """ssh's argv for a lab host: the transport's, over the lab's connection model."""
+    from opsctl.transport import for_site  # noqa: PLC0415 - the lab is one producer of it
+
+    state = LabState.load(lab_dir(site.name))
     if state is None:
-        raise NotFound(f"lab {site_name} is not up (opsctl lab up --site {site_name})")
+        raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")
     if state.plan.node(host) is None or not state.plan.node(host).container:
         names = ", ".join(n.name for n in state.plan.hosts())
-        raise NotFound(f"lab {site_name} has no host {host!r} (hosts: {names})")
-    return ssh.ssh_argv(lab, host, command)
+        raise NotFound(f"lab {site.name} has no host {host!r} (hosts: {names})")
+    return for_site(site, via="lab").ssh_argv(host, command or None)
 
 
 def check_flows(site: Site) -> list[flowcheck.ProbeResult]:
