@@ -218,6 +218,9 @@ def trust(conn: Connection, limit: list[str] | None = None, replace: str | None 
             continue
         if not confirm(offered):
             result.refused += [k.alias for k in offered]
+            if batch and batch[0] in jumps:  # nothing behind an untrusted bastion is asked
+                result.refused += [n for n in names if n not in jumps]
+                break
             continue
         pin(conn, offered)
         result.pinned += offered
