@@ -127,7 +127,7 @@ def site_facts(site: Site) -> dict[str, Any]:
         "boundary_policy": m.group(1) if m else None,
         "unmatched_traffic_logged": "log prefix" in ruleset,
         "unused_flows": unused,
-        "ssh_sources": sources_for(22),
+        "ssh_sources": sources_for(site.spec.connection.port),  # where sshd listens
         "agent_sources": sources_for(site.spec.agent_port),
         "public_reaches": public_reaches,
         "secure_reachable_from": secure_from,
