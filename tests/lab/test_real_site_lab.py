@@ -119,6 +119,16 @@ def test_check_status_db_status_and_dry_run_harden_through_the_bastion(real) -> 
     record = json.loads(harden.stdout)
     assert record["result"] == "ok", harden.stderr[-2000:]
     assert set(record["hosts"]) == set(real.hosts)
+    # The sudo password reached Ansible as a file lookup only: it is in no run's artifacts,
+    # not in the audit log, and its copy for the run is gone.
+    password = resolve(real).become_file.read_text().split(" salt=")[0].strip().encode()
+    from opsctl.paths import state_dir
+
+    leaked = [str(p) for p in (state_dir() / "runs").rglob("*") if p.is_file()
+              and password in p.read_bytes()]
+    assert leaked == []
+    assert password not in (state_dir() / "audit.log").read_bytes()
+    assert not list(resolve(real).directory.glob("become-*"))
 
 
 def test_a_changed_key_is_refused_everywhere_until_replaced(real) -> None:
