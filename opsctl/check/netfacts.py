@@ -144,10 +144,22 @@ def site_facts(site: Site) -> dict[str, Any]:
     }
 
 
+# Facts the model alone cannot vouch for: what the boundary (and the hosts' firewalls)
+# actually let through. Without probe evidence each is an error naming why, so the checks that
+# read them are `error`, never `pass` from the site model (an assessor signs the verdict).
+ENFORCED = ("boundary_policy", "unmatched_traffic_logged", "ssh_sources", "agent_sources",
+            "public_reaches", "secure_reachable_from", "internet_reaches_secure",
+            "secure_zone_exposed_groups", "mgmt_inbound_other_ports")
+NOT_PROBED = ("the boundary was not probed: the site model alone says what the firewall should "
+              "do, not what it does (run opsctl check --site --probe on a lab, or verify the "
+              "device's ruleset by hand: opsctl site boundary)")
+
+
 def probe_facts(results: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """From flow-probe results (ProbeResult.as_dict()), or 'not run' when there are none."""
+    """From flow-probe results (ProbeResult.as_dict()), or errors saying they did not run."""
     if results is None:
-        return {"ran": False, "count": 0, "unexpected_open": [], "unexpected_closed": []}
+        return {"ran": False, "count": 0, "unexpected_open": {"error": NOT_PROBED},
+                "unexpected_closed": {"error": NOT_PROBED}}
 
     def label(r: dict[str, Any]) -> str:
         return f"{r['from']} -> {r['to']}:{r['port']} ({r['outcome']})"
@@ -163,7 +175,12 @@ def probe_facts(results: list[dict[str, Any]] | None) -> dict[str, Any]:
 
 
 def network_facts(site: Site, probes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"site": site_facts(site), "probes": probe_facts(probes)}
+    """The model's facts; those about the enforced boundary only with probe evidence (the
+    probes compare the whole matrix against the model, so a model they corroborate stands)."""
+    facts = site_facts(site)
+    if probes is None:
+        facts |= {key: {"error": NOT_PROBED} for key in ENFORCED}
+    return {"site": facts, "probes": probe_facts(probes)}
 
 
 def host_context(site: Site | None, host: str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from security_fixtures import failing_host, passing_host, recorded
 
-from opsctl.check.netfacts import network_facts, probe_facts
+from opsctl.check.netfacts import network_facts
 from opsctl.site.model import load_site
 from security.evaluate import ERROR, FAIL, NA, PASS, evaluate_target
 from security.schema import load_catalog
@@ -164,11 +164,20 @@ def test_every_network_check_passes_on_a_complete_site(tmp_path: Path) -> None:
     assert len(got) == len(NETWORK)
 
 
-def test_the_reference_site_passes_every_network_check_it_can_judge_without_probes() -> None:
+def test_without_probes_no_check_of_the_enforced_boundary_passes_from_the_model() -> None:
+    """The model says what the firewall should do; only probes say what it does. Without
+    them every check of the enforced boundary is an error naming why, none a pass; the
+    checks of the policy document itself still judge the model."""
     got = statuses("network", network_facts(load_site(str(ROOT / "inventory" / "reference"))))
-    failing = sorted(k for k, v in got.items() if v[0] == FAIL)
-    assert failing == []
-    assert got["net_probes_no_unexpected_open"][0] == NA
+    enforced = {"net_boundary_default_deny", "net_boundary_logs_drops", "net_ssh_only_from_mgmt",
+                "net_agent_only_from_mgmt", "net_public_reaches_only_lb",
+                "net_secure_not_reachable_from_public", "net_secure_exposure_minimal",
+                "net_mgmt_zone_isolated", "net_probes_no_unexpected_open",
+                "net_probes_allowed_flows_work"}
+    assert {k for k, v in got.items() if v[0] == ERROR} == enforced
+    assert all("the boundary was not probed" in got[k][1] for k in enforced)
+    assert sorted(k for k, v in got.items() if v[0] == FAIL) == []
+    assert {k for k, v in got.items() if v[0] == PASS} == set(got) - enforced
 
 
 def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
@@ -181,8 +190,7 @@ def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
         {"name": "internet-bak", "from": "internet", "to": "backup", "ports": [8432], "why": "x"},
     ]
     (site / "group_vars/all/site.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
-    facts = network_facts(load_site(str(site)))
-    facts["probes"] = probe_facts([
+    facts = network_facts(load_site(str(site)), probes=[
         {"from": "public", "to": "db1", "port": 5432, "expect": "closed", "outcome": "connected"},
         {"from": "app1", "to": "db1", "port": 5432, "expect": "open", "outcome": "TimeoutError"},
     ])
