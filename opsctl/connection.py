@@ -81,11 +81,6 @@ class Connection:
         names += [n for n in self.endpoints if n in first]
         return names + [n for n in self.endpoints if n not in first]
 
-    def endpoint(self, alias: str) -> Endpoint:
-        if self.bastion and alias == self.bastion.name:
-            return self.bastion
-        return self.endpoints[alias]
-
 
 def site_conn_dir(site_name: str) -> Path:
     """Where a site reached over its own SSH keeps its generated config and pinned keys."""

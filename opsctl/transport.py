@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -173,26 +171,6 @@ class SshTransport:
             where = self.conn.become_file or "the prompt"
             raise BecomeRefused(f"{host}: sudo refused {user} ({sudo_lines[-1]}); "
                                 f"check the password at {where}")
-
-    @contextmanager
-    def forward(self, host: str, port: int, local_port: int) -> Iterator[None]:
-        """A local port forwarded to host:port on the host's own address (ssh -L), for as
-        long as the block runs; through the site's bastion like everything else."""
-        address = str(self.conn.endpoints[host].aliases[0])
-        argv = ["ssh", "-F", str(self.conn.ssh_config), "-N", "-o", "ExitOnForwardFailure=yes",
-                "-o", "ControlMaster=no", "-o", "ControlPath=none",
-                "-L", f"127.0.0.1:{local_port}:{address}:{port}", host]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def for_site(site: Site, via: str | None = None) -> SshTransport:
