@@ -22,7 +22,8 @@ LOG_TLS_PORT = 6514
 
 
 def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:
-    return next((z.name for z in site.zones.values() if address in z.cidr), None)
+    zone = site.zone_of(address)
+    return zone.name if zone else None
 
 
 def _endpoint_zones(site: Site, endpoint: str) -> set[str]:
@@ -56,7 +57,8 @@ def _cross_zone_sources(site: Site, flow: Flow) -> set[str]:
 
 
 def site_facts(site: Site) -> dict[str, Any]:
-    names = list(site.zones)
+    # An internet zone (0.0.0.0/0) is "everything else", not an overlap.
+    names = [z.name for z in site.zones.values() if not z.internet]
     overlapping = [f"{a}/{b}" for i, a in enumerate(names) for b in names[i + 1:]
                    if site.zones[a].cidr.overlaps(site.zones[b].cidr)]
     outside = sorted(h.name for h in site.hosts.values()

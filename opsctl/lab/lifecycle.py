@@ -78,10 +78,11 @@ def _hosts_file(site: Site, host: str) -> str:
 
 
 def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
-    _require_root()
+    # Bad input is exit 2 whoever runs it: judge the site before asking for root.
     problems = forbidden_overlaps(site)
     if problems:
         raise InvalidInput([Problem(str(site.directory), "site.zones", p) for p in problems])
+    _require_root()
     start = time.monotonic()
     plan = plan_lab(site)
     lab = ensure_private_dir(lab_dir(site.name))

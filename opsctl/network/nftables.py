@@ -13,10 +13,17 @@ def _set(items: Iterable[object]) -> str:
     return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
 
 
+def _saddr(rule: Rule) -> str:
+    if rule.sources_except and all(n.prefixlen == 0 for n in rule.sources):
+        # The internet: anything that is not one of the site's own zones.
+        return f"ip saddr != {_set(rule.sources_except)}"
+    return f"ip saddr {_set(rule.sources)}"
+
+
 def rule_line(rule: Rule, verdict: str = "accept") -> str:
     """One nft rule for a flow; the comment carries the flow's name into counters and logs."""
     return (
-        f"ip saddr {_set(rule.sources)} ip daddr {_set(rule.destinations)} "
+        f"{_saddr(rule)} ip daddr {_set(rule.destinations)} "
         f"{rule.proto} dport {_set(rule.ports)} counter {verdict} comment \"flow {rule.flow}\""
     )
 
