@@ -1,12 +1,15 @@
-"""`opsctl site validate|show|new`."""
+"""`opsctl site validate|show|new|boundary`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from rich.table import Table
 
 from opsctl import audit
 from opsctl.cli.render import OUTPUT_OPTION, console, emit_json
+from opsctl.network.export import export_boundary
 from opsctl.site import load_site
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
@@ -65,3 +68,20 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     for zone, cidr in made.zones.items():
         click.echo(f"  {zone:9s} {cidr}")
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
+
+
+@site.command()
+@click.argument("name", default="reference")
+@click.option("--format", "fmt", default="nftables", show_default=True,
+              metavar="nftables|csv|md", help="nftables: the ruleset itself (what the lab's "
+              "router runs); csv, md: one row per rule for a device that is not nftables.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+def boundary(name: str, fmt: str, out_file: Path | None) -> None:
+    """The boundary firewall's ruleset for the network team to install (default drop + log)."""
+    text = export_boundary(load_site(name), fmt)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    out_file.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out_file}", err=True)

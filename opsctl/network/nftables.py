@@ -7,6 +7,8 @@ from ipaddress import IPv4Address
 
 from opsctl.network.flows import Rule
 
+DROP_LOG_PREFIX = "opsctl-fw-drop "
+
 
 def _set(items: Iterable[object]) -> str:
     values = [str(i) for i in items]
@@ -43,7 +45,7 @@ def boundary_ruleset(rules: list[Rule], table: str = "opsctl_boundary") -> str:
     ]
     lines += [f"    {rule_line(r)}" for r in rules]
     lines += [
-        '    counter log prefix "opsctl-fw-drop " level info drop comment "not whitelisted"',
+        f'    counter log prefix "{DROP_LOG_PREFIX}" level info drop comment "not whitelisted"',
         "  }",
         "  chain input {",
         "    type filter hook input priority filter; policy drop;",
