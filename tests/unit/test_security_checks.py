@@ -168,7 +168,9 @@ def test_the_reference_site_passes_every_network_check_it_can_judge_without_prob
     got = statuses("network", network_facts(load_site(str(ROOT / "inventory" / "reference"))))
     failing = sorted(k for k, v in got.items() if v[0] == FAIL)
     assert failing == []
-    assert got["net_probes_no_unexpected_open"][0] == NA
+    # the enforced state is not judged from the policy alone (test_network_verdicts.py)
+    assert got["net_probes_no_unexpected_open"][0] == ERROR
+    assert got["net_boundary_default_deny"][0] == ERROR
 
 
 def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
@@ -182,7 +184,7 @@ def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
     ]
     (site / "group_vars/all/site.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
     facts = network_facts(load_site(str(site)))
-    facts["probes"] = probe_facts([
+    facts["probes"] = probe_facts(load_site(str(site)), [
         {"from": "public", "to": "db1", "port": 5432, "expect": "closed", "outcome": "connected"},
         {"from": "app1", "to": "db1", "port": 5432, "expect": "open", "outcome": "TimeoutError"},
     ])
