@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from opsctl.check.netfacts import host_context, network_facts
+from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
 from opsctl.errors import NotFound
 from opsctl.site.model import Site, load_site
@@ -69,8 +69,10 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
-              probes: list[dict[str, Any]] | None = None) -> Scan:
-    """Every host of the site (or those in `limit`), then the site's network checks."""
+              probes: ProbeRun | None = None) -> Scan:
+    """Every host of the site (or those in `limit`), then the site's network checks.
+
+    Without `probes` the checks of the enforced boundary are errors (not probed)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
@@ -86,20 +88,24 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
     if not limit:
-        targets.append(evaluate_target(site.name, "network", checks,
-                                       network_facts(site, probes)))
+        facts = network_facts(site, probes.as_dicts() if probes else None,
+                              probes.not_probed if probes else None)
+        targets.append(evaluate_target(site.name, "network", checks, facts))
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
+    if probes is not None and not limit:
+        doc["probes"] = probes.summary()
     return Scan(targets, level, doc)
 
 
 def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
-                    probe: bool = False) -> Scan:
-    """Load a site and scan it; with `probe`, the running lab's flow matrix feeds the network
-    checks (real connections from inside each zone)."""
+                    probe: bool = True) -> Scan:
+    """Load a site and scan it. A whole-site scan probes the flow matrix from the site's hosts
+    (opsctl.check.probes) unless `probe` is false; the network checks of the enforced
+    boundary rest on those probes."""
     site = load_site(name)
     probes = None
-    if probe:
-        from opsctl.lab.lifecycle import check_flows  # needs a running lab (and root)
+    if probe and not limit:
+        from opsctl.lab.lifecycle import public_probes  # the lab's public namespace, if any
 
-        probes = [r.as_dict() for r in check_flows(site)]
+        probes = probe_site(site, public=public_probes)
     return scan_site(site, level, limit, probes=probes)
