@@ -10,6 +10,7 @@ import ipaddress
 import re
 from typing import Any
 
+from opsctl.check.probes import REACHED
 from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
 from opsctl.network.nftables import boundary_ruleset
 from opsctl.site.model import Flow, Site
@@ -134,10 +135,6 @@ NOT_PROBED = "boundary not probed: run opsctl check --site with probes"
 PROBE_KEYS = ("count", "not_probed", "unexpected_open", "unexpected_closed", "ssh_unexpected",
               "agent_unexpected", "public_unexpected", "public_into_secure_open",
               "internet_into_secure_unexpected", "into_mgmt_unexpected")
-# Outcomes that prove a SYN crossed every firewall on the way: a connection, or a reset from
-# the destination's own stack (the firewalls drop, they never reset). A forbidden probe that
-# was refused is a hole even though nothing listens there today.
-REACHED = frozenset({"connected", "refused", "ConnectionRefusedError"})
 
 
 def _probe_zone(site: Site, name: str) -> str | None:

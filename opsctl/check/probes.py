@@ -30,6 +30,10 @@ from opsctl.network.flows import allows, boundary_rules
 from opsctl.site.model import Site
 
 TIMEOUT = 2.0
+# Outcomes that prove a SYN crossed every firewall on the way: a connection, or a reset from
+# the destination's own stack (the firewalls drop, they never reset). A forbidden probe that
+# was refused is a hole even though nothing listens there today.
+REACHED = frozenset({"connected", "refused", "ConnectionRefusedError"})
 THREADS = 64
 PROBE_SCRIPT = """
 import json, socket, sys
@@ -83,7 +87,9 @@ class ProbeResult:
 
     @property
     def ok(self) -> bool:
-        return self.connected == self.probe.expect_open
+        if self.probe.expect_open:
+            return self.connected
+        return self.outcome not in REACHED
 
     def as_dict(self) -> dict[str, Any]:
         p = self.probe
