@@ -111,7 +111,9 @@ GROUPS: dict[str, FactGroup] = {
     "context": FactGroup("host", "the site model (opsctl)",
                          _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs")),
     # Network facts, built on the control node.
-    "site": FactGroup("network", "the site model: site.yml and hosts.yml",
+    # The policy document: what the whitelist says, not what any device does.
+    "site": FactGroup("network", "from the site model (site.yml, hosts.yml): the policy, "
+                      "not the devices",
                       _keys("name", "zones_overlapping", "hosts_outside_zone",
                             "zones_without_cidr", "boundary_policy", "unmatched_traffic_logged",
                             "unused_flows", "ssh_sources", "agent_sources", "public_reaches",
@@ -121,8 +123,13 @@ GROUPS: dict[str, FactGroup] = {
                             "mirror_in_mgmt",
                             "time_source_in_mgmt", "internet_reaches_secure",
                             "secure_zone_exposed_groups", "flows_without_reason")),
-    "probes": FactGroup("network", "TCP probes from inside each zone (opsctl lab flowcheck)",
-                        _keys("ran", "count", "unexpected_open", "unexpected_closed")),
+    # The enforced state: TCP connects attempted from the site's hosts (and, on a lab, from the
+    # public zone's namespace). Every key but `ran` is an error when the probes did not run.
+    "probes": FactGroup("network", "TCP probes from the site's hosts (opsctl check --site)",
+                        _keys("ran", "count", "not_probed", "unexpected_open",
+                              "unexpected_closed", "ssh_unexpected", "agent_unexpected",
+                              "public_unexpected", "public_into_secure_open",
+                              "internet_into_secure_unexpected", "into_mgmt_unexpected")),
 }
 
 HOST_GROUPS = tuple(collector.FACTS)

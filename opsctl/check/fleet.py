@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opsctl.check.netfacts import host_context, network_facts
+from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
 from opsctl.errors import NotFound
 from opsctl.site.model import Site, load_site
@@ -25,6 +26,9 @@ from security.local import (
     evaluate_facts,
     parse_collector_output,
 )
+
+if TYPE_CHECKING:
+    from opsctl.transport import SshTransport
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,12 @@ class Completed:
 Transport = Callable[[str, str], Completed]
 
 
-def ssh_transport(site: Site, via: str | None = None) -> Transport:
+def ssh_transport(site: Site, via: str | None = None,
+                  hosts: SshTransport | None = None) -> Transport:
     """The collector over the site's transport (its connection: own SSH or the lab's)."""
     from opsctl.transport import HostError, for_site  # noqa: PLC0415
 
-    hosts = for_site(site, via)
+    hosts = hosts or for_site(site, via)
 
     def run(host: str, script: str) -> Completed:
         try:
@@ -70,8 +75,10 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
-              probes: list[dict[str, Any]] | None = None, via: str | None = None) -> Scan:
-    """Every host of the site (or those in `limit`), then the site's network checks."""
+              probes: ProbeRun | None = None, via: str | None = None) -> Scan:
+    """Every host of the site (or those in `limit`), then the site's network checks.
+
+    Without `probes` the checks of the enforced boundary are errors (not probed)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
@@ -87,20 +94,36 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
     if not limit:
-        targets.append(evaluate_target(site.name, "network", checks,
-                                       network_facts(site, probes)))
+        facts = network_facts(site, probes.as_dicts() if probes else None,
+                              probes.not_probed if probes else None)
+        targets.append(evaluate_target(site.name, "network", checks, facts))
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
+    if probes is not None and not limit:
+        doc["probes"] = probes.summary()
     return Scan(targets, level, doc)
 
 
 def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
-                    probe: bool = False, via: str | None = None) -> Scan:
-    """Load a site and scan it; with `probe`, the running lab's flow matrix feeds the network
-    checks (real connections from inside each zone)."""
-    site = load_site(name)
-    probes = None
-    if probe:
-        from opsctl.lab.lifecycle import check_flows  # needs a running lab (and root)
+                    probe: bool = True, via: str | None = None) -> Scan:
+    """Load a site and scan it. A whole-site scan probes the flow matrix from the site's hosts
+    (opsctl.check.probes) unless `probe` is false; the network checks of the enforced
+    boundary rest on those probes. One transport serves both (one sudo password prompt)."""
+    from opsctl.transport import for_site  # noqa: PLC0415
 
-        probes = [r.as_dict() for r in check_flows(site)]
-    return scan_site(site, level, limit, probes=probes, via=via)
+    site = load_site(name)
+    hosts = for_site(site, via)
+    probes = site_probes(site, hosts) if probe and not limit else None
+    return scan_site(site, level, limit, transport=ssh_transport(site, hosts=hosts),
+                     probes=probes)
+
+
+def site_probes(site: Site, hosts: SshTransport) -> ProbeRun:
+    """The flow matrix from the site's hosts over its transport; the unmanaged zones from the
+    lab's client namespaces only when the site is reached as a lab (a real site has no host
+    of ours on the internet: those probes are reported as not run)."""
+    public = None
+    if hosts.conn.via == "lab":
+        from opsctl.lab.lifecycle import public_probes  # noqa: PLC0415
+
+        public = public_probes
+    return probe_site(site, hosts, public=public)

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from typing import Any
 
+from opsctl.check.probes import REACHED
 from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
 from opsctl.network.nftables import boundary_ruleset
 from opsctl.site.model import Flow, Site, mirror_unreached
@@ -22,7 +23,8 @@ LOG_TLS_PORT = 6514
 
 
 def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:
-    return next((z.name for z in site.zones.values() if address in z.cidr), None)
+    zone = site.zone_of(address)
+    return zone.name if zone else None
 
 
 def _endpoint_zones(site: Site, endpoint: str) -> set[str]:
@@ -66,7 +68,8 @@ def _is_mirror(site: Site, endpoint: str, port: int) -> bool:
 
 
 def site_facts(site: Site) -> dict[str, Any]:
-    names = list(site.zones)
+    # An internet zone (0.0.0.0/0) is "everything else", not an overlap.
+    names = [z.name for z in site.zones.values() if not z.internet]
     overlapping = [f"{a}/{b}" for i, a in enumerate(names) for b in names[i + 1:]
                    if site.zones[a].cidr.overlaps(site.zones[b].cidr)]
     outside = sorted(h.name for h in site.hosts.values()
@@ -144,43 +147,95 @@ def site_facts(site: Site) -> dict[str, Any]:
     }
 
 
-# Facts the model alone cannot vouch for: what the boundary (and the hosts' firewalls)
-# actually let through. Without probe evidence each is an error naming why, so the checks that
-# read them are `error`, never `pass` from the site model (an assessor signs the verdict).
-ENFORCED = ("boundary_policy", "unmatched_traffic_logged", "ssh_sources", "agent_sources",
-            "public_reaches", "secure_reachable_from", "internet_reaches_secure",
-            "secure_zone_exposed_groups", "mgmt_inbound_other_ports")
-NOT_PROBED = ("the boundary was not probed: the site model alone says what the firewall should "
-              "do, not what it does (run opsctl check --site --probe on a lab, or verify the "
-              "device's ruleset by hand: opsctl site boundary)")
+NOT_PROBED = ("boundary not probed: the site model says what the firewall should do, not what "
+              "it does (run opsctl check --site without --no-probes, or verify the device's "
+              "ruleset by hand against opsctl site boundary)")
+PROBE_KEYS = ("count", "not_probed", "unexpected_open", "unexpected_closed", "ssh_unexpected",
+              "agent_unexpected", "public_unexpected", "public_into_secure_open",
+              "internet_into_secure_unexpected", "into_mgmt_unexpected")
 
 
-def probe_facts(results: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """From flow-probe results (ProbeResult.as_dict()), or errors saying they did not run."""
+def _probe_zone(site: Site, name: str) -> str | None:
+    """The zone a probe endpoint sits in: a host's, a lab client's (named after its zone),
+    or the control node's."""
+    if name in site.hosts:
+        return site.hosts[name].zone
+    if name in site.zones:
+        return name
+    return site.control_zone().name if name == "control" else None
+
+
+def _unexpected(r: dict[str, Any]) -> bool:
+    if r["expect"] == "open":
+        return r["outcome"] != "connected"
+    return r["outcome"] in REACHED
+
+
+def _judged(labels: list[str], missing: list[str]) -> list[str] | dict[str, str]:
+    """Labels prove a failure on their own; no labels prove a pass only when every probe
+    that bears on the fact ran."""
+    if labels or not missing:
+        return labels
+    return {"error": f"probes incomplete: not probed from {', '.join(missing)}"}
+
+
+def probe_facts(site: Site, results: list[dict[str, Any]] | None,
+                not_probed: dict[str, str] | None = None) -> dict[str, Any]:
+    """The enforced state from flow-probe results (ProbeResult.as_dict() shape).
+
+    Without results every fact but `ran` is an error, so that no check of the enforced state
+    passes on the policy alone. `not_probed` names sources whose probes could not run, with
+    why: a fact they bear on is an error unless the probes that did run already fail it.
+    """
     if results is None:
-        return {"ran": False, "count": 0, "unexpected_open": {"error": NOT_PROBED},
-                "unexpected_closed": {"error": NOT_PROBED}}
+        return {"ran": False, **{k: {"error": NOT_PROBED} for k in PROBE_KEYS}}
+    missing = not_probed or {}
+    unmanaged = {z for z, zone in site.zones.items() if not zone.managed}
+    # The control node's own connections are the operator's; its SSH is proven by the scan.
+    missing_hosts = [s for s in missing if s != "control" and _probe_zone(site, s) not in unmanaged]
+    missing_public = [s for s in missing if _probe_zone(site, s) in unmanaged]
 
     def label(r: dict[str, Any]) -> str:
         return f"{r['from']} -> {r['to']}:{r['port']} ({r['outcome']})"
 
+    def src(r: dict[str, Any]) -> str | None:
+        return _probe_zone(site, r["from"])
+
+    def dst(r: dict[str, Any]) -> str | None:
+        return _probe_zone(site, r["to"])
+
+    # where sshd listens: the site's port, or a host's own (ansible_port)
+    ssh_ports = {site.spec.connection.port} | {h.login.port for h in site.hosts.values()
+                                                if h.login.port is not None}
+    bad = [r for r in results if _unexpected(r)]
+    from_public = [r for r in bad if src(r) in unmanaged]
     return {
         "ran": True,
-        "count": len(results),
-        "unexpected_open": [label(r) for r in results
-                            if r["expect"] == "closed" and r["outcome"] == "connected"],
-        "unexpected_closed": [label(r) for r in results
-                              if r["expect"] == "open" and r["outcome"] != "connected"],
+        "count": len(results) if results else {"error": "no probe ran: " + "; ".join(
+            f"{s}: {why}" for s, why in missing.items())},
+        "not_probed": [f"{s}: {why}" for s, why in missing.items()],
+        "unexpected_open": _judged([label(r) for r in bad if r["expect"] == "closed"],
+                                   missing_hosts),
+        "unexpected_closed": _judged([label(r) for r in bad if r["expect"] == "open"],
+                                     missing_hosts),
+        "ssh_unexpected": _judged([label(r) for r in bad if r["port"] in ssh_ports],
+                                  missing_hosts),
+        "agent_unexpected": _judged([label(r) for r in bad if r["port"] == site.agent_port],
+                                    missing_hosts),
+        "public_unexpected": _judged([label(r) for r in from_public], missing_public),
+        "public_into_secure_open": _judged(
+            [label(r) for r in from_public if dst(r) == SECURE and r["outcome"] in REACHED],
+            missing_public),
+        "internet_into_secure_unexpected": _judged(
+            [label(r) for r in bad if src(r) == INTERNET and dst(r) == SECURE], missing_hosts),
+        "into_mgmt_unexpected": _judged(
+            [label(r) for r in bad if dst(r) == MGMT and src(r) != MGMT], missing_hosts),
     }
 
 
-def network_facts(site: Site, probes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The model's facts; those about the enforced boundary only with probe evidence (the
-    probes compare the whole matrix against the model, so a model they corroborate stands)."""
-    facts = site_facts(site)
-    if probes is None:
-        facts |= {key: {"error": NOT_PROBED} for key in ENFORCED}
-    return {"site": facts, "probes": probe_facts(probes)}
+def network_facts(site: Site, probes: list[dict[str, Any]] | None = None,
+                  not_probed: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"site": site_facts(site), "probes": probe_facts(site, probes, not_probed)}
 
 
 def host_context(site: Site | None, host: str | None) -> dict[str, Any]:

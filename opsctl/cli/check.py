@@ -26,8 +26,9 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.option("--site", "site_name", metavar="NAME",
               help="Scan every host of a site over SSH, and its network.")
 @click.option("--limit", metavar="HOST[,HOST]", help="With --site: only these hosts.")
-@click.option("--probe", is_flag=True,
-              help="With --site: probe the running lab's flow matrix for the network checks.")
+@click.option("--probes/--no-probes", "probe", default=None,
+              help="With --site (default: probes): probe the flow matrix from the site's hosts "
+              "for the checks of the enforced boundary; without, those checks are errors.")
 @VIA_OPTION
 @LEVEL
 @click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT[,FORMAT]",
@@ -38,21 +39,21 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
               show_default=True, help="Exit 1 when a check at or above this severity fails.")
 @click.pass_context
 def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | None,
-          probe: bool, via: str | None, level: int, fmt: str, out_dir: Path | None,
+          probe: bool | None, via: str | None, level: int, fmt: str, out_dir: Path | None,
           fail_on: str) -> int | None:
     """Graded-protection (等级保护 level 3) compliance scan against the check catalog."""
     if ctx.invoked_subcommand is not None:
         return None
     if local == bool(site_name):
         raise click.UsageError("say what to scan: --local or --site NAME")
-    if (limit or probe) and not site_name:
-        raise click.UsageError("--limit and --probe go with --site")
+    if (limit or probe is not None) and not site_name:
+        raise click.UsageError("--limit and --probes/--no-probes go with --site")
     formats = parse_formats(fmt)
     if len(formats) > 1 and out_dir is None:
         raise click.UsageError("several formats go to files: add --out DIR")
     if site_name:
         hosts = [h.strip() for h in limit.split(",") if h.strip()] if limit else None
-        scan = scan_named_site(site_name, level, hosts, probe, via=via)
+        scan = scan_named_site(site_name, level, hosts, probe is not False, via=via)
     else:
         scan = scan_local(level)
     if out_dir is None:

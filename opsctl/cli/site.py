@@ -1,4 +1,4 @@
-"""`opsctl site validate|show|new|use|ssh-config|trust`."""
+"""`opsctl site validate|show|new|use|ssh-config|trust|boundary`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, site_to_read
 from opsctl.cli.render import console, emit_json
 from opsctl.connection import site_ssh_config
 from opsctl.hostkeys import HostKey, trust_site
+from opsctl.network.export import export_boundary
 from opsctl.site.current import ENV, choice_file, forget, resolve, stored, use
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
@@ -143,3 +144,20 @@ def trust(name: str | None, via: str | None, limit: tuple[str, ...], replace: st
     if result.refused:
         click.echo(f"not pinned: {', '.join(result.refused)}")
         raise SystemExit(1)
+
+
+@site.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", default="nftables", show_default=True,
+              metavar="nftables|csv|md", help="nftables: the ruleset itself (what the lab's "
+              "router runs); csv, md: one row per rule for a device that is not nftables.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+def boundary(name: str | None, fmt: str, out_file: Path | None) -> None:
+    """The boundary firewall's ruleset for the network team to install (default drop + log)."""
+    text = export_boundary(site_to_read(name), fmt)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    out_file.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out_file}", err=True)

@@ -12,11 +12,12 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
+from opsctl.check.probes import Endpoint, Probe, ProbeResult, build_matrix
 from opsctl.lab.plan import LabPlan
-from opsctl.network.flows import allows, boundary_rules
 from opsctl.site.model import Site
+
+__all__ = ["Endpoint", "Probe", "ProbeResult", "matrix", "run_probes"]
 
 # Binds each port on the destination's own address (not the wildcard: on the control
 # node that would be the machine's real interfaces), reports which were free.
@@ -50,44 +51,6 @@ with ThreadPoolExecutor(64) as pool:
 """
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a probe starts or lands: a lab node's namespace, or the control node (None)."""
-
-    name: str
-    netns: str | None
-    address: str
-
-
-@dataclass(frozen=True)
-class Probe:
-    source: Endpoint
-    destination: Endpoint
-    port: int
-    expect_open: bool
-    flow: str | None  # the whitelisted flow that allows it
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    probe: Probe
-    outcome: str  # "connected" or the error the connection met
-
-    @property
-    def connected(self) -> bool:
-        return self.outcome == "connected"
-
-    @property
-    def ok(self) -> bool:
-        return self.connected == self.probe.expect_open
-
-    def as_dict(self) -> dict:
-        p = self.probe
-        return {"from": p.source.name, "to": p.destination.name, "address": p.destination.address,
-                "port": p.port, "expect": "open" if p.expect_open else "closed",
-                "flow": p.flow, "outcome": self.outcome, "ok": self.ok}
-
-
 def endpoints(site: Site, plan: LabPlan) -> dict[str, Endpoint]:
     result = {n.name: Endpoint(n.name, n.netns, n.address.split("/")[0]) for n in plan.nodes}
     result["control"] = Endpoint("control", None, str(site.control_address))
@@ -99,25 +62,10 @@ def matrix(site: Site, plan: LabPlan, sources: list[str] | None = None) -> list[
 
     By default the sources are the control node, each client (public) and every host.
     """
-    import ipaddress
-
     eps = endpoints(site, plan)
-    rules = boundary_rules(site)
-    # TCP only: a connect either completes or is refused/dropped; UDP (the time flow) has no
-    # handshake to tell a dropped datagram from an unanswered one.
-    ports = sorted({p for f in site.flows if f.proto == "tcp" for p in f.ports})
     names = sources or ["control", *[n.name for n in plan.nodes]]
     dests = [eps[n.name] for n in plan.hosts()] + [eps["control"]]
-    probes = []
-    for src in (eps[n] for n in names):
-        for dst in dests:
-            if dst.name == src.name:
-                continue
-            for port in ports:
-                flow = allows(rules, ipaddress.IPv4Address(src.address),
-                              ipaddress.IPv4Address(dst.address), "tcp", port)
-                probes.append(Probe(src, dst, port, flow is not None, flow))
-    return probes
+    return build_matrix(site, [eps[n] for n in names], dests)
 
 
 def _in(netns: str | None, cmd: list[str]) -> list[str]:

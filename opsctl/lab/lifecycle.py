@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,10 +79,11 @@ def _hosts_file(site: Site, host: str) -> str:
 
 
 def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
-    _require_root()
+    # Bad input is exit 2 whoever runs it: judge the site before asking for root.
     problems = forbidden_overlaps(site)
     if problems:
         raise InvalidInput([Problem(str(site.directory), "site.zones", p) for p in problems])
+    _require_root()
     start = time.monotonic()
     plan = plan_lab(site)
     lab = ensure_private_dir(lab_dir(site.name))
@@ -254,6 +256,19 @@ def check_flows(site: Site) -> list[flowcheck.ProbeResult]:
     if state is None:
         raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")
     return flowcheck.run_probes(flowcheck.matrix(site, state.plan))
+
+
+def public_probes(site: Site) -> list[flowcheck.ProbeResult] | None:
+    """Probes from the lab's client namespaces in the unmanaged zones (the internet's users),
+    or None when no lab of the site is up here or its namespaces cannot be entered (root)."""
+    state = LabState.load(lab_dir(site.name))
+    clients = [n.name for n in state.plan.nodes if not n.container] if state else []
+    if not clients:
+        return None
+    try:
+        return flowcheck.run_probes(flowcheck.matrix(site, state.plan, clients))
+    except (subprocess.CalledProcessError, OSError):
+        return None
 
 
 def leftovers(plan: LabPlan, lab: Path | None = None) -> list[str]:

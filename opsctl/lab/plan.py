@@ -117,8 +117,17 @@ def plan_lab(site: Site) -> LabPlan:
 
 
 def forbidden_overlaps(site: Site) -> list[str]:
-    """Zones that would take addresses the machine itself uses: refuse these before lab up."""
-    return [
+    """Zones the lab cannot build: refuse these before lab up.
+
+    Those that would take addresses the machine itself uses, and an internet zone
+    (0.0.0.0/0): the lab puts a client namespace in every unmanaged zone and needs a
+    concrete subnet for it (the reference site's public zone is 172.31.99.0/24).
+    """
+    internet = [f"zone {z.name} is the internet ({z.cidr}): the lab needs a concrete subnet "
+                "for its client; give the zone one for the lab (like 172.31.99.0/24)"
+                for z in site.zones.values() if z.internet]
+    return internet + [
         f"zone {z.name} ({z.cidr}) overlaps {net}, which the lab must keep out of"
-        for z in site.zones.values() for net in FORBIDDEN if z.cidr.overlaps(net)
+        for z in site.zones.values() if not z.internet
+        for net in FORBIDDEN if z.cidr.overlaps(net)
     ]

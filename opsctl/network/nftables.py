@@ -7,16 +7,25 @@ from ipaddress import IPv4Address
 
 from opsctl.network.flows import Rule
 
+DROP_LOG_PREFIX = "opsctl-fw-drop "
+
 
 def _set(items: Iterable[object]) -> str:
     values = [str(i) for i in items]
     return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
 
 
+def _saddr(rule: Rule) -> str:
+    if rule.sources_except and all(n.prefixlen == 0 for n in rule.sources):
+        # The internet: anything that is not one of the site's own zones.
+        return f"ip saddr != {_set(rule.sources_except)}"
+    return f"ip saddr {_set(rule.sources)}"
+
+
 def rule_line(rule: Rule, verdict: str = "accept") -> str:
     """One nft rule for a flow; the comment carries the flow's name into counters and logs."""
     return (
-        f"ip saddr {_set(rule.sources)} ip daddr {_set(rule.destinations)} "
+        f"{_saddr(rule)} ip daddr {_set(rule.destinations)} "
         f"{rule.proto} dport {_set(rule.ports)} counter {verdict} comment \"flow {rule.flow}\""
     )
 
@@ -36,7 +45,7 @@ def boundary_ruleset(rules: list[Rule], table: str = "opsctl_boundary") -> str:
     ]
     lines += [f"    {rule_line(r)}" for r in rules]
     lines += [
-        '    counter log prefix "opsctl-fw-drop " level info drop comment "not whitelisted"',
+        f'    counter log prefix "{DROP_LOG_PREFIX}" level info drop comment "not whitelisted"',
         "  }",
         "  chain input {",
         "    type filter hook input priority filter; policy drop;",

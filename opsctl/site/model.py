@@ -29,6 +29,11 @@ class Zone:
     managed: bool
     router_address: ipaddress.IPv4Address
 
+    @property
+    def internet(self) -> bool:
+        """The zone stands for every address outside the site's other zones (0.0.0.0/0)."""
+        return self.cidr.prefixlen == 0
+
 
 @dataclass(frozen=True)
 class HostLogin:
@@ -140,7 +145,19 @@ class Site:
         return self.spec.router.name
 
     def control_zone(self) -> Zone:
-        return next(z for z in self.zones.values() if self.control_address in z.cidr)
+        zone = self.zone_of(self.control_address)
+        assert zone is not None, "validated: the control address is inside a zone"
+        return zone
+
+    def zone_of(self, address: ipaddress.IPv4Address) -> Zone | None:
+        """The zone an address lies in: the most specific one, so that an internet zone
+        (0.0.0.0/0) holds only what no other zone does."""
+        inside = [z for z in self.zones.values() if address in z.cidr]
+        return max(inside, key=lambda z: z.cidr.prefixlen, default=None)
+
+    def internal_networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        """The site's own address ranges: every zone but an internet one."""
+        return tuple(z.cidr for z in self.zones.values() if not z.internet)
 
     def component_order(self) -> list[str]:
         """The site's components, each after the ones it depends on (validated acyclic)."""
@@ -201,23 +218,10 @@ def _build(
     problems: list[Problem] = []
     ifile = inv.file
 
-    zones: dict[str, Zone] = {}
-    for name, z in spec.zones.items():
-        router = z.cidr.network_address + spec.router.host_number
-        if router not in z.cidr or router == z.cidr.broadcast_address:
-            problems.append(Problem(sfile, f"site.zones.{name}.cidr",
-                                    f"{z.cidr} has no host number {spec.router.host_number} "
-                                    "for the router"))
-        zones[name] = Zone(name, z.cidr, z.purpose, z.managed, router)
-    names = list(zones)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if zones[a].cidr.overlaps(zones[b].cidr):
-                problems.append(Problem(sfile, f"site.zones.{b}.cidr",
-                                        f"{zones[b].cidr} overlaps zone {a} ({zones[a].cidr})"))
-    if not any(spec.control.address in z.cidr for z in zones.values()):
-        problems.append(Problem(sfile, "site.control.address",
-                                f"{spec.control.address} is inside no zone"))
+    zones = {name: Zone(name, z.cidr, z.purpose, z.managed,
+                        z.cidr.network_address + spec.router.host_number)
+             for name, z in spec.zones.items()}
+    problems += _zone_problems(zones, spec, sfile)
 
     # Every managed zone is a group in hosts.yml that holds that zone's hosts.
     for name, zone in zones.items():
@@ -290,7 +294,7 @@ def _build(
             problems.append(Problem(sfile, f"site.external.{name}",
                                     f"{name!r} is already a group, zone or special endpoint"))
         for zone in zones.values():
-            if ext.cidr.overlaps(zone.cidr):
+            if not zone.internet and ext.cidr.overlaps(zone.cidr):
                 problems.append(Problem(sfile, f"site.external.{name}.cidr",
                                         f"{ext.cidr} overlaps zone {zone.name} ({zone.cidr})"))
     known = set(groups) | set(zones) | set(SPECIAL_ENDPOINTS) | set(spec.external)
@@ -360,7 +364,8 @@ def _connection_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str
     key = "site.connection.jump.host"
     if jump.host not in hosts:
         return [Problem(sfile, key, f"unknown host {jump.host!r} (hosts: {', '.join(hosts)})")]
-    control_zone = next((z.name for z in zones.values() if spec.control.address in z.cidr), None)
+    control_zone = next((z.name for z in zones.values()
+                         if not z.internet and spec.control.address in z.cidr), None)
     if hosts[jump.host].zone != control_zone:
         return [Problem(sfile, key, f"{jump.host} is in zone {hosts[jump.host].zone}; the bastion "
                         f"must be in the control node's zone ({control_zone})")]
@@ -374,7 +379,8 @@ def _ssh_flow_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str, 
     or the bastion) to every host on its SSH port. The lab's hosts answer on 22 (via: lab)."""
     if spec.connection.via == "lab":
         return []
-    control_zone = next((z for z in zones.values() if spec.control.address in z.cidr), None)
+    control_zone = next((z for z in zones.values()
+                         if not z.internet and spec.control.address in z.cidr), None)
     jump = spec.connection.jump.host if spec.connection.jump else None
 
     def covers(endpoint: str, host: Host | None) -> bool:
@@ -433,7 +439,8 @@ def mirror_problems(spec: SiteSpec, zones: dict[str, Zone], hosts: dict[str, Hos
     if spec.mirror is None:
         return []
     name, port = spec.mirror.host, spec.mirror.port
-    control_zone = next((z.name for z in zones.values() if spec.control.address in z.cidr), None)
+    control_zone = next((z.name for z in zones.values()
+                         if not z.internet and spec.control.address in z.cidr), None)
     if name not in hosts:
         return [Problem(sfile, "site.mirror.host", f"unknown host {name!r} (a host of "
                         f"hosts.yml in zone {control_zone or 'of the control node'})")]
@@ -447,6 +454,33 @@ def mirror_problems(spec: SiteSpec, zones: dict[str, Zone], hosts: dict[str, Hos
     return [Problem(sfile, "site.mirror.host", f"no flow lets zone(s) {', '.join(zones_missing)} "
                     f"reach {name}:{port} (add to site.flows: {{name: mirror, from: all, "
                     f"to: <a group holding {name}>, ports: [{port}]}})")]
+
+
+def _zone_problems(zones: dict[str, Zone], spec: SiteSpec, sfile: str) -> list[Problem]:
+    """Router host numbers, overlaps and the control node's zone.
+
+    An internet zone (0.0.0.0/0, unmanaged: the schema enforces that) stands for "everything
+    else": it overlaps every zone by construction, has no router leg of ours to number, and
+    cannot hold the control node.
+    """
+    problems = []
+    for zone in zones.values():
+        router = zone.router_address
+        if not zone.internet and (router not in zone.cidr
+                                  or router == zone.cidr.broadcast_address):
+            problems.append(Problem(sfile, f"site.zones.{zone.name}.cidr",
+                                    f"{zone.cidr} has no host number {spec.router.host_number} "
+                                    "for the router"))
+    real = [z for z in zones.values() if not z.internet]
+    for i, a in enumerate(real):
+        for b in real[i + 1:]:
+            if a.cidr.overlaps(b.cidr):
+                problems.append(Problem(sfile, f"site.zones.{b.name}.cidr",
+                                        f"{b.cidr} overlaps zone {a.name} ({a.cidr})"))
+    if not any(spec.control.address in z.cidr for z in real):
+        problems.append(Problem(sfile, "site.control.address",
+                                f"{spec.control.address} is inside no zone"))
+    return problems
 
 
 def _endpoint_problems(

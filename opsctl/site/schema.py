@@ -20,10 +20,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+INTERNET = ipaddress.IPv4Network("0.0.0.0/0")
+
+
 class ZoneSpec(Strict):
+    """A zone. An unmanaged zone (no hosts of ours) may be the internet: `cidr: any` or
+    0.0.0.0/0, standing for every address outside the site's other zones."""
+
     cidr: ipaddress.IPv4Network
     purpose: str = Field(min_length=1)
     managed: bool = True
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _any_is_everything(cls, value: object) -> object:
+        return "0.0.0.0/0" if isinstance(value, str) and value.strip().lower() == "any" else value
+
+    @model_validator(mode="after")
+    def _internet_is_unmanaged(self) -> ZoneSpec:
+        if self.managed and self.cidr == INTERNET:
+            raise ValueError("only an unmanaged zone (managed: false) may be the internet "
+                             "(any, 0.0.0.0/0); a managed zone needs its own subnet")
+        return self
 
 
 class RouterSpec(Strict):

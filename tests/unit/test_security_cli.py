@@ -135,7 +135,7 @@ def test_site_scan_with_a_recorded_transport(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_site_and_local_are_exclusive() -> None:
-    for argv in (["check", "--local", "--site", "reference"], ["check", "--local", "--probe"]):
+    for argv in (["check", "--local", "--site", "reference"], ["check", "--local", "--no-probes"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
