@@ -16,14 +16,13 @@ from typing import Any
 
 from opsctl.errors import NotFound
 from opsctl.site.model import Job, Site
+from opsctl.transport import HostError, Transport
 from scheduler.cron import next_fire
 
 # How a host runs the scheduler's CLI (the scheduler_agent role installs the package into
 # /opt/opsctl-scheduler, its default scheduler_agent_home).
 REMOTE_SCHEDULER = ["env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler"]
 
-# (host, argv, timeout seconds) -> (exit code, output); ssh's own failure is 255.
-Transport = Callable[[str, list[str], float], tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -91,9 +90,11 @@ class FleetAnswer:
 def _ask(hosts: list[str], argv: list[str], timeout: float, transport: Transport,
          judge: Callable[[int, Any], bool]) -> FleetAnswer:
     def one(host: str) -> HostAnswer:
-        code, out = transport(host, argv, timeout)
-        if code == 255:
-            return HostAnswer(host, False, error=f"unreachable: {out.splitlines()[-1:]}")
+        try:
+            done = transport.run(host, argv, timeout=timeout)
+        except HostError as exc:  # unreachable, a changed key, sudo refused: not asked
+            return HostAnswer(host, False, error=str(exc))
+        code, out = done.rc, (done.stdout or done.stderr).strip()
         try:
             data = json.loads(out)
         except json.JSONDecodeError:
@@ -129,19 +130,3 @@ def job_history(site: Site, name: str | None, transport: Transport,
     argv = [*REMOTE_SCHEDULER, "history", *([name] if name else []), "--json",
             "--limit", str(limit)]
     return _ask(hosts, argv, 30, transport, lambda code, _: code == 0)
-
-
-def ssh_transport(site: Site) -> Transport:
-    """The scheduler's CLI over the site's SSH (opsctl.transport: the lab's, or plain ssh)."""
-    from opsctl.transport import HostError, for_site  # noqa: PLC0415
-
-    hosts = for_site(site)
-
-    def run(host: str, argv: list[str], timeout: float) -> tuple[int, str]:
-        try:
-            done = hosts.run(host, argv, timeout=timeout)
-        except HostError as exc:
-            return 255, str(exc)
-        return done.rc, (done.stdout or done.stderr).strip()
-
-    return run

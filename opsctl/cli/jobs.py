@@ -10,7 +10,8 @@ from rich.table import Table
 
 from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
 from opsctl.cli.render import console, emit_json
-from opsctl.jobs import FleetAnswer, find_job, job_history, list_jobs, run_job, ssh_transport
+from opsctl.jobs import FleetAnswer, find_job, job_history, list_jobs, run_job
+from opsctl.transport import for_site
 
 
 @click.group()
@@ -63,7 +64,7 @@ def run_cmd(name: str, site: str | None, hosts: tuple[str, ...], output: str) ->
     """Run a job now on the hosts of its group (over SSH); exit 1 if any run failed."""
     loaded = site_to_change(site, output)
     find_job(loaded, name)  # an unknown job is bad input before any host is asked
-    answer = run_job(loaded, name, ssh_transport(loaded), list(hosts) or None)
+    answer = run_job(loaded, name, for_site(loaded), list(hosts) or None)
     _render(answer, output, lambda a: [f"{a.data.get('outcome')}  {a.data.get('reason', '')}"])
 
 
@@ -77,7 +78,7 @@ def history_cmd(name: str | None, site: str | None, limit: int, output: str) -> 
     loaded = site_to_read(site)
     if name is not None:
         find_job(loaded, name)
-    answer = job_history(loaded, name, ssh_transport(loaded), limit)
+    answer = job_history(loaded, name, for_site(loaded), limit)
     _render(answer, output, lambda a: [
         f"{r['started_iso'][:19]}  {r['job']}  #{r['attempt']}  {r['outcome']}  "
         f"{'-' if r['duration'] is None else format(r['duration'], '.1f') + 's'}  {r['reason']}"

@@ -68,11 +68,9 @@ class DeployResult:
 
 def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None = None,
          timeout: float = 60) -> tuple[int, str]:
-    """(exit code, what it said); 255 with the reason when the host was not reached."""
-    try:
-        done = transport.run(host, argv, stdin=stdin, timeout=timeout)
-    except HostError as exc:
-        return 255, str(exc)
+    """(exit code, what it said). A host that cannot be asked (unreachable, a changed key,
+    sudo refused) raises HostError: each step says what that means for it."""
+    done = transport.run(host, argv, stdin=stdin, timeout=timeout)
     return done.rc, done.output
 
 
@@ -146,8 +144,11 @@ systemctl restart "$1.service"
 
 
 def probe(transport: Transport, host: str, component: str) -> HostRelease:
-    code, out = _run(transport, host, ["python3", "-c", PROBE, f"/opt/{component}",
-                                 f"{component}.service"], timeout=20)
+    try:
+        code, out = _run(transport, host, ["python3", "-c", PROBE, f"/opt/{component}",
+                                           f"{component}.service"], timeout=20)
+    except HostError as exc:
+        raise DeployFailed(f"cannot read the releases of {component}: {exc}") from None
     if code != 0:
         raise DeployFailed(f"{host}: cannot read the releases of {component}: {out}")
     data = json.loads(out.splitlines()[-1])
@@ -164,20 +165,28 @@ def releases(site: Site, component: str) -> list[HostRelease]:
         return list(pool.map(lambda h: probe(transport, h, component), hosts))
 
 
-def _reachable(transport: Transport, hosts: list[str]) -> list[str]:
-    def down(host: str) -> str | None:
-        code, _ = _run(transport, host, ["true"], timeout=10)
-        return None if code == 0 else host
+def _unanswered(transport: Transport, hosts: list[str]) -> list[str]:
+    """Why each host that cannot be acted on cannot (unreachable, changed key, sudo)."""
+    def why(host: str) -> str | None:
+        try:
+            code, out = _run(transport, host, ["true"], timeout=10)
+        except HostError as exc:
+            return str(exc)
+        return None if code == 0 else f"{host}: `true` exited {code} ({out})"
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        return [h for h in pool.map(down, hosts) if h]
+        return [w for w in pool.map(why, hosts) if w]
 
 
 def _set_drained(site: Site, transport: Transport, component: str, drained: set[str]) -> None:
     text = balancer.backends_text(site, component, drained).encode()
     path = balancer.backends_path(component)
     for lb in [h.name for h in site.hosts_in("lb")]:
-        code, out = _run(transport, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
-                                   str(DRAIN_TIMEOUT)], stdin=text, timeout=DRAIN_TIMEOUT + 30)
+        try:
+            code, out = _run(transport, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
+                                             str(DRAIN_TIMEOUT)],
+                             stdin=text, timeout=DRAIN_TIMEOUT + 30)
+        except HostError as exc:
+            code, out = None, str(exc)
         if code != 0:
             raise DeployFailed(f"{lb}: could not set the backends of {component} "
                                f"(drained: {', '.join(sorted(drained)) or 'none'}): {out}")
@@ -186,10 +195,12 @@ def _set_drained(site: Site, transport: Transport, component: str, drained: set[
 def _switch(transport: Transport, host: str, component: str, version: str,
             artifact: Path | None, previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
-    code, out = _run(transport, host, ["sh", "-c", SWITCH, "switch", component, version,
-                                 "push" if artifact else "present",
-                                 previous],
-                     stdin=data, timeout=120)
+    try:
+        code, out = _run(transport, host, ["sh", "-c", SWITCH, "switch", component, version,
+                                           "push" if artifact else "present", previous],
+                         stdin=data, timeout=120)
+    except HostError as exc:
+        code, out = None, str(exc)
     if code != 0:
         raise DeployFailed(f"{host}: switching {component} to {version} failed: {out}")
 
@@ -198,8 +209,12 @@ def _health(site: Site, transport: Transport, host: str, component: str,
             timeout: float) -> tuple[bool, str]:
     spec = site.spec.components[component]
     url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
-    code, out = _run(transport, host, ["python3", "-c", HEALTH, url, str(spec.health.status),
-                                 str(timeout)], timeout=timeout + 30)
+    try:
+        code, out = _run(transport, host, ["python3", "-c", HEALTH, url,
+                                           str(spec.health.status), str(timeout)],
+                         timeout=timeout + 30)
+    except HostError as exc:
+        return False, str(exc)
     return code == 0, out.splitlines()[-1] if out else f"exit {code}"
 
 
@@ -208,8 +223,11 @@ def _prune(transport: Transport, host: str, component: str) -> list[str]:
     keep = {v for v in (state.current, state.previous) if v}
     doomed = prunable(list(state.releases), keep, KEEP_RELEASES)
     if doomed:
-        _run(transport, host,
-             ["rm", "-rf", "--", *[f"/opt/{component}/releases/{v}" for v in doomed]])
+        try:
+            _run(transport, host,
+                 ["rm", "-rf", "--", *[f"/opt/{component}/releases/{v}" for v in doomed]])
+        except HostError as exc:
+            raise DeployFailed(f"pruning old releases of {component}: {exc}") from None
     return doomed
 
 
@@ -248,11 +266,11 @@ def deploy(site: Site, request: DeployRequest,
     timeout = request.health_timeout or spec.health.timeout
 
     # Everything is checked before the first host is touched.
-    down = _reachable(transport, hosts + lbs)
+    down = _unanswered(transport, hosts + lbs)
     if down:
-        raise DeployRefused(f"host(s) {', '.join(down)} do not answer over SSH: bring them "
-                            f"back (or take them out of the inventory) before deploying "
-                            f"{request.component}; nothing was changed")
+        raise DeployRefused(f"{'; '.join(down)}: bring them back (or take them out of the "
+                            f"inventory) before deploying {request.component}; nothing was "
+                            "changed")
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         before = {r.host: r for r in pool.map(lambda h: probe(transport, h, request.component),
                                               hosts)}

@@ -77,3 +77,38 @@ def test_retry_failed_looks_at_applies_not_deploys(state_dir):
     history.save(deploy_run)
     assert history.last_finished("s").id == deploy_run.id
     assert history.last_finished("s", applies_only=True).id == apply_run.id
+
+
+class _Hosts:
+    """A transport whose hosts answer (exit code, output) or raise what they hold."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def run(self, host, argv, stdin=None, *, timeout):
+        from opsctl.transport import Result
+
+        answer = self.answers[host]
+        if isinstance(answer, Exception):
+            raise answer
+        return Result(answer[0], answer[1], "")
+
+
+def test_a_host_that_cannot_be_asked_is_named_with_why_not_as_an_exit_code():
+    from opsctl.deploy.engine import _unanswered, probe
+    from opsctl.deploy.plan import DeployFailed
+    from opsctl.transport import HostKeyChanged, HostUnreachable
+
+    hosts = _Hosts({
+        "app1": (0, ""),
+        "app2": HostKeyChanged("app2: host key changed (pinned SHA256:a, offered SHA256:b)"),
+        "lb1": HostUnreachable("lb1: no answer within 10 s running true"),
+        # a remote command's own 255 is a result, not an unreachable host
+        "db1": (255, "exit 255"),
+    })
+    assert _unanswered(hosts, ["app1", "app2", "lb1", "db1"]) == [
+        "app2: host key changed (pinned SHA256:a, offered SHA256:b)",
+        "lb1: no answer within 10 s running true",
+        "db1: `true` exited 255 (exit 255)"]
+    with pytest.raises(DeployFailed, match="releases of query-service: app2: host key changed"):
+        probe(hosts, "app2", "query-service")

@@ -14,6 +14,7 @@ import yaml
 from opsctl.cli.main import main
 from opsctl.jobs import REMOTE_SCHEDULER, job_history, list_jobs, run_job
 from opsctl.site import load_site
+from opsctl.transport import BecomeRefused, HostUnreachable, Result
 from scheduler.spec import parse_jobs_file
 
 
@@ -137,13 +138,18 @@ def test_duplicate_job_name(capsys, site_copy):
 
 
 class FakeHosts:
+    """A transport whose hosts answer (exit code, output), or raise what it holds."""
+
     def __init__(self, answers):
         self.answers = answers
         self.calls: list[tuple[str, list[str]]] = []
 
-    def __call__(self, host, argv, timeout):
+    def run(self, host, argv, stdin=None, *, timeout):
         self.calls.append((host, argv))
-        return self.answers[host]
+        answer = self.answers[host]
+        if isinstance(answer, Exception):
+            raise answer
+        return Result(answer[0], answer[1], "")
 
 
 def test_run_job_on_the_groups_hosts():
@@ -158,11 +164,16 @@ def test_run_job_on_the_groups_hosts():
 def test_run_job_reports_failures_and_unreachable_hosts():
     fake = FakeHosts({h: (1, json.dumps({"outcome": "failed", "reason": "exit code 1"}))
                       for h in ("mon1", "lb1", "app1", "app2", "db1", "db2")})
-    fake.answers["bak1"] = (255, "ssh: connect to host bak1: No route to host")
+    fake.answers["bak1"] = HostUnreachable("bak1: unreachable over SSH via ssh (No route to host)")
+    fake.answers["db2"] = BecomeRefused("db2: sudo refused ops (3 incorrect password attempts)")
+    # a remote 255 is the job's own exit code, not an unreachable host
+    fake.answers["app1"] = (255, json.dumps({"outcome": "failed", "reason": "exit code 255"}))
     answer = run_job(load_site("reference"), "log-cleanup", fake)
     assert not answer.ok
-    bak1 = next(a for a in answer.answers if a.host == "bak1")
-    assert "unreachable" in bak1.error
+    by_host = {a.host: a for a in answer.answers}
+    assert by_host["bak1"].error == "bak1: unreachable over SSH via ssh (No route to host)"
+    assert by_host["db2"].error.startswith("db2: sudo refused ops")
+    assert by_host["app1"].error == "" and by_host["app1"].data["reason"] == "exit code 255"
 
 
 def test_history_asks_every_host_with_jobs():
