@@ -256,6 +256,26 @@ def set_prompt(prompt: Prompt | None) -> None:
     _prompt = prompt
 
 
+# How Ansible (its become plugin, and Mitogen) says sudo took the wrong password or none.
+_ANSIBLE_SUDO_REFUSED = ("sudo password is incorrect", "Incorrect sudo password",
+                         "Missing sudo password", "incorrect password attempt")
+
+
+def sudo_refused(conn: Connection, host: str, said: str) -> str:
+    """The one line for a host whose sudo refused the connection's password, naming the user
+    and where the password came from (the same from opsctl's transport and from Ansible)."""
+    where = conn.become_file or "the prompt"
+    user = conn.endpoints[host].user
+    return f"{host}: sudo refused {user} ({said}); check the password at {where}"
+
+
+def ansible_sudo_refused(conn: Connection, host: str, message: str) -> str | None:
+    """sudo_refused's line when an Ansible task failed because sudo refused, else None."""
+    if host not in conn.endpoints or not any(s in message for s in _ANSIBLE_SUDO_REFUSED):
+        return None
+    return sudo_refused(conn, host, message.split(": ")[-1])
+
+
 def become_password(conn: Connection) -> str | None:
     """The sudo password the site's model names (None with NOPASSWD sudo or a root login)."""
     if not conn.sudo or conn.become.password == "none":

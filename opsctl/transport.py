@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from opsctl import hostkeys
-from opsctl.connection import Connection, become_password, resolve, write
+from opsctl.connection import Connection, become_password, resolve, sudo_refused, write
 from opsctl.errors import OpsctlError
 from opsctl.site.model import Site
 
@@ -168,9 +168,7 @@ class SshTransport:
             raise BecomeRefused(f"{host}: sudo wants a password for {user}; set "
                                 "site.connection.become.password (secrets, file or prompt)")
         if any(s in said for s in _SUDO_REFUSED):
-            where = self.conn.become_file or "the prompt"
-            raise BecomeRefused(f"{host}: sudo refused {user} ({sudo_lines[-1]}); "
-                                f"check the password at {where}")
+            raise BecomeRefused(sudo_refused(self.conn, host, sudo_lines[-1]))
 
 
 def for_site(site: Site, via: str | None = None) -> SshTransport:

@@ -19,6 +19,7 @@ from opsctl.apply import history
 from opsctl.apply.engine import engine_env
 from opsctl.apply.events import HostEvent, RunTally
 from opsctl.apply.reach import ReachedSite, reach
+from opsctl.connection import ansible_sudo_refused
 from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
 from opsctl.lab.state import facts_dir
@@ -173,6 +174,9 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
     record.rc = runner.rc
     record.hosts = {h: {**asdict(t), "status": t.status} for h, t in sorted(tally.hosts.items())}
     record.failures = [asdict(f) for f in tally.failures]
+    for failure in record.failures:
+        failure["message"] = ansible_sudo_refused(reached.conn, failure["host"],
+                                                  failure["message"]) or failure["message"]
     if runner.status == "successful" and not record.failed_hosts:
         record.result = "ok"
     elif tally.hosts:

@@ -43,6 +43,16 @@ def recap(record: history.RunRecord) -> None:
         console.print(f"[bold red]ansible-runner failed before any host ran[/] (rc {record.rc});"
                       f" see {stdout_path(record)}")
     elif record.failed_hosts:
+        # each failed host's first failure, as the record keeps it (sudo refusals named)
+        first = {}
+        for failure in record.failures:
+            first.setdefault(failure["host"], failure)
+        for host in record.failed_hosts:
+            if host in first:
+                said = first[host]["message"]
+                said = said if said.startswith(f"{host}: ") else f"{host}: {said}"
+                console.print(f"  {said} (task: {first[host]['task']})", markup=False,
+                              highlight=False)
         console.print(f"[bold red]failed:[/] {', '.join(record.failed_hosts)} — "
                       "`opsctl apply --retry-failed` runs them again")
 

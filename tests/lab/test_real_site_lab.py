@@ -202,6 +202,42 @@ def test_a_wrong_sudo_password_fails_with_a_clear_line(real) -> None:
         site_file.write_text(good)
 
 
+def test_apply_as_ops_changes_nothing_and_a_host_refusing_sudo_fails_alone(real) -> None:
+    """A no-change apply through the bastion as ops with its sudo password (one role's tags:
+    a whole apply as ops would turn the root login the lab itself uses off); then app1's ops
+    password changes behind opsctl's back: app1 fails with the one line, the others
+    converge, exit 1."""
+    where, tags = ("--site", str(real.directory)), ("--tags", "monitor_agent")
+    done = _opsctl("apply", *where, *tags, "-o", "json")
+    record = json.loads(done.stdout)
+    assert done.returncode == 0 and record["result"] == "ok", done.stderr[-2000:]
+    assert {h: t["changed"] for h, t in record["hosts"].items()} == dict.fromkeys(real.hosts, 0)
+    # The fault: app1's shadow entry for ops, edited in its root from the lab's side (the
+    # control node cannot reach app1 but through the bastion, as ops).
+    shadow = lab_dir(real.name) / "hosts" / "app1" / "merged" / "etc" / "shadow"
+    good = shadow.read_text()
+    other = subprocess.run(["openssl", "passwd", "-6", "Not-The-Sites-Password-1"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    shadow.write_text("".join(
+        ":".join([line.split(":")[0], other, *line.split(":")[2:]]) + "\n"
+        if line.startswith("ops:") else line + "\n" for line in good.splitlines()))
+    try:
+        done = _opsctl("apply", *where, *tags, "-o", "json")
+        record = json.loads(done.stdout)
+        assert done.returncode == 1 and record["result"] == "failed"
+        assert record["hosts"]["app1"]["status"] == "failed"
+        assert {h: t["status"] for h, t in record["hosts"].items() if h != "app1"} == \
+            dict.fromkeys(set(real.hosts) - {"app1"}, "ok")
+        [failure] = [f for f in record["failures"] if f["host"] == "app1"][:1]
+        assert failure["message"] == (
+            f"app1: sudo refused ops (sudo password is incorrect); check the password at "
+            f"{resolve(real).become_file}"), failure
+    finally:
+        shadow.write_text(good)
+    done = _opsctl("apply", *where, *tags, "-o", "json")
+    assert json.loads(done.stdout)["result"] == "ok", done.stderr[-2000:]
+
+
 def test_deploy_and_rollback_under_load_through_the_bastion(real) -> None:
     from test_deploy_lab import Load, current_versions
 

@@ -89,6 +89,16 @@ def test_non_root_ansible_vars_name_the_password_file_not_the_password(tmp_path)
     assert found["ansible_become_password"] == lookup
 
 
+def test_an_ansible_task_refused_by_sudo_reads_like_the_transports_refusal(tmp_path) -> None:
+    conn = resolve(load_copy(tmp_path, BASTION))
+    said = "Task failed: error occurred on host app1: sudo password is incorrect"
+    assert connection.ansible_sudo_refused(conn, "app1", said) == (
+        f"app1: sudo refused ops (sudo password is incorrect); check the password at "
+        f"{conn.become_file}")
+    # any other failure keeps Ansible's own words
+    assert connection.ansible_sudo_refused(conn, "app1", "Task failed: no space left") is None
+
+
 def test_become_password_sources(tmp_path) -> None:
     conn = resolve(load_copy(tmp_path, BASTION))
     with pytest.raises(connection.BecomePasswordMissing, match="no sudo password for ops at"):
