@@ -2,8 +2,10 @@
 connection section and no lab files (via ssh), the login user `ops` with a sudo password,
 every host behind the bastion mon1, host keys pinned by `opsctl site trust`.
 
-It shares the converged reference lab and changes nothing on it: `harden --check` is a dry
-run (a site that logs in as ops would refuse root's login, which the lab itself still uses).
+It shares the converged reference lab and leaves it as it found it: `harden --check` is a dry
+run and the apply as ops runs one role's tags (a whole apply as ops would refuse root's login,
+which the lab itself still uses); the faults it makes (a falsified pin, another sudo password
+on app1) are undone before each test ends.
 """
 
 from __future__ import annotations
