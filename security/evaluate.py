@@ -2,7 +2,7 @@
 
 Per check: pass / fail / not_applicable / error, with the evidence (the value found and where
 it came from). Per GB/T 28448-2019 test unit and host: the assessor's verdict 符合 / 部分符合 /
-不符合 / 不适用, and the major-risk triggers hit. No headline score is computed.
+不符合 / 人工核查 / 未测 / 不适用, and the major-risk triggers hit. No headline score is computed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from security.versions import compare_versions
 RESULT_SCHEMA = "opsctl-check/1"
 PASS, FAIL, NA, ERROR = "pass", "fail", "not_applicable", "error"
 CONFORM, PARTIAL, NONCONFORM, NOT_APPLICABLE = "符合", "部分符合", "不符合", "不适用"
+# The evidence does not decide the unit: some checks could not be evaluated and none failed
+# (an assessor verifies those by hand), or none could be evaluated at all.
+MANUAL, NOT_TESTED = "人工核查", "未测"
 VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
-              NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable"}
+              NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable",
+              MANUAL: "manual verification needed", NOT_TESTED: "not tested"}
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
 
 
@@ -372,22 +376,30 @@ def unit_verdicts(checks: list[CatalogCheck], results: list[CheckResult]) -> lis
     out = []
     for unit in sorted(by_unit, key=_unit_key):
         res = by_unit[unit]
-        out.append(UnitVerdict(unit, clause_of[unit], verdict([r.status for r in res]),
+        major = any(r.major_risk and r.status == FAIL for r in res)
+        out.append(UnitVerdict(unit, clause_of[unit], verdict([r.status for r in res], major),
                                {r.id: r.status for r in res},
                                tuple(r.id for r in res if r.status == ERROR)))
     return out
 
 
-def verdict(statuses: list[str]) -> str:
+def verdict(statuses: list[str], major_risk_failed: bool = False) -> str:
+    """A unit's verdict from its checks' statuses; it never claims more than they show.
+
+    符合 only when every applicable check passed. A failure decides against the unit: 不符合
+    when nothing passed or a major-risk trigger failed, else 部分符合. Without a failure, a
+    check that could not be evaluated leaves the unit to the assessor: 人工核查 when some
+    passed, 未测 when none could be evaluated. 不适用 when no check applies.
+    """
     applicable = [s for s in statuses if s != NA]
     if not applicable:
         return NOT_APPLICABLE
-    passed = sum(1 for s in applicable if s == PASS)
-    if passed == len(applicable):
-        return CONFORM
-    if passed == 0:
-        return NONCONFORM
-    return PARTIAL
+    passed = applicable.count(PASS)
+    if FAIL in applicable:
+        return NONCONFORM if passed == 0 or major_risk_failed else PARTIAL
+    if ERROR in applicable:
+        return MANUAL if passed else NOT_TESTED
+    return CONFORM
 
 
 def _unit_key(unit: str) -> tuple[str, int]:

@@ -17,7 +17,8 @@ from opsctl.errors import InvalidInput, Problem
 from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
 
 STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow"}
-VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "不适用": "dim"}
+VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "人工核查": "magenta",
+                 "未测": "magenta", "不适用": "dim"}
 
 
 class Renderer(Protocol):
