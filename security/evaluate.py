@@ -27,6 +27,7 @@ VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
               NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable",
               MANUAL: "manual verification needed", NOT_TESTED: "not tested"}
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
+NOT_TESTED_KIND = "not_tested"
 
 
 class FactUnavailable(Exception):
@@ -53,6 +54,14 @@ class CheckResult:
     major_risk: bool
     evidence: tuple[Evidence, ...] = ()
     remediation: str = ""
+    # for a not_applicable result: not_applicable (no such requirement here) or not_tested
+    # (the requirement exists, this host cannot show it: the unit goes to the assessor)
+    kind: str = ""
+
+    @property
+    def not_evaluated(self) -> bool:
+        """No evidence either way: could not be read, or could not be tested here."""
+        return self.status == ERROR or (self.status == NA and self.kind == NOT_TESTED_KIND)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,7 +75,8 @@ class UnitVerdict:
     clause: str
     verdict: str
     checks: dict[str, str]  # check id → status
-    incomplete: tuple[str, ...] = ()  # checks in error: the verdict could not use them
+    # checks in error or not testable here: the verdict could not use them
+    incomplete: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"unit": self.unit, "clause": self.clause, "verdict": self.verdict,
@@ -328,9 +338,10 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     spec = check.spec
     remediation = spec.remediation.command
 
-    def result(status: str, reason: str, evidence: Iterable[Evidence] = ()) -> CheckResult:
+    def result(status: str, reason: str, evidence: Iterable[Evidence] = (),
+               kind: str = "") -> CheckResult:
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
-                           spec.major_risk, tuple(evidence), remediation)
+                           spec.major_risk, tuple(evidence), remediation, kind)
 
     for na in spec.not_applicable_when:
         ok, ev = eval_leaf(na, facts)
@@ -345,7 +356,7 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
                     extra = str(exc)
                 if extra:
                     reason = f"{reason}: {extra}"
-            return result(NA, reason, [ev])
+            return result(NA, reason, [ev], na.kind)
     ok, evidence = eval_condition(spec.pass_, facts)
     if ok is None:
         errors = "; ".join(dict.fromkeys(e.where for e in evidence if e.ok is None))
@@ -377,9 +388,11 @@ def unit_verdicts(checks: list[CatalogCheck], results: list[CheckResult]) -> lis
     for unit in sorted(by_unit, key=_unit_key):
         res = by_unit[unit]
         major = any(r.major_risk and r.status == FAIL for r in res)
-        out.append(UnitVerdict(unit, clause_of[unit], verdict([r.status for r in res], major),
+        # a check not testable here weighs as one that could not be read: no evidence
+        statuses = [ERROR if r.not_evaluated else r.status for r in res]
+        out.append(UnitVerdict(unit, clause_of[unit], verdict(statuses, major),
                                {r.id: r.status for r in res},
-                               tuple(r.id for r in res if r.status == ERROR)))
+                               tuple(r.id for r in res if r.not_evaluated)))
     return out
 
 

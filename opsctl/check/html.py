@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
+from security.evaluate import ERROR, FAIL, NA, NOT_TESTED_KIND, PASS, VERDICT_EN
 
 STATUS_LABEL = {PASS: ("通过", "pass"), FAIL: ("不通过", "fail"),
                 NA: ("不适用", "not applicable"), ERROR: ("无法判定", "error")}
@@ -51,7 +51,9 @@ ul.evidence { margin: 0; padding-left: 1.1em; } .fix code { background: #f6f8fa;
 """
 
 
-def _status(status: str) -> str:
+def _status(status: str, kind: str = "") -> str:
+    if status == NA and kind == NOT_TESTED_KIND:  # the requirement exists: not tested here
+        return '<span class="s-error">未测 <span class="en">not tested here</span></span>'
     zh, en = STATUS_LABEL.get(status, (status, status))
     return f'<span class="s-{escape(status)}">{zh} <span class="en">{en}</span></span>'
 
@@ -197,7 +199,8 @@ def _check_table(label: str, checks: list[dict[str, Any]],
     if not checks:
         return f"<p class=\"meta\">{escape(label)}</p>"
     rows = "".join(
-        f"<tr><td>{_status(ch['status'])}</td><td>{_title(ch['id'], titles)}</td>"
+        f"<tr><td>{_status(ch['status'], ch.get('kind', ''))}</td>"
+        f"<td>{_title(ch['id'], titles)}</td>"
         f"<td>{escape(ch.get('clause', ''))}<br><span class=\"en\">{escape(ch.get('unit', ''))}"
         f"</span></td><td>{escape(SEVERITY_LABEL.get(ch.get('severity', ''), ''))}"
         f"{' <span class=risk>⚠</span>' if ch.get('major_risk') else ''}</td>"

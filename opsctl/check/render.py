@@ -45,8 +45,11 @@ class TableRenderer:
             for col in ("clause", "severity", "found", "fix"):
                 findings.add_column(col, overflow="fold")
             for r in target.results:
-                if r.status in (FAIL, ERROR):
-                    findings.add_row(f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.id,
+                if r.status in (FAIL, ERROR) or r.not_evaluated:
+                    # a check not testable on this host is the assessor's to verify by hand
+                    shown = "not tested" if r.status == NA else r.status
+                    findings.add_row(f"[{STATUS_STYLE[ERROR if r.not_evaluated else r.status]}]"
+                                     f"{shown}[/]", r.id,
                                      f"{r.clause} {r.unit}", r.severity, r.reason,
                                      r.remediation)
             if findings.row_count:

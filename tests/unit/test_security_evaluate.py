@@ -168,3 +168,26 @@ def test_result_document_and_fail_on() -> None:
 ])
 def test_debian_version_order(a: str, b: str, expected: int) -> None:
     assert compare_versions(a, b) == expected
+
+
+def test_a_check_not_testable_here_leaves_the_unit_to_the_assessor_not_to_not_applicable():
+    """Audit in a container: the requirement exists, this host cannot show it. The unit is
+    未测 (nothing else evaluated) or 人工核查 (something passed), never 不适用."""
+    catalog = load_catalog()
+    audit = [c for c in catalog if c.id == "auditd_running"]
+    facts_unavailable = {"audit": {"kernel_available": False,
+                                   "unavailable_reason": "EPERM (nspawn)"}}
+    [result] = evaluate_target("h", "host", audit, facts_unavailable).results
+    assert result.status == NA and result.kind == "not_tested" and result.not_evaluated
+    assert "EPERM (nspawn)" in result.reason
+    [unit] = unit_verdicts(audit, [result])
+    assert unit.verdict == NOT_TESTED and unit.incomplete == ("auditd_running",)
+    # beside a passing check of the same unit: manual, not conformant
+    other = next(c for c in catalog if c.unit == audit[0].unit and c.id != "auditd_running")
+    passed = CheckResult(other.id, PASS, "", other.clause, other.unit, other.spec.severity,
+                         other.spec.major_risk)
+    assert unit_verdicts([audit[0], other], [result, passed])[0].verdict == MANUAL
+    # a requirement that does not exist here (no sshd) stays 不适用
+    absent = CheckResult("x", NA, "openssh-server is not installed", "c", "u", "low", False,
+                         kind="not_applicable")
+    assert not absent.not_evaluated
