@@ -12,6 +12,7 @@ running lab to decide. Everything here is pure but `resolve` (reads the lab's mo
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,9 +239,13 @@ def write(conn: Connection) -> Path:
     conn.known_hosts.parent.mkdir(parents=True, exist_ok=True)
     if not conn.known_hosts.exists():
         conn.known_hosts.touch(mode=0o600)
-    tmp = conn.ssh_config.with_suffix(".tmp")
+    text = render_ssh_config(conn)
+    if conn.ssh_config.exists() and conn.ssh_config.read_text() == text:
+        return conn.ssh_config  # as it is: ssh processes reading it never see a rewrite
+    # A temporary name of this writer's own: commands (and threads) write concurrently.
+    tmp = conn.ssh_config.with_name(f".ssh_config.{os.getpid()}.{threading.get_ident()}")
     tmp.touch(mode=0o600)
-    tmp.write_text(render_ssh_config(conn))
+    tmp.write_text(text)
     tmp.replace(conn.ssh_config)
     return conn.ssh_config
 

@@ -2,7 +2,7 @@
 
 Per check: pass / fail / not_applicable / error, with the evidence (the value found and where
 it came from). Per GB/T 28448-2019 test unit and host: the assessor's verdict 符合 / 部分符合 /
-不符合 / 不适用, and the major-risk triggers hit. No headline score is computed.
+不符合 / 人工核查 / 未测 / 不适用, and the major-risk triggers hit. No headline score is computed.
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ from security.versions import compare_versions
 RESULT_SCHEMA = "opsctl-check/1"
 PASS, FAIL, NA, ERROR = "pass", "fail", "not_applicable", "error"
 CONFORM, PARTIAL, NONCONFORM, NOT_APPLICABLE = "符合", "部分符合", "不符合", "不适用"
+# The evidence does not decide the unit: some checks could not be evaluated and none failed
+# (an assessor verifies those by hand), or none could be evaluated at all.
+MANUAL, NOT_TESTED = "人工核查", "未测"
 VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
-              NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable"}
+              NONCONFORM: "non-conformant", NOT_APPLICABLE: "not applicable",
+              MANUAL: "manual verification needed", NOT_TESTED: "not tested"}
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
+NOT_TESTED_KIND = "not_tested"
 
 
 class FactUnavailable(Exception):
@@ -49,6 +54,14 @@ class CheckResult:
     major_risk: bool
     evidence: tuple[Evidence, ...] = ()
     remediation: str = ""
+    # for a not_applicable result: not_applicable (no such requirement here) or not_tested
+    # (the requirement exists, this host cannot show it: the unit goes to the assessor)
+    kind: str = ""
+
+    @property
+    def not_evaluated(self) -> bool:
+        """No evidence either way: could not be read, or could not be tested here."""
+        return self.status == ERROR or (self.status == NA and self.kind == NOT_TESTED_KIND)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,7 +75,8 @@ class UnitVerdict:
     clause: str
     verdict: str
     checks: dict[str, str]  # check id → status
-    incomplete: tuple[str, ...] = ()  # checks in error: the verdict could not use them
+    # checks in error or not testable here: the verdict could not use them
+    incomplete: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"unit": self.unit, "clause": self.clause, "verdict": self.verdict,
@@ -324,9 +338,10 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     spec = check.spec
     remediation = spec.remediation.command
 
-    def result(status: str, reason: str, evidence: Iterable[Evidence] = ()) -> CheckResult:
+    def result(status: str, reason: str, evidence: Iterable[Evidence] = (),
+               kind: str = "") -> CheckResult:
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
-                           spec.major_risk, tuple(evidence), remediation)
+                           spec.major_risk, tuple(evidence), remediation, kind)
 
     for na in spec.not_applicable_when:
         ok, ev = eval_leaf(na, facts)
@@ -341,7 +356,7 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
                     extra = str(exc)
                 if extra:
                     reason = f"{reason}: {extra}"
-            return result(NA, reason, [ev])
+            return result(NA, reason, [ev], na.kind)
     ok, evidence = eval_condition(spec.pass_, facts)
     if ok is None:
         errors = "; ".join(dict.fromkeys(e.where for e in evidence if e.ok is None))
@@ -372,22 +387,32 @@ def unit_verdicts(checks: list[CatalogCheck], results: list[CheckResult]) -> lis
     out = []
     for unit in sorted(by_unit, key=_unit_key):
         res = by_unit[unit]
-        out.append(UnitVerdict(unit, clause_of[unit], verdict([r.status for r in res]),
+        major = any(r.major_risk and r.status == FAIL for r in res)
+        # a check not testable here weighs as one that could not be read: no evidence
+        statuses = [ERROR if r.not_evaluated else r.status for r in res]
+        out.append(UnitVerdict(unit, clause_of[unit], verdict(statuses, major),
                                {r.id: r.status for r in res},
-                               tuple(r.id for r in res if r.status == ERROR)))
+                               tuple(r.id for r in res if r.not_evaluated)))
     return out
 
 
-def verdict(statuses: list[str]) -> str:
+def verdict(statuses: list[str], major_risk_failed: bool = False) -> str:
+    """A unit's verdict from its checks' statuses; it never claims more than they show.
+
+    符合 only when every applicable check passed. A failure decides against the unit: 不符合
+    when nothing passed or a major-risk trigger failed, else 部分符合. Without a failure, a
+    check that could not be evaluated leaves the unit to the assessor: 人工核查 when some
+    passed, 未测 when none could be evaluated. 不适用 when no check applies.
+    """
     applicable = [s for s in statuses if s != NA]
     if not applicable:
         return NOT_APPLICABLE
-    passed = sum(1 for s in applicable if s == PASS)
-    if passed == len(applicable):
-        return CONFORM
-    if passed == 0:
-        return NONCONFORM
-    return PARTIAL
+    passed = applicable.count(PASS)
+    if FAIL in applicable:
+        return NONCONFORM if passed == 0 or major_risk_failed else PARTIAL
+    if ERROR in applicable:
+        return MANUAL if passed else NOT_TESTED
+    return CONFORM
 
 
 def _unit_key(unit: str) -> tuple[str, int]:

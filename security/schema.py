@@ -111,6 +111,10 @@ AnyOf.model_rebuild()
 class NotApplicableWhen(Leaf):
     reason: str = Field(min_length=1)
     reason_fact: str | None = None  # a fact whose value is appended to the reason
+    # not_applicable: the requirement does not exist on this object (no sshd, no sudo);
+    # not_tested: it exists but cannot be tested here (a container's kernel, --local without
+    # the site): the unit is then left to the assessor, never 不适用.
+    kind: Literal["not_applicable", "not_tested"] = "not_applicable"
 
 
 class Remediation(Strict):

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
+from security.evaluate import ERROR, FAIL, NA, NOT_TESTED_KIND, PASS, VERDICT_EN
 
 STATUS_LABEL = {PASS: ("通过", "pass"), FAIL: ("不通过", "fail"),
                 NA: ("不适用", "not applicable"), ERROR: ("无法判定", "error")}
-VERDICT_CLASS = {"符合": "ok", "部分符合": "partial", "不符合": "bad", "不适用": "na"}
+VERDICT_CLASS = {"符合": "ok", "部分符合": "partial", "不符合": "bad", "人工核查": "manual",
+                 "未测": "manual", "不适用": "na"}
 SEVERITY_LABEL = {"high": "高 high", "medium": "中 medium", "low": "低 low"}
 STATUS_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, NA: 3}
 
@@ -33,6 +34,7 @@ th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: ta
 .s-fail, .v-bad { color: var(--bad); font-weight: 600; }
 .s-error, .v-partial { color: var(--partial); font-weight: 600; }
 .s-not_applicable, .v-na { color: var(--na); }
+.v-manual { color: #8250df; font-weight: 600; }
 .meta { color: #57606a; } .risk { color: var(--bad); font-weight: 600; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .92em;
        word-break: break-all; }
@@ -49,7 +51,9 @@ ul.evidence { margin: 0; padding-left: 1.1em; } .fix code { background: #f6f8fa;
 """
 
 
-def _status(status: str) -> str:
+def _status(status: str, kind: str = "") -> str:
+    if status == NA and kind == NOT_TESTED_KIND:  # the requirement exists: not tested here
+        return '<span class="s-error">未测 <span class="en">not tested here</span></span>'
     zh, en = STATUS_LABEL.get(status, (status, status))
     return f'<span class="s-{escape(status)}">{zh} <span class="en">{en}</span></span>'
 
@@ -110,9 +114,13 @@ def render_html(document: dict[str, Any], titles: Mapping[str, tuple[str, str]])
         f'检查项 checks evaluated {escape(str(document.get("checks_evaluated", "")))} '
         f'/ catalog {escape(str(document.get("catalog_checks", "")))} · '
         f'schema <code>{escape(str(document.get("schema", "")))}</code></p>',
-        '<p class="meta">结论按 GB/T 28448-2019 测评单元给出（符合 / 部分符合 / 不符合 / 不适用），'
-        "不计算总分；列出重大风险隐患。<span class=\"en\">Verdicts per GB/T 28448-2019 test unit; "
-        "no score is computed; major-risk triggers are listed.</span></p>",
+        '<p class="meta">结论按 GB/T 28448-2019 测评单元给出'
+        "（符合 / 部分符合 / 不符合 / 人工核查 / 未测 / 不适用）："
+        "有检查项无法判定且无不通过项时为人工核查，全部无法判定时为未测；"
+        "不计算总分；列出重大风险隐患。"
+        "<span class=\"en\">Verdicts per GB/T 28448-2019 test unit; a unit whose checks could "
+        "not all be evaluated (and none failed) is left to manual verification, or not tested "
+        "when none could; no score is computed; major-risk triggers are listed.</span></p>",
     ]
     parts += _summary_by_target(targets)
     parts += _summary_by_clause(targets)
@@ -191,7 +199,8 @@ def _check_table(label: str, checks: list[dict[str, Any]],
     if not checks:
         return f"<p class=\"meta\">{escape(label)}</p>"
     rows = "".join(
-        f"<tr><td>{_status(ch['status'])}</td><td>{_title(ch['id'], titles)}</td>"
+        f"<tr><td>{_status(ch['status'], ch.get('kind', ''))}</td>"
+        f"<td>{_title(ch['id'], titles)}</td>"
         f"<td>{escape(ch.get('clause', ''))}<br><span class=\"en\">{escape(ch.get('unit', ''))}"
         f"</span></td><td>{escape(SEVERITY_LABEL.get(ch.get('severity', ''), ''))}"
         f"{' <span class=risk>⚠</span>' if ch.get('major_risk') else ''}</td>"

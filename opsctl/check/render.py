@@ -17,7 +17,8 @@ from opsctl.errors import InvalidInput, Problem
 from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
 
 STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow"}
-VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "不适用": "dim"}
+VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "人工核查": "magenta",
+                 "未测": "magenta", "不适用": "dim"}
 
 
 class Renderer(Protocol):
@@ -44,8 +45,11 @@ class TableRenderer:
             for col in ("clause", "severity", "found", "fix"):
                 findings.add_column(col, overflow="fold")
             for r in target.results:
-                if r.status in (FAIL, ERROR):
-                    findings.add_row(f"[{STATUS_STYLE[r.status]}]{r.status}[/]", r.id,
+                if r.status in (FAIL, ERROR) or r.not_evaluated:
+                    # a check not testable on this host is the assessor's to verify by hand
+                    shown = "not tested" if r.status == NA else r.status
+                    findings.add_row(f"[{STATUS_STYLE[ERROR if r.not_evaluated else r.status]}]"
+                                     f"{shown}[/]", r.id,
                                      f"{r.clause} {r.unit}", r.severity, r.reason,
                                      r.remediation)
             if findings.row_count:

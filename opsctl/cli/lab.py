@@ -64,8 +64,7 @@ def down(site: str | None) -> None:
 @OUTPUT_OPTION
 def status(site: str | None, output: str) -> None:
     """Each host: container running, SSH reachable, systemd state."""
-    name = site_to_read(site).name
-    hosts = lifecycle.status(name)
+    hosts = lifecycle.status(site_to_read(site))
     if output == "json":
         emit_json([h.as_dict() for h in hosts])
     else:

@@ -22,6 +22,7 @@ from opsctl.network.flows import boundary_rules
 from opsctl.network.nftables import boundary_ruleset, control_port_ruleset
 from opsctl.paths import cache_dir, ensure_private_dir
 from opsctl.site.model import Site
+from opsctl.transport import HostError
 
 Progress = Callable[[str], None]
 STATE_FILE = "lab.json"
@@ -135,7 +136,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
 
     progress("waiting for SSH")
     addresses = {n.name: n.address.split("/")[0] for n in plan.hosts()}
-    silent = ssh.wait_for_ssh(lab, [n.name for n in plan.hosts()], addresses)
+    silent = ssh.wait_for_ssh(site, [n.name for n in plan.hosts()], addresses)
     if silent:
         raise LabError(f"lab {site.name}: no SSH from {', '.join(silent)} within 90 s; "
                        f"see {lab}/hosts/<host>/console.log")
@@ -200,11 +201,10 @@ class HostStatus:
         return self.__dict__.copy()
 
 
-def status(site_name: str) -> list[HostStatus]:
-    lab = lab_dir(site_name)
-    state = LabState.load(lab)
+def status(site: Site) -> list[HostStatus]:
+    state = LabState.load(lab_dir(site.name))
     if state is None:
-        raise NotFound(f"lab {site_name} is not up (opsctl lab up --site {site_name})")
+        raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")
 
     def one(node) -> HostStatus:
         address = node.address.split("/")[0]
@@ -212,7 +212,10 @@ def status(site_name: str) -> list[HostStatus]:
         reachable = alive and ssh.port_open(address, 22)
         systemd = "unknown"
         if reachable:
-            code, out = ssh.remote(lab, node.name, ["systemctl", "is-system-running"])
+            try:
+                code, out = ssh.remote(site, node.name, ["systemctl", "is-system-running"])
+            except HostError:
+                return HostStatus(node.name, address, node.zone, "running", False, systemd)
             systemd = out.splitlines()[-1] if out else f"exit {code}"
             reachable = code in (0, 1)
         return HostStatus(node.name, address, node.zone, "running" if alive else "stopped",
@@ -239,15 +242,13 @@ def stop_host(site_name: str, host: str) -> bool:
 
 def ssh_command(site: Site, host: str, command: list[str]) -> list[str]:
     """ssh's argv for a lab host: the transport's, over the lab's connection model."""
-    from opsctl.transport import for_site  # noqa: PLC0415 - the lab is one producer of it
-
     state = LabState.load(lab_dir(site.name))
     if state is None:
         raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")
     if state.plan.node(host) is None or not state.plan.node(host).container:
         names = ", ".join(n.name for n in state.plan.hosts())
         raise NotFound(f"lab {site.name} has no host {host!r} (hosts: {names})")
-    return for_site(site, via="lab").ssh_argv(host, command or None)
+    return ssh.transport(site).ssh_argv(host, command or None)
 
 
 def check_flows(site: Site) -> list[flowcheck.ProbeResult]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shlex
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +12,7 @@ from opsctl.connection import resolve, write_lab_model
 from opsctl.lab.sh import run
 from opsctl.site.model import Site
 from opsctl.site.schema import ConnectionSpec
+from opsctl.transport import HostError, SshTransport, for_site
 
 
 def key_path(lab: Path) -> Path:
@@ -46,12 +45,9 @@ def write_client_files(site: Site, lab: Path, host_keys: dict[str, str]) -> None
     connection.write(conn)
 
 
-def ssh_argv(lab: Path, host: str, command: list[str] | None = None) -> list[str]:
-    argv = ["ssh", "-F", str(lab / "ssh_config"), host]
-    if command:
-        # ssh hands the remote shell one string: quote so the words arrive as given.
-        argv += ["--", shlex.join(command)]
-    return argv
+def transport(site: Site) -> SshTransport:
+    """The lab's hosts through opsctl's one transport, over the lab's connection model."""
+    return for_site(site, via="lab")
 
 
 def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
@@ -62,17 +58,20 @@ def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def wait_for_ssh(lab: Path, names: list[str], addresses: dict[str, str],
+def wait_for_ssh(site: Site, names: list[str], addresses: dict[str, str],
                  timeout: float = 90) -> list[str]:
     """Wait until each host answers a command over SSH; return those that never did."""
+    hosts = transport(site)
+
     def one(name: str) -> str | None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if port_open(addresses[name], 22):
-                result = subprocess.run(ssh_argv(lab, name, ["true"]), capture_output=True,
-                                        timeout=30, check=False)
-                if result.returncode == 0:
-                    return None
+                try:
+                    if hosts.run(name, ["true"], timeout=30).rc == 0:
+                        return None
+                except HostError:
+                    pass  # sshd is up before the host lets logins in: ask again
             time.sleep(0.3)
         return name
 
@@ -80,10 +79,8 @@ def wait_for_ssh(lab: Path, names: list[str], addresses: dict[str, str],
         return [n for n in pool.map(one, names) if n]
 
 
-def remote(lab: Path, host: str, command: list[str], timeout: float = 15) -> tuple[int, str]:
-    try:
-        result = subprocess.run(ssh_argv(lab, host, command), capture_output=True, text=True,
-                                timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, "timed out"
-    return result.returncode, (result.stdout or result.stderr).strip()
+def remote(site: Site, host: str, command: list[str], timeout: float = 15) -> tuple[int, str]:
+    """Run a command on a lab host as root: (exit code, what it printed). A host that cannot
+    be asked raises the transport's HostError (unreachable, a changed key)."""
+    done = transport(site).run(host, command, timeout=timeout)
+    return done.rc, (done.stdout or done.stderr).strip()

@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.lab import lifecycle
-from opsctl.lab.state import lab_dir
 from opsctl.secrets import secrets_dir
 
 TABLE = "drill_rows"
 
 
 def on(site, host: str, *command: str, timeout: float = 120) -> tuple[int, str]:
-    return lifecycle.ssh.remote(lab_dir(site.name), host, list(command), timeout=timeout)
+    return lifecycle.ssh.remote(site, host, list(command), timeout=timeout)
 
 
 def sql(site, host: str, database: str, statement: str) -> str:

@@ -189,7 +189,7 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
     before = scan_site(site).document
     # sshd keeps the first value it reads: a drop-in that sorts before the role's wins.
     dropin = "/etc/ssh/sshd_config.d/0-break.conf"
-    code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
+    code, out = lifecycle.ssh.remote(site, "app1", [
         "sh", "-c", f"echo 'PermitRootLogin yes' > {dropin}"])
     assert code == 0, out
     try:
@@ -210,7 +210,7 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
         assert any("permitrootlogin yes" in f["message"] for f in record["failures"]), \
             record["failures"]
     finally:
-        code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", ["rm", "-f", dropin])
+        code, out = lifecycle.ssh.remote(site, "app1", ["rm", "-f", dropin])
         assert code == 0, out
     repaired = scan_site(site, limit=["app1"]).document
     check = next(c for c in targets(repaired)["app1"]["checks"]
@@ -219,7 +219,7 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
 
 
 def _remote(site, host: str, command: str) -> tuple[int, str]:
-    return lifecycle.ssh.remote(lab_dir(site.name), host, ["sh", "-c", command])
+    return lifecycle.ssh.remote(site, host, ["sh", "-c", command])
 
 
 def _wait_for_line(site, collector: str, sender: str, marker: str, seconds: float) -> float:

@@ -11,13 +11,12 @@ import time
 from collections import defaultdict
 
 from opsctl.lab import lifecycle
-from opsctl.lab.state import lab_dir
 
 JOBS = "/etc/opsctl-scheduler/jobs.json"
 
 
 def remote(site, host: str, argv: list[str], timeout: float = 60) -> str:
-    code, out = lifecycle.ssh.remote(lab_dir(site.name), host, argv, timeout=timeout)
+    code, out = lifecycle.ssh.remote(site, host, argv, timeout=timeout)
     assert code == 0, f"{host}: {' '.join(argv)}: {out}"
     return out
 
@@ -122,7 +121,7 @@ def test_a_cluster_singleton_runs_exactly_once_per_tick_on_app1_and_app2(referen
             assert outcomes == ["skipped", "success"], (tick, runs)
     finally:
         for host in hosts:
-            lifecycle.ssh.remote(lab_dir(site.name), host, [
+            lifecycle.ssh.remote(site, host, [
                 "sh", "-c", f"mv {JOBS}.lab-test {JOBS} && systemctl restart opsctl-scheduler"])
 
 

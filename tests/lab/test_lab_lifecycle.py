@@ -25,7 +25,7 @@ def opsctl(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
 def test_up_boots_every_host(mini_site):
     result = lifecycle.up(mini_site)
     assert sorted(result.booted + result.already_running) == ["data1", "web1"]
-    status = {h.name: h for h in lifecycle.status(mini_site.name)}
+    status = {h.name: h for h in lifecycle.status(mini_site)}
     for host in ("web1", "data1"):
         assert status[host].container == "running"
         assert status[host].ssh
@@ -56,12 +56,12 @@ def test_lab_ssh_to_an_unknown_host_is_a_clear_error(mini_site):
 
 
 def test_hosts_reach_the_mirror_and_nothing_outside_the_lab(mini_site):
-    code, _ = lifecycle.ssh.remote(lab_dir(mini_site.name), "web1", [
+    code, _ = lifecycle.ssh.remote(mini_site, "web1", [
         "python3", "-c", "import urllib.request as u; u.urlopen('http://172.31.110.1:3142/', "
         "timeout=5)"])
     assert code == 0
     # The lab has no way out: the router knows only the lab's own zones.
-    code, _ = lifecycle.ssh.remote(lab_dir(mini_site.name), "web1", [
+    code, _ = lifecycle.ssh.remote(mini_site, "web1", [
         "python3", "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=2)"])
     assert code != 0
 

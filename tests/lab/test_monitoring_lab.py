@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from opsctl.lab import lifecycle
-from opsctl.lab.state import lab_dir
 
 RULES = Path(__file__).resolve().parents[2] / "monitor" / "rules" / "opsctl.rules.yml"
 
@@ -61,13 +60,13 @@ def test_prometheus_scrapes_every_hosts_agent(reference):
 def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agent):
     site, _ = reference
     # The compliance scan, started by app1's scheduler, so its metrics exist.
-    code, out = lifecycle.ssh.remote(lab_dir(site.name), "app1", [
+    code, out = lifecycle.ssh.remote(site, "app1", [
         "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
         "compliance-scan"], timeout=600)
     assert code == 0, out
     # A job that succeeds, so the scheduler's success metrics exist (bak1: an incremental
     # backup started by the scheduler as pgBackRest's account).
-    code, out = lifecycle.ssh.remote(lab_dir(site.name), "bak1", [
+    code, out = lifecycle.ssh.remote(site, "bak1", [
         "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
         "backup-incr"], timeout=600)
     assert code == 0, out
@@ -137,7 +136,6 @@ def postgresql_service() -> str:
 
 def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):
     site, _ = reference
-    lab = lab_dir(site.name)
     replica = sorted(site.groups["db_replica"])[0]
     unit = postgresql_service()
 
@@ -145,7 +143,7 @@ def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):
         return [a for a in alerts(site, "OpsctlReplicaDown")
                 if a["labels"].get("replica") == replica]
 
-    assert lifecycle.ssh.remote(lab, replica, ["systemctl", "stop", unit], timeout=60)[0] == 0
+    assert lifecycle.ssh.remote(site, replica, ["systemctl", "stop", unit], timeout=60)[0] == 0
     try:
         started = time.monotonic()
         fired = wait_for(replica_down, 150, every=5)
@@ -157,7 +155,7 @@ def test_a_stopped_replica_fires_replica_down_and_it_resolves(reference):
         assert {s["host"]: s["role"] for s in status["database"]}[replica] == "down"
         assert [r["streaming"] for r in status["replicas"]] == [False]
     finally:
-        assert lifecycle.ssh.remote(lab, replica, ["systemctl", "start", unit],
+        assert lifecycle.ssh.remote(site, replica, ["systemctl", "start", unit],
                                     timeout=120)[0] == 0
     resolved = wait_for(lambda: not replica_down(), 180, every=5)
     assert resolved, f"OpsctlReplicaDown for {replica} still active 3 minutes after the start"
@@ -170,8 +168,7 @@ def alerts(site, name: str) -> list[dict]:
 
 def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
     site, _ = reference
-    lab = lab_dir(site.name)
-    assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "stop", "opsctl-monitor"])[0] == 0
+    assert lifecycle.ssh.remote(site, "app2", ["systemctl", "stop", "opsctl-monitor"])[0] == 0
     try:
         fired = wait_for(lambda: [a for a in alerts(site, "OpsctlHostDown")
                                   if a["labels"].get("host") == "app2"], 180, every=5)
@@ -182,7 +179,7 @@ def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
         assert {h["name"]: h["agent"] for h in status["hosts"]}["app2"] == "down"
         assert ("OpsctlHostDown", "app2") in {(a["name"], a["host"]) for a in status["alerts"]}
     finally:
-        assert lifecycle.ssh.remote(lab, "app2", ["systemctl", "start", "opsctl-monitor"])[0] == 0
+        assert lifecycle.ssh.remote(site, "app2", ["systemctl", "start", "opsctl-monitor"])[0] == 0
     resolved = wait_for(lambda: not [a for a in alerts(site, "OpsctlHostDown")
                                      if a["labels"].get("host") == "app2"], 120, every=5)
     if not resolved:
@@ -191,11 +188,10 @@ def test_a_stopped_agent_raises_host_down_and_it_resolves(reference):
 
 def test_the_deployed_configuration_passes_promtool_and_amtool(reference):
     site, _ = reference
-    lab = lab_dir(site.name)
     mon = sorted(site.groups["monitoring"])[0]
-    code, out = lifecycle.ssh.remote(lab, mon, ["promtool", "check", "config",
+    code, out = lifecycle.ssh.remote(site, mon, ["promtool", "check", "config",
                                                 "/etc/prometheus/prometheus.yml"], timeout=60)
     assert code == 0 and "SUCCESS" in out, out
-    code, out = lifecycle.ssh.remote(lab, mon, ["amtool", "check-config",
+    code, out = lifecycle.ssh.remote(site, mon, ["amtool", "check-config",
                                                 "/etc/prometheus/alertmanager.yml"], timeout=60)
     assert code == 0, out

@@ -39,8 +39,8 @@ def test_a_province_comes_up_beside_the_reference_and_converges(province, refere
     run = apply(province, ApplyRequest(skip_tags=("hardening-aide",)))
     assert run.result == "ok", run.failures
     assert sorted(run.hosts) == sorted(f"gansu-{h}" for h in national.hosts)
-    for name in (province.name, national.name):
-        assert all(h.ssh for h in lifecycle.status(name)), name
+    for one in (province, national):
+        assert all(h.ssh for h in lifecycle.status(one)), one.name
     wrong = [r.as_dict() for r in lifecycle.check_flows(province) if not r.ok]
     assert not wrong, wrong[:5]
 

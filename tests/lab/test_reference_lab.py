@@ -30,7 +30,7 @@ def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def on(site, host: str, *command: str) -> tuple[int, str]:
-    return lifecycle.ssh.remote(lab_dir(site.name), host, list(command), timeout=120)
+    return lifecycle.ssh.remote(site, host, list(command), timeout=120)
 
 
 def test_first_apply_converges_all_seven_hosts(reference):
@@ -138,9 +138,9 @@ def test_the_agent_is_unprivileged_and_comes_back_when_killed(reference, scrape_
 def test_two_labs_run_side_by_side(reference, mini_site):
     site, _ = reference
     lifecycle.up(mini_site)
-    for name in (site.name, mini_site.name):
-        status = lifecycle.status(name)
-        assert status and all(h.ssh for h in status), name
+    for one in (site, mini_site):
+        status = lifecycle.status(one)
+        assert status and all(h.ssh for h in status), one.name
 
 
 def test_an_unreachable_host_fails_the_run_and_the_others_converge(reference):

@@ -8,13 +8,16 @@ from security.evaluate import (
     CONFORM,
     ERROR,
     FAIL,
+    MANUAL,
     NA,
     NONCONFORM,
     NOT_APPLICABLE,
+    NOT_TESTED,
     OPERATORS,
     PARTIAL,
     PASS,
     RESULT_SCHEMA,
+    CheckResult,
     FactUnavailable,
     eval_condition,
     evaluate_target,
@@ -24,7 +27,7 @@ from security.evaluate import (
     unit_verdicts,
     verdict,
 )
-from security.schema import AllOf, AnyOf, Leaf, load_catalog
+from security.schema import AllOf, AnyOf, CatalogCheck, Leaf, load_catalog
 from security.versions import compare_versions
 
 
@@ -92,13 +95,38 @@ def test_three_valued_combinators() -> None:
     assert evidence[0].where == "a" and evidence[0].found == 1
 
 
-@pytest.mark.parametrize(("statuses", "expected"), [
-    ([PASS, PASS], CONFORM), ([PASS, NA], CONFORM), ([PASS, FAIL], PARTIAL),
-    ([FAIL, FAIL, NA], NONCONFORM), ([NA, NA], NOT_APPLICABLE), ([PASS, ERROR], PARTIAL),
-    ([ERROR], NONCONFORM), ([], NOT_APPLICABLE),
+@pytest.mark.parametrize(("statuses", "major", "expected"), [
+    ([PASS, PASS], False, CONFORM), ([PASS, NA], False, CONFORM),
+    ([PASS, FAIL], False, PARTIAL),
+    # a failed major-risk trigger decides the unit, whatever else passed
+    ([PASS, FAIL], True, NONCONFORM),
+    ([FAIL, FAIL, NA], False, NONCONFORM), ([NA, NA], False, NOT_APPLICABLE),
+    # evidence that could not be read is no evidence: never 符合, never 不符合 on its own
+    ([PASS, ERROR], False, MANUAL), ([PASS, ERROR, NA], False, MANUAL),
+    ([ERROR], False, NOT_TESTED), ([ERROR, ERROR, NA], False, NOT_TESTED),
+    # a failure found stands, whatever could not be read beside it
+    ([PASS, FAIL, ERROR], False, PARTIAL), ([FAIL, ERROR], False, NONCONFORM),
+    ([], False, NOT_APPLICABLE),
 ])
-def test_unit_verdict(statuses: list[str], expected: str) -> None:
-    assert verdict(statuses) == expected
+def test_unit_verdict(statuses: list[str], major: bool, expected: str) -> None:
+    assert verdict(statuses, major) == expected
+
+
+def test_a_unit_with_a_failed_major_risk_trigger_is_nonconformant() -> None:
+    catalog = load_catalog()
+    unit = next(u for u in dict.fromkeys(c.unit for c in catalog)
+                if len([c for c in catalog if c.unit == u]) > 1
+                and any(c.spec.major_risk for c in catalog if c.unit == u))
+    checks = [c for c in catalog if c.unit == unit]
+    failing = next(c for c in checks if c.spec.major_risk)
+
+    def scored(fail: CatalogCheck, major: bool) -> str:
+        results = [CheckResult(c.id, FAIL if c is fail else PASS, "", c.clause, c.unit,
+                               c.spec.severity, major and c is fail) for c in checks]
+        return unit_verdicts(checks, results)[0].verdict
+
+    assert scored(failing, major=True) == NONCONFORM
+    assert scored(failing, major=False) == PARTIAL
 
 
 def test_unit_verdicts_group_checks_by_test_unit() -> None:
@@ -108,7 +136,8 @@ def test_unit_verdicts_group_checks_by_test_unit() -> None:
     units = {u.unit: u for u in target.units}
     assert set(units) == {"L3-CES1-02", "L3-CES1-03"}
     assert units["L3-CES1-02"].checks["shell_tmout"] == PASS
-    assert units["L3-CES1-02"].verdict == PARTIAL  # the rest cannot be read: error, not pass
+    # the rest cannot be read: error, not pass, and not a judgement either
+    assert units["L3-CES1-02"].verdict == MANUAL
     assert "faillock_enabled" in units["L3-CES1-02"].incomplete
     assert unit_verdicts([], []) == []
 
@@ -139,3 +168,26 @@ def test_result_document_and_fail_on() -> None:
 ])
 def test_debian_version_order(a: str, b: str, expected: int) -> None:
     assert compare_versions(a, b) == expected
+
+
+def test_a_check_not_testable_here_leaves_the_unit_to_the_assessor_not_to_not_applicable():
+    """Audit in a container: the requirement exists, this host cannot show it. The unit is
+    未测 (nothing else evaluated) or 人工核查 (something passed), never 不适用."""
+    catalog = load_catalog()
+    audit = [c for c in catalog if c.id == "auditd_running"]
+    facts_unavailable = {"audit": {"kernel_available": False,
+                                   "unavailable_reason": "EPERM (nspawn)"}}
+    [result] = evaluate_target("h", "host", audit, facts_unavailable).results
+    assert result.status == NA and result.kind == "not_tested" and result.not_evaluated
+    assert "EPERM (nspawn)" in result.reason
+    [unit] = unit_verdicts(audit, [result])
+    assert unit.verdict == NOT_TESTED and unit.incomplete == ("auditd_running",)
+    # beside a passing check of the same unit: manual, not conformant
+    other = next(c for c in catalog if c.unit == audit[0].unit and c.id != "auditd_running")
+    passed = CheckResult(other.id, PASS, "", other.clause, other.unit, other.spec.severity,
+                         other.spec.major_risk)
+    assert unit_verdicts([audit[0], other], [result, passed])[0].verdict == MANUAL
+    # a requirement that does not exist here (no sshd) stays 不适用
+    absent = CheckResult("x", NA, "openssh-server is not installed", "c", "u", "low", False,
+                         kind="not_applicable")
+    assert not absent.not_evaluated
