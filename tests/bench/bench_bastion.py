@@ -7,7 +7,7 @@ that the machine's noise hits both alike; each command runs once untimed first o
 (control masters up, facts cached), as an operator's second command would.
 
     .venv/bin/python tests/bench/bench_bastion.py [--site reference] [--rounds 5]
-                                                  [--apply-rounds 3]
+                                                  [--apply-rounds 3]   (0: no apply)
 
 Run as root with the site's lab up and converged (`opsctl up`).
 """
@@ -65,12 +65,17 @@ def main() -> None:
     copy = bastion_copy(args.site, lab_dir(args.site) / "ssh" / "id_ed25519")
     sides = {"direct": args.site, "bastion": str(copy)}
     commands = {
+        # with the boundary probes from every host (the default), and without
         "check --site": (lambda s: opsctl("check", "--site", s), args.rounds),
+        "check --no-probes": (lambda s: opsctl("check", "--site", s, "--no-probes"),
+                              args.rounds),
         "jobs run log-cleanup": (lambda s: opsctl("jobs", "run", "log-cleanup", "--site", s),
                                  args.rounds),
         "no-change apply": (lambda s: opsctl("apply", "--site", s), args.apply_rounds),
     }
     for name, (make, rounds) in commands.items():
+        if rounds == 0:
+            continue
         for side in sides.values():
             timed(make(side))  # warm: masters, fact cache
         times: dict[str, list[float]] = {k: [] for k in sides}
