@@ -34,7 +34,11 @@ def test_every_check_has_a_clause_a_unit_and_a_remediation_or_reason() -> None:
 def test_host_checks_cover_every_computing_environment_clause_group() -> None:
     groups = {".".join(c.clause.split()[0].split(".")[:4]) for c in CHECKS
               if c.spec.scope == "host"}
-    assert groups >= {f"8.1.4.{i}" for i in range(1, 12)}
+    # 8.1.4.6 可信验证 wants a root of trust, dynamic verification and an alarm to the
+    # management centre: no check here evidences that (an AIDE database is integrity
+    # detection, 8.1.4.4 f), so the unit is the assessor's, not a pass on AIDE.
+    assert "8.1.4.6" not in groups
+    assert groups >= {f"8.1.4.{i}" for i in range(1, 12)} - {"8.1.4.6"}
     # Besides: the central log collector's own checks (8.1.5.4 d), verified on that host.
     assert groups - {f"8.1.4.{i}" for i in range(1, 12)} <= {"8.1.5.4"}
 
