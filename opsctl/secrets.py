@@ -49,6 +49,16 @@ def _crypt(password: str, salt_or_hash: str) -> str:
     return crypt.crypt(password, salt_or_hash) or ""
 
 
+def sha512_crypt(password: str) -> str:
+    """An /etc/shadow hash of password (SHA-512, a random salt), for accounts opsctl makes
+    outside Ansible (the lab's bare servers)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415
+
+    return _crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+
+
 def ensure_bcrypt(site_name: str, name: str) -> Path:
     """NAME.bcrypt: a bcrypt hash of secret NAME, kept while it still matches the secret."""
     password = ensure_secret(site_name, name)

@@ -81,7 +81,8 @@ def status(site: str | None, output: str) -> None:
 @click.argument("host")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh(site: str | None, host: str, command: tuple[str, ...]) -> None:
-    """A shell on HOST, or run COMMAND there (after --) and exit with its code."""
+    """A shell on HOST as its admin (ops; `sudo -i` for root), or run COMMAND there (after
+    --) as ops and exit with its code."""
     argv = lifecycle.ssh_command(site_to_read(site), host, list(command))
     raise SystemExit(subprocess.call(argv))
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from opsctl.errors import LabError
@@ -44,7 +45,18 @@ def unmount(path: Path) -> bool:
     return False
 
 
-def prepare_root(merged: Path, node: NodePlan, hosts_file: str, authorized_key: str) -> str:
+@dataclass(frozen=True)
+class Admin:
+    """The account a province's bare server is delivered with: key login, sudo with a
+    password (root has no key: the lab, like a province, never logs in as root)."""
+
+    user: str
+    password_hash: str
+    pubkey: str
+    ssh_port: int = 22
+
+
+def prepare_root(merged: Path, node: NodePlan, hosts_file: str, admin: Admin) -> str:
     """Write what makes the image this host; return its SSH host public key line."""
     marker = merged / "etc" / "opsctl-lab-host"
     (merged / "etc" / "hosts").write_text(hosts_file)
@@ -52,12 +64,30 @@ def prepare_root(merged: Path, node: NodePlan, hosts_file: str, authorized_key: 
         (merged / "etc" / "hostname").write_text(f"{node.name}\n")
         (merged / "etc" / "machine-id").write_text(uuid.uuid4().hex + "\n")
         run(["ssh-keygen", "-A", "-f", str(merged)])
+        if admin.ssh_port != 22:  # the port the site's sshd was set up on
+            (merged / "etc" / "ssh" / "sshd_config.d" / "port.conf").write_text(
+                f"Port {admin.ssh_port}\n")
+        # useradd --root runs in the host's root: its login.defs, skel and sudo group
+        run(["useradd", "--root", str(merged), "--create-home", "--shell", "/bin/bash",
+             "--groups", "sudo", "--password", admin.password_hash, admin.user])
         marker.write_text(f"{node.machine}\n")
-    ssh_dir = merged / "root" / ".ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(authorized_key)
-    (ssh_dir / "authorized_keys").chmod(0o600)
+    uid, gid = _ids(merged, admin.user)
+    ssh_dir = merged / "home" / admin.user / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(admin.pubkey)
+    keys.chmod(0o600)
+    for path in (ssh_dir, keys):
+        os.chown(path, uid, gid)
     return (merged / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().strip()
+
+
+def _ids(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise LabError(f"{root}: no account {user} after useradd")
 
 
 def _cmdline(pid: int) -> list[str]:

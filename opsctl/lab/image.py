@@ -1,4 +1,5 @@
-"""The cached base image every lab host boots on: Debian 12 minbase + systemd + ssh + python3."""
+"""The cached base image every lab host boots on: Debian 12 minbase + systemd + ssh + python3
++ sudo (what a province's bare server has: its admin account administers through sudo)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from opsctl.paths import cache_dir
 
 SUITE = "bookworm"
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt",
-           "iproute2")
+           "iproute2", "sudo")
 # Bump when the preparation below changes, so cached images are rebuilt.
 PREPARATION = "3"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -114,7 +114,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
                                                lab / "mirror.log")
         state.save(lab)
 
-    pubkey = ssh.ensure_key(lab)
+    admin = ssh.admin(site, lab)
     containers.check_inotify_headroom(sum(
         1 for node in plan.hosts()
         if not containers.is_container_process(state.pids.get(node.name), node.machine)))
@@ -124,7 +124,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
         host_dir = lab / "hosts" / node.name
         merged = containers.mount_overlay(image, host_dir)
         host_keys[node.name] = containers.prepare_root(
-            merged, node, _hosts_file(site, node.name), pubkey)
+            merged, node, _hosts_file(site, node.name), admin)
         if containers.is_container_process(state.pids.get(node.name), node.machine):
             running.append(node.name)
             continue
@@ -209,7 +209,7 @@ def status(site: Site) -> list[HostStatus]:
     def one(node) -> HostStatus:
         address = node.address.split("/")[0]
         alive = containers.is_container_process(state.pids.get(node.name), node.machine)
-        reachable = alive and ssh.port_open(address, 22)
+        reachable = alive and ssh.port_open(address, site.spec.connection.port)
         systemd = "unknown"
         if reachable:
             try:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from opsctl import connection, hostkeys
 from opsctl.connection import resolve, write_lab_model
+from opsctl.lab.containers import Admin
 from opsctl.lab.sh import run
+from opsctl.secrets import ensure_secret, sha512_crypt
 from opsctl.site.model import Site
-from opsctl.site.schema import ConnectionSpec
+from opsctl.site.schema import BecomeSpec, ConnectionSpec
 from opsctl.transport import HostError, SshTransport, for_site
 
 
@@ -28,17 +30,33 @@ def ensure_key(lab: Path) -> str:
     return key.with_suffix(".pub").read_text()
 
 
-def connection_spec(lab: Path) -> ConnectionSpec:
-    """The lab's hosts as a connection of the common schema: root with the lab's own key,
-    on port 22 of each service address, keys pinned in the lab's own known_hosts."""
-    return ConnectionSpec(via="ssh", user="root", port=22, identity_file=str(key_path(lab)),
+# The lab's hosts are delivered as a province's are: an admin account with the lab's key and
+# sudo with a password, root without any login. opsctl converges them as this user, the way
+# it converges a real site (its sudo password: the site's secrets, USER-password).
+ADMIN = "ops"
+
+
+def connection_spec(site: Site, lab: Path) -> ConnectionSpec:
+    """The lab's hosts as a connection of the common schema: the admin with the lab's own key
+    and its sudo password from the site's secrets, on the site's SSH port of each service
+    address, keys pinned in the lab's own known_hosts."""
+    return ConnectionSpec(via="ssh", user=ADMIN, port=site.spec.connection.port,
+                          identity_file=str(key_path(lab)),
+                          become=BecomeSpec(password="secrets"),
                           known_hosts=str(lab / "ssh" / "known_hosts"), connect_timeout=15)
+
+
+def admin(site: Site, lab: Path) -> Admin:
+    """The admin account each lab host is made with; its password is made once per site
+    (the file the hardening role keeps it in)."""
+    password = ensure_secret(site.name, f"{ADMIN}-password", length=24)
+    return Admin(ADMIN, sha512_crypt(password), ensure_key(lab), site.spec.connection.port)
 
 
 def write_client_files(site: Site, lab: Path, host_keys: dict[str, str]) -> None:
     """Write the lab's connection model, pin each host's key (made at lab up) through the
     same mechanism a real site uses, and generate the ssh_config from the model."""
-    write_lab_model(site.name, connection_spec(lab))
+    write_lab_model(site.name, connection_spec(site, lab))
     conn = resolve(site, via="lab")
     hostkeys.pin(conn, [hostkeys.HostKey(name, *line.split()[:2])
                         for name, line in host_keys.items()])
@@ -66,7 +84,7 @@ def wait_for_ssh(site: Site, names: list[str], addresses: dict[str, str],
     def one(name: str) -> str | None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if port_open(addresses[name], 22):
+            if port_open(addresses[name], hosts.conn.endpoints[name].port):
                 try:
                     if hosts.run(name, ["true"], timeout=30).rc == 0:
                         return None
@@ -80,7 +98,7 @@ def wait_for_ssh(site: Site, names: list[str], addresses: dict[str, str],
 
 
 def remote(site: Site, host: str, command: list[str], timeout: float = 15) -> tuple[int, str]:
-    """Run a command on a lab host as root: (exit code, what it printed). A host that cannot
-    be asked raises the transport's HostError (unreachable, a changed key)."""
+    """Run a command on a lab host as root (the admin's sudo): (exit code, what it printed).
+    A host that cannot be asked raises the transport's HostError (unreachable, a changed key)."""
     done = transport(site).run(host, command, timeout=timeout)
     return done.rc, (done.stdout or done.stderr).strip()

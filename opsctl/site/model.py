@@ -376,9 +376,7 @@ def _ssh_flow_problems(spec: SiteSpec, hosts: dict[str, Host], zones: dict[str, 
                        groups: dict[str, frozenset[str]], flows: list[Flow],
                        sfile: str) -> list[Problem]:
     """opsctl must be let in where it logs in: a tcp flow from the control node (or its zone,
-    or the bastion) to every host on its SSH port. The lab's hosts answer on 22 (via: lab)."""
-    if spec.connection.via == "lab":
-        return []
+    or the bastion) to every host on its SSH port (the lab's hosts too: they answer on it)."""
     control_zone = next((z for z in zones.values()
                          if not z.internet and spec.control.address in z.cidr), None)
     jump = spec.connection.jump.host if spec.connection.jump else None

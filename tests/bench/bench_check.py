@@ -191,9 +191,14 @@ def oscap(root: Path, ds: Path, profile: str, out: Path,
 
 def lab_ssh(site: str, host: str, command: str, stdin: bytes | None = None,
             ) -> subprocess.CompletedProcess[bytes]:
-    config = state_dir() / "labs" / site / "ssh_config"
-    return subprocess.run(["ssh", "-F", str(config), host, command], input=stdin,
-                          capture_output=True, check=False)
+    """A shell command as root on a lab host, through opsctl's transport (the lab's admin
+    and its sudo), with ssh's result shape."""
+    from opsctl.lab.ssh import transport  # noqa: PLC0415
+
+    done = transport(load_site(site)).run(host, ["sh", "-c", command], stdin or b"",
+                                          timeout=600)
+    return subprocess.CompletedProcess([host, command], done.rc, done.stdout.encode(),
+                                       done.stderr.encode())
 
 
 BENCH_REPO = "bench/openscap"

@@ -180,8 +180,11 @@ def test_ops_still_logs_in_with_its_key_and_administers_with_sudo(hardened):
         assert "password is required" in done.stdout  # no NOPASSWD any more
         done = ssh_as(site, "ops", host, "sudo -S -p '' id -u", stdin=password + "\n")
         assert done.returncode == 0 and done.stdout.strip() == "0", (host, done.stderr)
-        done = ssh_as(site, "root", host, "id -u")  # the control node's key still converges
-        assert done.returncode == 0 and done.stdout.strip() == "0", (host, done.stderr)
+        # opsctl converges as ops, so the role refuses root's login outright
+        done = ssh_as(site, "root", host, "id -u")
+        assert done.returncode == 255 and "Permission denied" in done.stderr, (host, done.stderr)
+        code, effective = lifecycle.ssh.remote(site, host, ["sshd", "-T"])
+        assert code == 0 and "permitrootlogin no" in effective.splitlines(), host
 
 
 def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):

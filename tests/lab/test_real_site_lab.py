@@ -3,9 +3,10 @@ connection section and no lab files (via ssh), the login user `ops` with a sudo 
 every host behind the bastion mon1, host keys pinned by `opsctl site trust`.
 
 It shares the converged reference lab and leaves it as it found it: `harden --check` is a dry
-run and the apply as ops runs one role's tags (a whole apply as ops would refuse root's login,
-which the lab itself still uses); the faults it makes (a falsified pin, another sudo password
-on app1) are undone before each test ends.
+run and the apply through the bastion runs one role's tags (the lab's own converge is the
+whole apply as ops with its sudo password, root's login refused: test_reference_lab and
+test_hardening_lab); the faults it makes (a falsified pin, another sudo password on app1)
+are undone before each test ends.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def real(reference, mgmt_only, tmp_path_factory):
     data = yaml.safe_load(site_file.read_text())
     data["site"]["connection"] = {
         "user": "ops",
+        "port": data["site"]["connection"]["port"],  # 2222, as the lab set sshd up
         "identity_file": str(lab_dir(site.name) / "ssh" / "id_ed25519"),
         # the admin's sudo password, which the hardening role keeps in the site's secrets
         "become": {"password": "secrets"},
@@ -206,9 +208,8 @@ def test_a_wrong_sudo_password_fails_with_a_clear_line(real) -> None:
 
 def test_apply_as_ops_changes_nothing_and_a_host_refusing_sudo_fails_alone(real) -> None:
     """A no-change apply through the bastion as ops with its sudo password (one role's tags:
-    a whole apply as ops would turn the root login the lab itself uses off); then app1's ops
-    password changes behind opsctl's back: app1 fails with the one line, the others
-    converge, exit 1."""
+    the whole site's converge as ops is the lab's own); then app1's ops password changes
+    behind opsctl's back: app1 fails with the one line, the others converge, exit 1."""
     where, tags = ("--site", str(real.directory)), ("--tags", "monitor_agent")
     done = _opsctl("apply", *where, *tags, "-o", "json")
     record = json.loads(done.stdout)

@@ -22,14 +22,15 @@ def site_copy(tmp_path: Path, connection: dict[str, Any] | None,
     site_file = directory / "group_vars" / "all" / "site.yml"
     data = yaml.safe_load(site_file.read_text())
     data["site"].pop("connection", None)
+    # The management zone's SSH flow opens the port the site's sshd listens on (and, with a
+    # connection section, each host's own; without one, a host's port is left unopened).
+    ports = {(connection or {}).get("port", 22)}
     if connection is not None:
         data["site"]["connection"] = connection
-        # The management zone's SSH flow opens the port the site's sshd listens on.
-        ports = {connection.get("port", 22)} | {
-            v["ansible_port"] for v in (host_vars or {}).values() if "ansible_port" in v}
-        for flow in data["site"]["flows"]:
-            if flow["name"] == "mgmt-ssh":
-                flow["ports"] = sorted(ports)
+        ports |= {v["ansible_port"] for v in (host_vars or {}).values() if "ansible_port" in v}
+    for flow in data["site"]["flows"]:
+        if flow["name"] == "mgmt-ssh":
+            flow["ports"] = sorted(ports)
     site_file.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     if host_vars:
         hosts_file = directory / "hosts.yml"

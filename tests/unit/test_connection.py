@@ -137,6 +137,26 @@ def test_via_lab_reads_the_labs_model_and_never_guesses(tmp_path) -> None:
     assert resolve(own, "lab").via == "lab"
 
 
+def test_the_lab_is_reached_as_its_admin_through_sudo_never_as_root(tmp_path) -> None:
+    """What `lab up` writes: the admin the lab's hosts are made with, its sudo password the
+    site's secret (the file hardening keeps it in), handed to Ansible as a file lookup."""
+    from opsctl.lab import ssh as lab_ssh
+    from opsctl.lab.state import lab_dir
+    from opsctl.secrets import secrets_dir
+
+    site = load_copy(tmp_path, {"via": "lab"})
+    lab = lab_dir(site.name)
+    lab.mkdir(parents=True)
+    connection.write_lab_model(site.name, lab_ssh.connection_spec(site, lab))
+    conn = resolve(site)
+    assert {e.user for e in conn.endpoints.values()} == {lab_ssh.ADMIN} != {"root"}
+    assert conn.become_file == secrets_dir(site.name) / f"{lab_ssh.ADMIN}-password"
+    variables = ansible_vars(conn, conn.become_file)
+    assert variables["ansible_become"] is True
+    assert str(conn.become_file) in variables["ansible_become_password"]
+    assert "User ops" in render_ssh_config(conn) and "User root" not in render_ssh_config(conn)
+
+
 @pytest.mark.parametrize(("connection_section", "host_vars", "expected"), [
     ({"jump": {"host": "db1"}}, None,
      "site.connection.jump.host: db1 is in zone secure; the bastion must be in the control "

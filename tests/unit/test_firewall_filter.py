@@ -67,7 +67,7 @@ def test_db1_accepts_postgres_from_app_and_db_hosts(plugin, site):
 def test_db1_accepts_ssh_and_agent_from_mgmt(plugin, site):
     rules = parsed(plugin, "db1")
     mgmt = str(site.zones["mgmt"].cidr)
-    assert mgmt in sources_for(rules, 22)
+    assert mgmt in sources_for(rules, 2222)
     assert mgmt in sources_for(rules, 9110)
 
 

@@ -30,9 +30,9 @@ def addr(site, host):
     (PUBLIC_CLIENT, "lb1", 443, "public-https"),
     ("lb1", "app2", 8080, "lb-app"),
     ("app1", "db1", 5432, "app-db"),
-    ("db1", "bak1", 22, "db-backup"),
+    ("db1", "bak1", 2222, "db-backup"),
     ("mon1", "db2", 9110, "mgmt-agent"),
-    (A("172.31.10.1"), "bak1", 22, "mgmt-ssh"),
+    (A("172.31.10.1"), "bak1", 2222, "mgmt-ssh"),
 ])
 def test_whitelisted_flows_are_allowed(site, src, dst, port, flow):
     src = addr(site, src) if isinstance(src, str) else src
@@ -41,9 +41,9 @@ def test_whitelisted_flows_are_allowed(site, src, dst, port, flow):
 
 @pytest.mark.parametrize(("src", "dst", "port"), [
     (PUBLIC_CLIENT, "db1", 5432),
-    ("app1", "mon1", 22),
+    ("app1", "mon1", 2222),
     ("lb1", "db1", 5432),
-    (PUBLIC_CLIENT, "lb1", 22),
+    (PUBLIC_CLIENT, "lb1", 2222),
     ("app1", "lb1", 443),
     # pgBackRest's TLS server port: the repository is reached over SSH, nothing listens there
     ("db1", "bak1", 8432),
@@ -57,7 +57,7 @@ def test_internet_zone_reaches_mgmt_only_at_the_mirror(site):
     rules = boundary_rules(site)
     control = site.control_address
     for host in ("lb1", "app1", "app2"):
-        for target, port in [(control, 22), (control, 3142), (addr(site, "mon1"), 22),
+        for target, port in [(control, 22), (control, 3142), (addr(site, "mon1"), 2222),
                              (addr(site, "mon1"), 9090), (addr(site, "mon1"), 9110)]:
             allowed = allows(rules, addr(site, host), target, "tcp", port)
             assert (allowed is not None) == (target == control and port == 3142), (host, target)

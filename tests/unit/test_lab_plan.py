@@ -57,8 +57,9 @@ def test_flow_matrix_expectations_follow_the_whitelist():
     assert probes[("public", "lb1", 443)].expect_open
     assert probes[("public", "lb1", 443)].flow == "public-https"
     assert probes[("app1", "control", 3142)].expect_open
-    for closed in [("public", "db1", 5432), ("app1", "mon1", 22), ("lb1", "db1", 5432),
-                   ("app1", "control", 22), ("lb1", "app1", 22), ("public", "control", 3142)]:
+    for closed in [("public", "db1", 5432), ("app1", "mon1", 2222), ("lb1", "db1", 5432),
+                   ("app1", "control", 2222), ("lb1", "app1", 2222),
+                   ("public", "control", 3142)]:
         assert not probes[closed].expect_open, closed
     # every source probes every host and the control node on every whitelisted TCP port
     # (UDP has no handshake to probe: the time flow is not in the matrix)

@@ -44,8 +44,8 @@ def probe(src: str, dst: str, port: int, expect: str, outcome: str) -> dict:
 GOOD = [probe("public", "lb1", 443, "open", "connected"),
         probe("public", "db1", 5432, "closed", "timeout"),
         probe("app1", "db1", 5432, "open", "connected"),
-        probe("app1", "mon1", 22, "closed", "timeout"),
-        probe("mon1", "db1", 22, "open", "connected")]
+        probe("app1", "mon1", 2222, "closed", "timeout"),
+        probe("mon1", "db1", 2222, "open", "connected")]
 
 
 def test_every_network_check_is_classified():
@@ -79,9 +79,9 @@ def test_probes_that_match_the_whitelist_pass_every_check(site):
 
 
 def test_a_forbidden_probe_that_connected_fails_with_its_label(site):
-    probes = [*GOOD, probe("app1", "db2", 22, "closed", "connected")]
+    probes = [*GOOD, probe("app1", "db2", 2222, "closed", "connected")]
     got = results(network_facts(site, probes))
-    label = "app1 -> db2:22 (connected)"
+    label = "app1 -> db2:2222 (connected)"
     for cid in ("net_boundary_default_deny", "net_probes_no_unexpected_open",
                 "net_ssh_only_from_mgmt"):
         assert got[cid].status == FAIL, cid
@@ -120,6 +120,6 @@ def test_an_unreachable_host_makes_a_clean_result_incomplete_not_a_pass(site):
     assert got["net_ssh_only_from_mgmt"].status == ERROR
     assert "not probed from db2" in got["net_ssh_only_from_mgmt"].reason
     # ...but what did run can still prove a failure
-    bad = [*GOOD, probe("app1", "db2", 22, "closed", "connected")]
+    bad = [*GOOD, probe("app1", "db2", 2222, "closed", "connected")]
     got = results(network_facts(site, bad, {"db2": "unreachable"}))
     assert got["net_ssh_only_from_mgmt"].status == FAIL

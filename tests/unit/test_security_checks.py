@@ -185,7 +185,7 @@ def test_every_network_check_fails_on_a_broken_site(tmp_path: Path) -> None:
     spec = yaml.safe_load((site / "group_vars/all/site.yml").read_text())
     spec["site"]["flows"] += [
         {"name": "public-db", "from": "public", "to": "db", "ports": [5432], "why": "oops"},
-        {"name": "internet-admin", "from": "internet", "to": "all", "ports": [22, 9110],
+        {"name": "internet-admin", "from": "internet", "to": "all", "ports": [2222, 9110],
          "why": "convenience"},
         {"name": "internet-bak", "from": "internet", "to": "backup", "ports": [8432], "why": "x"},
     ]

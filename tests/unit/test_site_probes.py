@@ -64,7 +64,7 @@ def test_the_matrix_goes_from_every_host_to_every_other_host_and_the_control_nod
     assert by[("app1", "db1", 5432)].expect_open
     assert by[("app1", "db1", 5432)].flow == "app-db"
     assert by[("app1", "control", 3142)].expect_open
-    assert not by[("app1", "mon1", 22)].expect_open
+    assert not by[("app1", "mon1", 2222)].expect_open
     assert not by[("lb1", "db1", 5432)].expect_open
     assert {p.source.name for p in probes} == set(site.hosts)
     assert 123 not in ports  # UDP has no handshake to probe
@@ -114,9 +114,9 @@ def test_the_scan_judges_the_boundary_from_the_probes(site):
     assert clean["net_public_reaches_only_lb"].status == ERROR
     assert "not probed from public" in clean["net_public_reaches_only_lb"].reason
 
-    leak = statuses(probe_site(site, FakeTransport(site, {("app1", "db1", 22): "refused"})))
+    leak = statuses(probe_site(site, FakeTransport(site, {("app1", "db1", 2222): "refused"})))
     assert leak["net_ssh_only_from_mgmt"].status == FAIL
-    assert "app1 -> db1:22 (refused)" in leak["net_ssh_only_from_mgmt"].reason
+    assert "app1 -> db1:2222 (refused)" in leak["net_ssh_only_from_mgmt"].reason
 
 
 def test_parse_outcomes(site):
