@@ -1,4 +1,5 @@
-"""Generated documentation: the catalog table (clause → checks), from the catalog itself.
+"""Generated documentation: the catalog table (clause → checks) and the test units (unit →
+steps → checks or manual evidence), from the catalog and catalog/units.yml.
 
 `python -m security.docs > docs/catalog.md` regenerates it; a unit test fails when the
 committed file differs from what this produces.
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from security.schema import CATALOG_DIR, CatalogCheck, load_catalog, load_clauses
+from security.units import Unit, load_units
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "catalog.md"
 
@@ -55,7 +57,40 @@ def catalog_markdown(directory: Path = CATALOG_DIR) -> str:
             lines.append(f"| `{c.id}` | {c.spec.title_zh} / {c.spec.title_en} "
                          f"| {','.join(map(str, c.spec.levels))} | {sev} | {rem} |")
         lines.append("")
+    lines += units_markdown(directory)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def units_markdown(directory: Path = CATALOG_DIR) -> list[str]:
+    """Every unit with its steps, so an assessor sees the units no check evidences too."""
+    units = load_units(directory).units
+    automated = sum(1 for u in units if all(s.checks and not s.manual for s in u.steps))
+    lines = [
+        "# Test units (GB/T 28448-2019, level 3)",
+        "",
+        f"{len(units)} units; {automated} are evidenced by automated checks alone, the others "
+        "have steps an assessor verifies by hand (人工核查). A unit is 符合 only when every "
+        "step is covered by passing checks. Physical and management requirements are listed "
+        "one entry per control point (ids `L3-XXX1-Gnn`).",
+        "",
+    ]
+    for unit in units:
+        lines += _unit_lines(unit)
+    return lines
+
+
+def _unit_lines(unit: Unit) -> list[str]:
+    lines = [f"## {unit.id} — {unit.clause}", "",
+             f"{unit.title_zh} / {unit.title_en} · object: {', '.join(unit.objects)}", "",
+             "| # | step | object | evidence |", "| --- | --- | --- | --- |"]
+    for i, step in enumerate(unit.steps, start=1):
+        examine = step.examine + (f" / {step.examine_en}" if step.examine_en else "")
+        evidence = [", ".join(f"`{c}`" for c in step.checks)] if step.checks else []
+        if step.manual:
+            evidence.append(f"manual 人工核查: {step.manual}")
+        lines.append(f"| {i} | {examine} | {unit.step_object(step)} | {'; '.join(evidence)} |")
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 
 from security import facts as factreg
 from security.schema import AllOf, AnyOf, CatalogCheck, Condition, Leaf, load_data
+from security.units import Step, Unit, Units, default_units
 from security.versions import compare_versions
 
 RESULT_SCHEMA = "opsctl-check/1"
@@ -28,6 +29,8 @@ VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
               MANUAL: "manual verification needed", NOT_TESTED: "not tested"}
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
 NOT_TESTED_KIND = "not_tested"
+# A step's status beyond a check's: its checks were not (all) evaluated, or it needs the assessor.
+NOT_EVALUATED, STEP_MANUAL = "not_evaluated", "manual"
 
 
 class FactUnavailable(Exception):
@@ -70,6 +73,22 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class StepResult:
+    """One test step of a unit on one target: which checks evidence it, or what the assessor
+    collects by hand, and what that evidence showed."""
+
+    examine: str
+    examine_en: str | None
+    object: str
+    status: str  # pass / fail / not_evaluated / manual / not_applicable
+    checks: dict[str, str]  # check id → status (not_evaluated: not part of this scan)
+    manual: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class UnitVerdict:
     unit: str
     clause: str
@@ -77,11 +96,20 @@ class UnitVerdict:
     checks: dict[str, str]  # check id → status
     # checks in error or not testable here: the verdict could not use them
     incomplete: tuple[str, ...] = ()
+    title_zh: str = ""
+    title_en: str = ""
+    steps: tuple[StepResult, ...] = ()
+
+    @property
+    def manual_steps(self) -> list[StepResult]:
+        return [s for s in self.steps if s.manual and s.status != NA]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"unit": self.unit, "clause": self.clause, "verdict": self.verdict,
+        return {"unit": self.unit, "clause": self.clause, "title_zh": self.title_zh,
+                "title_en": self.title_en, "verdict": self.verdict,
                 "verdict_en": VERDICT_EN[self.verdict], "checks": self.checks,
-                "incomplete": list(self.incomplete)}
+                "incomplete": list(self.incomplete),
+                "steps": [s.as_dict() for s in self.steps]}
 
 
 @dataclass
@@ -377,63 +405,87 @@ def _brief(v: Any) -> str:
 
 # ---------------------------------------------------------------- aggregation
 
-def unit_verdicts(checks: list[CatalogCheck], results: list[CheckResult]) -> list[UnitVerdict]:
-    """The assessor's verdict per test unit: 符合 only when every applicable check passes."""
-    by_unit: dict[str, list[CheckResult]] = {}
-    clause_of: dict[str, str] = {}
-    for check, res in zip(checks, results, strict=True):
-        by_unit.setdefault(check.unit, []).append(res)
-        clause_of[check.unit] = check.clause
-    out = []
-    for unit in sorted(by_unit, key=_unit_key):
-        res = by_unit[unit]
-        major = any(r.major_risk and r.status == FAIL for r in res)
-        # a check not testable here weighs as one that could not be read: no evidence
-        statuses = [ERROR if r.not_evaluated else r.status for r in res]
-        out.append(UnitVerdict(unit, clause_of[unit], verdict(statuses, major),
-                               {r.id: r.status for r in res},
-                               tuple(r.id for r in res if r.not_evaluated)))
-    return out
+def unit_verdicts(results: list[CheckResult], scope: str,
+                  units: Units | None = None) -> list[UnitVerdict]:
+    """The assessor's verdict for every unit with a step judged on a target of this scope.
+
+    A unit is judged by its steps (catalog/units.yml): 符合 only when every step is covered by
+    passing checks. A step's check missing from `results` (another level's) is not evaluated.
+    """
+    spec = units if units is not None else default_units()
+    by_id = {r.id: r for r in results}
+    return [_unit_verdict(unit, steps, by_id) for unit, steps in spec.for_scope(scope)]
 
 
-def verdict(statuses: list[str], major_risk_failed: bool = False) -> str:
+def _unit_verdict(unit: Unit, steps: list[Step],
+                  by_id: dict[str, CheckResult]) -> UnitVerdict:
+    judged = [_step_result(unit, s, by_id) for s in steps]
+    applicable = [s for s in judged if s.status != NA]
+    used = {cid: by_id.get(cid) for s in applicable for cid in s.checks}
+    # a check not testable here, or not in this scan, weighs as one that could not be read
+    statuses = [ERROR if r is None or r.not_evaluated else r.status for r in used.values()]
+    major = any(r is not None and r.major_risk and r.status == FAIL for r in used.values())
+    manual = any(s.manual for s in applicable)
+    return UnitVerdict(unit.id, unit.clause, verdict(statuses, major, manual),
+                       {s_id: _status_of(by_id.get(s_id)) for s in judged for s_id in s.checks},
+                       tuple(cid for cid, r in used.items() if r is None or r.not_evaluated),
+                       unit.title_zh, unit.title_en, tuple(judged))
+
+
+def _status_of(result: CheckResult | None) -> str:
+    return NOT_EVALUATED if result is None else result.status
+
+
+def _step_result(unit: Unit, step: Step, by_id: dict[str, CheckResult]) -> StepResult:
+    found = [by_id.get(cid) for cid in step.checks]
+    if any(r is not None and r.status == FAIL for r in found):
+        status = FAIL
+    elif any(r is None or r.not_evaluated for r in found):
+        status = NOT_EVALUATED
+    elif found and all(r is not None and r.status == NA for r in found):
+        status = NA  # the requirement this step examines does not exist on this object
+    else:
+        status = STEP_MANUAL if step.manual else PASS
+    return StepResult(step.examine, step.examine_en, unit.step_object(step), status,
+                      {cid: _status_of(r) for cid, r in zip(step.checks, found, strict=True)},
+                      step.manual)
+
+
+def verdict(statuses: list[str], major_risk_failed: bool = False, manual: bool = False) -> str:
     """A unit's verdict from its checks' statuses; it never claims more than they show.
 
-    符合 only when every applicable check passed. A failure decides against the unit: 不符合
-    when nothing passed or a major-risk trigger failed, else 部分符合. Without a failure, a
-    check that could not be evaluated leaves the unit to the assessor: 人工核查 when some
-    passed, 未测 when none could be evaluated. 不适用 when no check applies.
+    `manual`: a step of the unit needs evidence an assessor collects by hand. 符合 only when
+    every applicable check passed and no step is manual. A failure decides against the unit:
+    不符合 when nothing passed or a major-risk trigger failed, else 部分符合. Without a
+    failure, a manual step or a check that could not be evaluated leaves the unit to the
+    assessor: 人工核查 when something passed or a step is manual, 未测 when nothing could be
+    evaluated. 不适用 when no check applies and no step is manual.
     """
     applicable = [s for s in statuses if s != NA]
-    if not applicable:
+    if not applicable and not manual:
         return NOT_APPLICABLE
     passed = applicable.count(PASS)
     if FAIL in applicable:
         return NONCONFORM if passed == 0 or major_risk_failed else PARTIAL
-    if ERROR in applicable:
-        return MANUAL if passed else NOT_TESTED
+    if manual or ERROR in applicable:
+        return MANUAL if passed or manual else NOT_TESTED
     return CONFORM
 
 
-def _unit_key(unit: str) -> tuple[str, int]:
-    prefix, _, num = unit.rpartition("-")
-    return prefix, int(num)
-
-
 def evaluate_target(name: str, scope: str, checks: list[CatalogCheck],
-                    facts: dict[str, Any]) -> TargetResult:
+                    facts: dict[str, Any], units: Units | None = None) -> TargetResult:
     mine = [c for c in checks if c.spec.scope == scope]
     results = [evaluate_check(c, facts) for c in mine]
-    return TargetResult(name, scope, results, unit_verdicts(mine, results))
+    return TargetResult(name, scope, results, unit_verdicts(results, scope, units))
 
 
 def unreachable_target(name: str, scope: str, checks: list[CatalogCheck],
-                       reason: str) -> TargetResult:
+                       reason: str, units: Units | None = None) -> TargetResult:
     """A host that could not be scanned: every check is error with the reason."""
     mine = [c for c in checks if c.spec.scope == scope]
     results = [CheckResult(c.id, ERROR, reason, c.clause, c.unit, c.spec.severity,
                            c.spec.major_risk) for c in mine]
-    return TargetResult(name, scope, results, unit_verdicts(mine, results), error=reason)
+    return TargetResult(name, scope, results, unit_verdicts(results, scope, units), error=reason)
 
 
 def fails_at(targets: list[TargetResult], threshold: str) -> list[tuple[str, str]]:

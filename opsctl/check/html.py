@@ -189,9 +189,40 @@ def _target_section(target: dict[str, Any], titles: Mapping[str, tuple[str, str]
     findings = [ch for ch in checks if ch["status"] in (FAIL, ERROR)]
     rest = [ch for ch in checks if ch["status"] not in (FAIL, ERROR)]
     out.append(_check_table(f"问题 findings ({len(findings)})", findings, titles, open_=True))
+    out.append(_manual_units(target.get("units", [])))
     out.append(_check_table(f"其他检查项 other checks ({len(rest)})", rest, titles, open_=False))
     out.append("</section>")
     return out
+
+
+def _manual_units(units: list[dict[str, Any]]) -> str:
+    """Units left to the assessor (人工核查), each with the steps to verify by hand: the evidence
+    to collect, and the checks that could not be evaluated here."""
+    manual = [u for u in units if u.get("verdict") == "人工核查"]
+    if not manual:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(u['unit'])}<br><span class=\"en\">{escape(u.get('clause', ''))}"
+        f"</span></td><td>{escape(u.get('title_zh', ''))}<br><span class=\"en\">"
+        f"{escape(u.get('title_en', ''))}</span></td><td><ul class=\"evidence\">"
+        + "".join(_manual_step(s) for s in u.get("steps", [])
+                  if s.get("status") in ("manual", "not_evaluated"))
+        + "</ul></td></tr>" for u in manual)
+    return (f"<details><summary>人工核查 manual verification ({len(manual)})</summary>"
+            "<table class=\"manual\"><thead><tr><th>测评单元 unit</th><th>要求 requirement</th>"
+            "<th>待核查步骤 steps to verify</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></details>")
+
+
+def _manual_step(step: dict[str, Any]) -> str:
+    text = escape(step.get("examine", ""))
+    if step.get("manual"):
+        text += f"：{escape(step['manual'])}"
+    pending = [c for c, status in step.get("checks", {}).items() if status != PASS]
+    if step.get("status") == "not_evaluated" and pending:
+        text += (" <span class=\"en\">not evaluated here: "
+                 + ", ".join(f"<code>{escape(c)}</code>" for c in pending) + "</span>")
+    return f"<li>{text}</li>"
 
 
 def _check_table(label: str, checks: list[dict[str, Any]],

@@ -10,6 +10,7 @@ from opsctl.errors import InvalidInput, Problem
 from security.evaluate import TargetResult, fails_at, scan_document
 from security.local import scan_this_host
 from security.schema import CatalogCheck, CatalogError, load_catalog
+from security.units import load_units
 
 
 @dataclass
@@ -38,3 +39,20 @@ def scan_local(level: int = 3) -> Scan:
     targets = [scan_this_host(checks)]
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
     return Scan(targets, level, doc)
+
+
+def unit_spec(level: int = 3) -> list[dict[str, Any]]:
+    """Every test unit of the level with its steps and, per step, its checks or the evidence an
+    assessor collects (security/catalog/units.yml); only level 3 has a specification."""
+    if level != 3:
+        raise InvalidInput([Problem("--level", str(level), "only level 3 has a unit "
+                                    "specification (security/catalog/units.yml)")])
+    try:
+        units = load_units().units
+    except CatalogError as exc:
+        raise InvalidInput([Problem(p.file, p.key, p.reason) for p in exc.problems]) from None
+    return [{"id": u.id, "clause": u.clause, "title_zh": u.title_zh, "title_en": u.title_en,
+             "objects": list(u.objects),
+             "steps": [{"examine": s.examine, "examine_en": s.examine_en,
+                        "object": u.step_object(s), "checks": list(s.checks), "manual": s.manual}
+                       for s in u.steps]} for u in units]

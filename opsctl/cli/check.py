@@ -13,7 +13,7 @@ from opsctl.check.diff import check_document, diff_scans
 from opsctl.check.fleet import scan_named_site
 from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
 from opsctl.check.scan import catalog as load_checks
-from opsctl.check.scan import scan_local
+from opsctl.check.scan import scan_local, unit_spec
 from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION
 from opsctl.cli.render import console, emit_json
 
@@ -81,6 +81,33 @@ def catalog_cmd(level: int, output: str) -> None:
         table.add_row(r["id"], r["clause"], r["unit"], ",".join(map(str, r["levels"])),
                       r["severity"] + (" ⚠" if r["major_risk"] else ""), r["remediation"])
     console.print(table)
+
+
+@check.command("units")
+@click.option("--level", type=int, default=3, show_default=True,
+              help="Protection level; GB/T 28448-2019 units are specified for level 3.")
+@OUTPUT_OPTION
+def units_cmd(level: int, output: str) -> None:
+    """List every GB/T 28448-2019 test unit with its steps: per step, the checks that evidence
+    it or the evidence an assessor collects by hand."""
+    units = unit_spec(level)
+    if output == "json":
+        emit_json(units)
+        return
+    table = Table(title=f"{len(units)} test units at level {level}", title_justify="left",
+                  show_lines=True)
+    for col in ("unit", "clause", "title", "steps"):
+        table.add_column(col, overflow="fold", no_wrap=col == "unit")
+    for u in units:
+        table.add_row(u["id"], u["clause"], u["title_zh"], "\n".join(
+            f"{i}. [{s['object']}] {s['examine']}: " + "; ".join(_evidence(s))
+            for i, s in enumerate(u["steps"], start=1)))
+    console.print(table)
+
+
+def _evidence(step: dict) -> list[str]:
+    shown = [", ".join(step["checks"])] if step["checks"] else []
+    return shown + ([f"manual 人工核查: {step['manual']}"] if step["manual"] else [])
 
 
 @check.command("diff")

@@ -140,3 +140,17 @@ def test_formats_parse_and_unknown_ones_are_refused() -> None:
     assert parse_formats("html, junit,html") == ["html", "junit"]
     with pytest.raises(InvalidInput):
         parse_formats("html,pdf")
+
+
+def test_the_html_report_lists_the_manual_steps_of_units_left_to_the_assessor() -> None:
+    from security.evaluate import evaluate_target, scan_document
+    from security.schema import load_catalog
+
+    checks = load_catalog()
+    target = evaluate_target("h1", "host", checks, {})
+    html = render_html(scan_document([target], 3, "t", 0.1, len(checks)), check_titles())
+    assert "人工核查 manual verification" in html
+    # a unit no check evidences, with the evidence an assessor collects
+    assert "L3-CES1-24" in html and "可信计算/安全启动配置及告警记录" in html
+    # a unit whose checks could not be read here names them
+    assert "not evaluated here" in html and "<code>faillock_enabled</code>" in html

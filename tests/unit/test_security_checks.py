@@ -106,7 +106,12 @@ def test_breaking_one_setting_fails_exactly_that_check() -> None:
     facts["sshd"]["permitrootlogin"] = "yes"
     got = statuses("host", facts)
     assert [k for k, v in got.items() if v[0] != PASS and k not in COLLECTOR_ONLY] == [
-        "sshd_permit_root_login"]
+        "sshd_permit_root_login", "sshd_root_login_refused"]
+    # root's key login (what a site that converges as root keeps) fails only the second
+    facts["sshd"]["permitrootlogin"] = "without-password"
+    got = statuses("host", facts)
+    assert [k for k, v in got.items() if v[0] != PASS and k not in COLLECTOR_ONLY] == [
+        "sshd_root_login_refused"]
 
 
 def test_forwarding_without_tls_or_disk_queue_fails() -> None:

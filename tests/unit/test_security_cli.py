@@ -140,3 +140,25 @@ def test_site_and_local_are_exclusive() -> None:
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
+
+
+def test_units_listing_json_names_every_unit_with_checks_or_manual_evidence() -> None:
+    result = CliRunner().invoke(cli, ["check", "units", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    units = {u["id"]: u for u in json.loads(result.output)}
+    assert {"L3-CNS1-08", "L3-ABS1-20", "L3-CES1-35", "L3-SMC1-12"} <= set(units)
+    assert "L3-CES1-16" not in units
+    assert all(s["checks"] or s["manual"] for u in units.values() for s in u["steps"])
+    ces02 = units["L3-CES1-02"]
+    assert ces02["clause"] == "8.1.4.1 b" and "faillock_enabled" in ces02["steps"][0]["checks"]
+    assert units["L3-CES1-24"]["steps"][0]["manual"]
+
+
+def test_units_listing_table_and_a_bad_level(capsys: pytest.CaptureFixture[str]) -> None:
+    result = CliRunner().invoke(cli, ["check", "units", "--level", "3"])
+    assert result.exit_code == 0 and "L3-CES1-24" in result.output
+    with pytest.raises(SystemExit) as info:
+        main(["check", "units", "--level", "2"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "only level 3" in err

@@ -12,22 +12,27 @@ from security.evaluate import (
     NA,
     NONCONFORM,
     NOT_APPLICABLE,
+    NOT_EVALUATED,
     NOT_TESTED,
     OPERATORS,
     PARTIAL,
     PASS,
     RESULT_SCHEMA,
+    STEP_MANUAL,
     CheckResult,
     FactUnavailable,
+    UnitVerdict,
     eval_condition,
     evaluate_target,
     fails_at,
     resolve,
     scan_document,
     unit_verdicts,
+    unreachable_target,
     verdict,
 )
 from security.schema import AllOf, AnyOf, CatalogCheck, Leaf, load_catalog
+from security.units import Units, UnitSpec, default_units
 from security.versions import compare_versions
 
 
@@ -112,6 +117,10 @@ def test_unit_verdict(statuses: list[str], major: bool, expected: str) -> None:
     assert verdict(statuses, major) == expected
 
 
+def _unit(verdicts: list[UnitVerdict], unit: str) -> UnitVerdict:
+    return next(v for v in verdicts if v.unit == unit)
+
+
 def test_a_unit_with_a_failed_major_risk_trigger_is_nonconformant() -> None:
     catalog = load_catalog()
     unit = next(u for u in dict.fromkeys(c.unit for c in catalog)
@@ -123,7 +132,7 @@ def test_a_unit_with_a_failed_major_risk_trigger_is_nonconformant() -> None:
     def scored(fail: CatalogCheck, major: bool) -> str:
         results = [CheckResult(c.id, FAIL if c is fail else PASS, "", c.clause, c.unit,
                                c.spec.severity, major and c is fail) for c in checks]
-        return unit_verdicts(checks, results)[0].verdict
+        return _unit(unit_verdicts(results, "host"), unit).verdict
 
     assert scored(failing, major=True) == NONCONFORM
     assert scored(failing, major=False) == PARTIAL
@@ -134,12 +143,12 @@ def test_unit_verdicts_group_checks_by_test_unit() -> None:
     facts = {"shell": {"tmout": 600, "tmout_readonly": True}}
     target = evaluate_target("h", "host", checks, facts)
     units = {u.unit: u for u in target.units}
-    assert set(units) == {"L3-CES1-02", "L3-CES1-03"}
     assert units["L3-CES1-02"].checks["shell_tmout"] == PASS
     # the rest cannot be read: error, not pass, and not a judgement either
     assert units["L3-CES1-02"].verdict == MANUAL
     assert "faillock_enabled" in units["L3-CES1-02"].incomplete
-    assert unit_verdicts([], []) == []
+    # every host unit is listed, evidenced or not
+    assert set(units) == {u.id for u, _ in default_units().for_scope("host")}
 
 
 def test_result_document_and_fail_on() -> None:
@@ -180,14 +189,95 @@ def test_a_check_not_testable_here_leaves_the_unit_to_the_assessor_not_to_not_ap
     [result] = evaluate_target("h", "host", audit, facts_unavailable).results
     assert result.status == NA and result.kind == "not_tested" and result.not_evaluated
     assert "EPERM (nspawn)" in result.reason
-    [unit] = unit_verdicts(audit, [result])
-    assert unit.verdict == NOT_TESTED and unit.incomplete == ("auditd_running",)
+    unit = _unit(unit_verdicts([result], "host"), audit[0].unit)
+    assert unit.verdict == NOT_TESTED and "auditd_running" in unit.incomplete
     # beside a passing check of the same unit: manual, not conformant
     other = next(c for c in catalog if c.unit == audit[0].unit and c.id != "auditd_running")
     passed = CheckResult(other.id, PASS, "", other.clause, other.unit, other.spec.severity,
                          other.spec.major_risk)
-    assert unit_verdicts([audit[0], other], [result, passed])[0].verdict == MANUAL
+    assert _unit(unit_verdicts([result, passed], "host"), audit[0].unit).verdict == MANUAL
     # a requirement that does not exist here (no sshd) stays 不适用
     absent = CheckResult("x", NA, "openssh-server is not installed", "c", "u", "low", False,
                          kind="not_applicable")
     assert not absent.not_evaluated
+
+
+# ---------------------------------------------------------------- verdicts follow the steps
+
+def _spec(*steps: dict) -> Units:
+    unit = {"id": "L3-CES1-05", "clause": "8.1.4.2 a", "title_zh": "t", "title_en": "t",
+            "objects": ["host"], "steps": list(steps)}
+    return Units(UnitSpec(standard="s", test_standard="t", level=3, units=[unit]), "units.yml")
+
+
+def _result(cid: str, status: str, kind: str = "", major: bool = False) -> CheckResult:
+    return CheckResult(cid, status, "", "8.1.4.2 a", "L3-CES1-05", "high", major, kind=kind)
+
+
+A = {"examine": "a", "checks": ["a"]}
+B = {"examine": "b", "checks": ["b"]}
+HAND = {"examine": "m", "manual": "记录"}
+A_AND_HAND = {"examine": "am", "checks": ["a"], "manual": "记录"}
+
+
+@pytest.mark.parametrize(("steps", "results", "expected"), [
+    # every step covered by passing evidence: the only way to 符合
+    ([A, B], [("a", PASS), ("b", PASS)], CONFORM),
+    # one manual step: never 符合, whatever passed
+    ([A, HAND], [("a", PASS)], MANUAL),
+    ([A_AND_HAND], [("a", PASS)], MANUAL),
+    # a step whose checks were not evaluated leaves the unit to the assessor
+    ([A, B], [("a", PASS), ("b", ERROR)], MANUAL),
+    ([A, B], [("a", PASS)], MANUAL),  # b not in this scan (another level)
+    ([A, B], [("a", PASS), ("b", NA, "not_tested")], MANUAL),
+    # all errored: 未测
+    ([A, B], [("a", ERROR), ("b", ERROR)], NOT_TESTED),
+    # ...but with a manual step it is the assessor's
+    ([A, HAND], [("a", ERROR)], MANUAL),
+    # failures keep their rules, manual steps or not
+    ([A, B, HAND], [("a", PASS), ("b", FAIL)], PARTIAL),
+    ([A, HAND], [("a", FAIL)], NONCONFORM),
+    # the requirement does not exist here: 不适用, and a step whose checks do not apply is no
+    # manual work either
+    ([A, B], [("a", NA), ("b", NA)], NOT_APPLICABLE),
+    ([A_AND_HAND], [("a", NA)], NOT_APPLICABLE),
+    ([A, B], [("a", NA), ("b", PASS)], CONFORM),
+    # no automated check for this object at all: listed, for the assessor
+    ([HAND], [], MANUAL),
+])
+def test_unit_verdicts_follow_the_steps(steps: list[dict], results: list[tuple],
+                                        expected: str) -> None:
+    [unit] = unit_verdicts([_result(*r) for r in results], "host", _spec(*steps))
+    assert unit.verdict == expected
+
+
+def test_a_major_risk_failure_in_a_step_decides_the_unit() -> None:
+    results = [_result("a", PASS), _result("b", FAIL, major=True)]
+    [unit] = unit_verdicts(results, "host", _spec(A, B))
+    assert unit.verdict == NONCONFORM
+
+
+def test_steps_carry_their_status_checks_and_manual_evidence() -> None:
+    [unit] = unit_verdicts([_result("a", PASS), _result("b", ERROR)], "host",
+                           _spec(A, B, HAND))
+    assert [s.status for s in unit.steps] == [PASS, NOT_EVALUATED, STEP_MANUAL]
+    assert unit.steps[1].checks == {"b": ERROR}
+    assert [s.manual for s in unit.manual_steps] == ["记录"]
+    data = unit.as_dict()
+    assert data["steps"][2] == {"examine": "m", "examine_en": None, "object": "host",
+                                "status": "manual", "checks": {}, "manual": "记录"}
+    assert data["incomplete"] == ["b"]
+
+
+def test_every_unit_of_the_targets_object_is_listed() -> None:
+    """Units with only manual steps appear too, as 人工核查 with their manual steps."""
+    spec = default_units()
+    host = evaluate_target("h", "host", load_catalog(), {})
+    assert [u.unit for u in host.units] == [u.id for u, _ in spec.for_scope("host")]
+    trusted = _unit(host.units, "L3-CES1-24")  # 可信验证: no automated check
+    assert trusted.verdict == MANUAL and trusted.manual_steps
+    site = unreachable_target("site", "network", load_catalog(), "not scanned")
+    ids = {u.unit for u in site.units}
+    assert {"L3-CNS1-01", "L3-ABS1-20", "L3-SMC1-12", "L3-PES1-G01", "L3-MMS1-G14"} <= ids
+    assert _unit(site.units, "L3-PES1-G02").verdict == MANUAL
+    assert _unit(site.units, "L3-ABS1-05").verdict == NOT_TESTED
