@@ -18,11 +18,18 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+# Without --listen (the monitor_agent role always passes it): the site's agent port by
+# default. This package runs on hosts and cannot read the role's defaults, so it keeps a
+# copy; tests/unit/test_one_source.py ties it to site.agent_port's and the role's default.
+DEFAULT_LISTEN = ("127.0.0.1", 9110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitor",
                                      description="opsctl's host monitoring agent")
-    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 9110),
-                        help="address:port to serve /metrics on (default 127.0.0.1:9110)")
+    parser.add_argument("--listen", type=parse_listen, default=DEFAULT_LISTEN,
+                        help="address:port to serve /metrics on (default "
+                             f"{DEFAULT_LISTEN[0]}:{DEFAULT_LISTEN[1]})")
     parser.add_argument("--config", type=Path, help="agent configuration (JSON)")
     args = parser.parse_args(argv)
     try:

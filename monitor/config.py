@@ -111,7 +111,7 @@ def _postgresql(path: Path, raw: object) -> PostgresSettings | None:
                           f"({', '.join(sorted(POSTGRES_KEYS))})")
     for key in sorted(set(raw) - POSTGRES_KEYS):
         raise ConfigError(f"{path}: postgresql.{key}: unknown key")
-    port = raw.get("port", 5432)
+    port = raw.get("port", PostgresSettings.port)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise ConfigError(f"{path}: postgresql.port: expected a port number (got {port!r})")
     for key in ("socket_dir", "user", "database"):

@@ -15,13 +15,20 @@ from datetime import datetime
 from typing import Any
 
 from opsctl.errors import NotFound
+from opsctl.roles import role_default
 from opsctl.site.model import Job, Site
 from opsctl.transport import HostError, Transport
 from scheduler.cron import next_fire
 
-# How a host runs the scheduler's CLI (the scheduler_agent role installs the package into
-# /opt/opsctl-scheduler, its default scheduler_agent_home).
-REMOTE_SCHEDULER = ["env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler"]
+# How a host runs the scheduler's CLI, on the files its service uses: where the
+# scheduler_agent role installs the package, its jobs file and its history (as the role's
+# opsctl-scheduler.service names them), read from the role's defaults.
+REMOTE_SCHEDULER = [
+    "env", f"PYTHONPATH={role_default('scheduler_agent', 'scheduler_agent_home')}",
+    "python3", "-m", "scheduler",
+    "--jobs", f"{role_default('scheduler_agent', 'scheduler_agent_config_dir')}/jobs.json",
+    "--history", f"{role_default('scheduler_agent', 'scheduler_agent_state_dir')}/history.db",
+]
 
 
 

@@ -38,7 +38,8 @@ QUERIES = {
     "backup_count": "opsctl_pgbackrest_backups",
     "job_failures": "opsctl_scheduler_job_consecutive_failures > 0",
 }
-# The same bounds as the OpsctlReplicationLag alert (monitor/rules/opsctl.rules.yml).
+# The same bounds as the OpsctlReplicationLag alert (monitor/rules/opsctl.rules.yml; tied by
+# tests/unit/test_one_source.py).
 LAG_SECONDS_MAX = 300.0
 LAG_BYTES_MAX = 256 * 1024 * 1024
 

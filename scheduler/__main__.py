@@ -17,6 +17,9 @@ from scheduler.history import SUCCESS, History
 from scheduler.lock import make_lock
 from scheduler.spec import SpecError, load_jobs_file
 
+# The files the scheduler_agent role's service names (opsctl's `jobs` commands pass them
+# too); the defaults serve a run by hand on the host. This package runs on hosts and cannot
+# read the role's defaults; tests/unit/test_one_source.py ties the two.
 DEFAULT_JOBS = Path("/etc/opsctl-scheduler/jobs.json")
 DEFAULT_HISTORY = Path("/var/lib/opsctl-scheduler/history.db")
 

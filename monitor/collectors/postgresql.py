@@ -51,6 +51,9 @@ SELECT 'wal_receiver_streaming', '', count(*)::float8 FROM pg_stat_wal_receiver
 
 @dataclass(frozen=True)
 class PostgresSettings:
+    # What a configuration leaves out. The monitor_agent role writes monitor_agent_postgresql
+    # in full; the agent runs on hosts without the role's defaults, so these are copies that
+    # tests/unit/test_one_source.py ties to it.
     socket_dir: str = "/var/run/postgresql"
     port: int = 5432
     user: str = "opsctl_monitor"

@@ -18,15 +18,20 @@ from opsctl.backup.info import Backup, Stanza, parse_info, stanza
 from opsctl.backup.policy import AgeVerdict, judge_age
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.roles import role_default
 from opsctl.site.model import Site
 from opsctl.transport import Transport, for_site
 
-# The backup role's layout on the hosts (roles/backup/defaults/main.yml).
-REPO_USER = "pgbackrest"
-PG_USER = "postgres"
-DRILL_PATH = "/var/lib/pgbackrest-drill"
-DRILL_CONFIG = "/etc/pgbackrest/drill.conf"
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# The backup role's layout on the hosts, read from its defaults so that the role and these
+# commands cannot disagree.
+REPO_USER = role_default("backup", "backup_repo_user")
+PG_USER = role_default("backup", "backup_pg_user")
+DRILL_PATH = role_default("backup", "backup_drill_path")
+DRILL_CONFIG = role_default("backup", "backup_drill_config")
+# The repository host's PostgreSQL (backup_repo_packages) runs the drill's scratch cluster.
+PG_BIN = f"/usr/lib/postgresql/{role_default('backup', 'backup_pg_version')}/bin"
+# The scratch cluster's port: opsctl's own (it listens on a socket in the scratch directory
+# only, so it never meets the firewall or the host's own cluster on backup_pg_port).
 DRILL_PORT = 5499
 TYPES = ("full", "diff", "incr")
 

@@ -13,13 +13,16 @@ from typing import Any
 from opsctl.check.probes import REACHED
 from opsctl.network.flows import boundary_rules, endpoint_networks, inbound_rules
 from opsctl.network.nftables import boundary_ruleset
+from opsctl.roles import role_default
 from opsctl.site.model import Flow, Site, mirror_unreached
 from security.local import NO_SITE_CONTEXT
 
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
 TIME_PORT = 123
 LOG_GROUPS = ("logging",)
-LOG_TLS_PORT = 6514
+# The central log collector's TLS syslog port (the logserver role listens on it; hardening's
+# hardening_rsyslog_port sends to it, tied by tests/unit/test_one_source.py).
+LOG_TLS_PORT = role_default("logserver", "logserver_port")
 
 
 def _zone_of(site: Site, address: ipaddress.IPv4Address) -> str | None:

@@ -14,6 +14,10 @@ from opsctl.errors import OpsctlError
 
 # Patroni's member states that mean "PostgreSQL runs and follows or leads".
 RUNNING = ("running", "streaming")
+# Bytes: the lag bound when a caller names none. This module reads no files, so it keeps a
+# copy of the postgresql role's postgresql_patroni_maximum_lag_on_failover (the bound Patroni
+# keeps for automatic promotion); tests/unit/test_one_source.py ties the two.
+MAX_LAG_BYTES = 1 << 20
 
 
 class ClusterUnreadable(OpsctlError):
@@ -82,7 +86,7 @@ class ClusterStatus:
     def member(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)
 
-    def problems(self, max_lag_bytes: int = 1 << 20) -> list[str]:
+    def problems(self, max_lag_bytes: int = MAX_LAG_BYTES) -> list[str]:
         """What keeps this cluster from being healthy; empty when it is."""
         found: list[str] = []
         leaders = [m for m in self.members if m.is_leader]
@@ -111,7 +115,7 @@ class ClusterStatus:
             found.append(f"WAL archiving failing (last failed {self.archiver.last_failed_wal})")
         return found
 
-    def as_dict(self, max_lag_bytes: int = 1 << 20) -> dict[str, Any]:
+    def as_dict(self, max_lag_bytes: int = MAX_LAG_BYTES) -> dict[str, Any]:
         leader = self.leader
         return {
             "leader": leader.name if leader else None,

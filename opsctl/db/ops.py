@@ -25,15 +25,19 @@ from opsctl.db.cluster import (
     split_answer,
 )
 from opsctl.errors import InvalidInput, OpsctlError, Problem
+from opsctl.roles import role_default
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
 
-# The postgresql role's layout (roles/postgresql/defaults/main.yml).
-PATRONI_CONFIG = "/etc/patroni/config.d"
-PATRONI_PORT = 8008
-CA_FILE = "/etc/opsctl/pki/ca.crt"
+# The postgresql and pki roles' layout on the hosts, read from their defaults so that the
+# roles and these commands cannot disagree.
+PATRONI_CONFIG = role_default("postgresql", "postgresql_patroni_config_dir")
+PATRONI_PORT = role_default("postgresql", "postgresql_patroni_port")
+# The pki role installs the site CA as ca.crt in pki_dir.
+CA_FILE = f"{role_default('pki', 'pki_dir')}/ca.crt"
 DB_GROUP = "db"
-DEFAULT_MAX_LAG = 1 << 20  # bytes; Patroni's maximum_lag_on_failover too
+# Bytes: the bound Patroni itself keeps for promoting a replica automatically.
+DEFAULT_MAX_LAG = role_default("postgresql", "postgresql_patroni_maximum_lag_on_failover")
 
 # Runs on a database host: GET Patroni's /cluster and /config with the site CA; prints
 # {"cluster": ..., "config": ...} (the dynamic configuration says synchronous_mode, which

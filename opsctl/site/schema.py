@@ -245,7 +245,11 @@ class DatabaseSpec(Strict):
 
 class BackupSpec(Strict):
     """The backup policy: the backup role configures pgBackRest from it and
-    `opsctl backup verify` judges the repository against it."""
+    `opsctl backup verify` judges the repository against it.
+
+    The roles' `site.backup.X | default(V)` fallbacks repeat these defaults for a site.yml
+    that leaves X out (Ansible reads site.yml as written, not this model);
+    tests/unit/test_one_source.py ties every such fallback to the model's default."""
 
     stanza: str = Field(default="main", pattern=NAME)
     # Seconds after which a partly filled WAL segment is archived anyway: the RPO bound.
@@ -321,6 +325,8 @@ class SiteSpec(Strict):
     router: RouterSpec = RouterSpec()
     control: ControlSpec
     mirror: MirrorSpec | None = None
+    # The monitoring agents' port (roles monitor_agent, prometheus; monitor's --listen default
+    # repeats it, tied by tests/unit/test_one_source.py).
     agent_port: int = Field(default=9110, ge=1, le=65535)
     groups: dict[str, str] = Field(default_factory=dict)
     flows: list[FlowSpec] = Field(default_factory=list)

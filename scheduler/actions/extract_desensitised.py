@@ -29,6 +29,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# The postgresql role's cluster port and extract role (postgresql_port,
+# postgresql_extract_role): the scheduled job passes neither, and this file runs on hosts where
+# the role's defaults are not, so it keeps copies; tests/unit/test_one_source.py ties them.
+DEFAULT_PORT = 5432
+DEFAULT_ROLE = "opsctl_extract"
+
 # --- masking (pure) --------------------------------------------------------------------------
 
 # Compound surnames (复姓) kept whole; any other name keeps its first character.
@@ -230,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="/var/run/postgresql",
                         help="socket directory or address of the primary")
-    parser.add_argument("--port", type=int, default=5432)
-    parser.add_argument("--role", default="opsctl_extract",
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--role", default=DEFAULT_ROLE,
                         help="role to work as (SET ROLE)")
     parser.add_argument("--batch", type=int, default=5000)
     # The scheduled job runs on every database host, because Patroni moves the leader: on a
