@@ -42,8 +42,9 @@ def test_first_apply_converges_all_seven_hosts(reference):
 
 
 def test_second_apply_changes_nothing_on_any_host(reference):
-    site, _ = reference
+    site, first = reference
     second = apply(site, ApplyRequest())
+    print(f"\nfirst apply {first.seconds} s, second apply {second.seconds} s")
     assert second.result == "ok", second.failures
     assert {h: t["changed"] for h, t in second.hosts.items()} == {h: 0 for h in HOSTS}
 
