@@ -11,6 +11,7 @@ from rich.table import Table
 
 from opsctl.check.html import render_html
 from opsctl.check.junit import render_junit
+from opsctl.check.record import HTML_FILE, record_objects, render_record_html, write_record
 from opsctl.check.scan import Scan
 from opsctl.check.scan import catalog as load_catalog
 from opsctl.errors import InvalidInput, Problem
@@ -23,6 +24,7 @@ VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red"
 
 class Renderer(Protocol):
     filename: str  # what `--out DIR` calls its file
+    # A format of several files also has write_files(scan, directory) -> the paths written.
 
     def write(self, scan: Scan, console: Console) -> None: ...
 
@@ -109,8 +111,22 @@ class JunitRenderer:
         console.file.write(render_junit(scan.document))
 
 
+class RecordRenderer:
+    """The assessor's record sheet (opsctl/check/record.py): with --out, an .xlsx workbook, the
+    same rows as an HTML page and the raw evidence bundle with its sha256; without, the page."""
+
+    filename = HTML_FILE
+
+    def write(self, scan: Scan, console: Console) -> None:
+        console.file.write(render_record_html(scan.document, record_objects(scan.document)))
+
+    def write_files(self, scan: Scan, directory: Path) -> list[Path]:
+        return write_record(scan.document, directory)
+
+
 RENDERERS: dict[str, type[Renderer]] = {"table": TableRenderer, "json": JsonRenderer,
-                                        "html": HtmlRenderer, "junit": JunitRenderer}
+                                        "html": HtmlRenderer, "junit": JunitRenderer,
+                                        "record": RecordRenderer}
 
 
 def catalog_rows(checks: list[Any]) -> list[dict[str, Any]]:
@@ -134,11 +150,16 @@ def parse_formats(text: str) -> list[str]:
 
 
 def write_reports(scan: Scan, formats: list[str], directory: Path) -> list[Path]:
-    """Each format into its own file under `directory` (made when missing); the paths written."""
+    """Each format into its own file (or files) under `directory` (made when missing); the paths
+    written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in formats:
         renderer = RENDERERS[name]()
+        several = getattr(renderer, "write_files", None)  # a format of more than one file
+        if several is not None:
+            written += several(scan, directory)
+            continue
         path = directory / renderer.filename
         with path.open("w", encoding="utf-8") as handle:
             renderer.write(scan, Console(file=handle, width=140, color_system=None))

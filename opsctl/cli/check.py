@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from opsctl import audit
 from opsctl.check.diff import check_document, diff_scans
 from opsctl.check.fleet import scan_named_site
+from opsctl.check.record import EVIDENCE_FILE, bundle_digest
 from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local, unit_spec
@@ -59,8 +61,14 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
     if out_dir is None:
         RENDERERS[formats[0]]().write(scan, console)
     else:
-        for path in write_reports(scan, formats, out_dir):
+        written = write_reports(scan, formats, out_dir)
+        for path in written:
             click.echo(f"wrote {path}")
+        digest = bundle_digest(written)
+        if digest:  # the record an assessor files: its evidence, fixed in the audit chain
+            audit.append("check.record", {"evidence": str(out_dir / EVIDENCE_FILE),
+                                          "sha256": digest, "started": scan.document["started"]},
+                         "written")
     return 1 if scan.failures(fail_on) else 0
 
 
