@@ -7,19 +7,23 @@ it came from). Per GB/T 28448-2019 test unit and host: the assessor's verdict �
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any
 
 from security import facts as factreg
+from security.exceptions import APPLIED, EXPIRED, UNUSED, ExceptionEntry
 from security.schema import AllOf, AnyOf, CatalogCheck, Condition, Leaf, load_data
 from security.units import Step, Unit, Units, default_units
 from security.versions import compare_versions
 
 RESULT_SCHEMA = "opsctl-check/1"
 PASS, FAIL, NA, ERROR = "pass", "fail", "not_applicable", "error"
+# A failing check the site's documented exception covers: never a pass (security/exceptions.py).
+EXCEPTION = "exception"
 CONFORM, PARTIAL, NONCONFORM, NOT_APPLICABLE = "符合", "部分符合", "不符合", "不适用"
 # The evidence does not decide the unit: some checks could not be evaluated and none failed
 # (an assessor verifies those by hand), or none could be evaluated at all.
@@ -60,6 +64,9 @@ class CheckResult:
     # for a not_applicable result: not_applicable (no such requirement here) or not_tested
     # (the requirement exists, this host cannot show it: the unit goes to the assessor)
     kind: str = ""
+    # the site's exception for this check on this target: reason, compensating_control,
+    # approver, expires and state (applied, or expired: then the status stays fail)
+    exception: dict[str, str] | None = None
 
     @property
     def not_evaluated(self) -> bool:
@@ -99,6 +106,8 @@ class UnitVerdict:
     title_zh: str = ""
     title_en: str = ""
     steps: tuple[StepResult, ...] = ()
+    # checks of the unit whose failure the site's exception covers: the assessor judges them
+    exceptions: tuple[str, ...] = ()
 
     @property
     def manual_steps(self) -> list[StepResult]:
@@ -108,7 +117,7 @@ class UnitVerdict:
         return {"unit": self.unit, "clause": self.clause, "title_zh": self.title_zh,
                 "title_en": self.title_en, "verdict": self.verdict,
                 "verdict_en": VERDICT_EN[self.verdict], "checks": self.checks,
-                "incomplete": list(self.incomplete),
+                "incomplete": list(self.incomplete), "exceptions": list(self.exceptions),
                 "steps": [s.as_dict() for s in self.steps]}
 
 
@@ -124,10 +133,16 @@ class TargetResult:
 
     @property
     def major_risks(self) -> list[str]:
-        return [r.id for r in self.results if r.major_risk and r.status == FAIL]
+        """Major-risk triggers hit, including those under the site's exception (listed too in
+        major_risks_under_exception): an exception does not make a trigger go away."""
+        return [r.id for r in self.results if r.major_risk and r.status in (FAIL, EXCEPTION)]
+
+    @property
+    def major_risks_under_exception(self) -> list[str]:
+        return [r.id for r in self.results if r.major_risk and r.status == EXCEPTION]
 
     def counts(self) -> dict[str, int]:
-        out = {PASS: 0, FAIL: 0, NA: 0, ERROR: 0}
+        out = {PASS: 0, FAIL: 0, NA: 0, ERROR: 0, EXCEPTION: 0}
         for r in self.results:
             out[r.status] += 1
         return out
@@ -135,6 +150,7 @@ class TargetResult:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "scope": self.scope, "error": self.error,
                 "counts": self.counts(), "major_risks": self.major_risks,
+                "major_risks_under_exception": self.major_risks_under_exception,
                 "units": [u.as_dict() for u in self.units],
                 "checks": [r.as_dict() for r in self.results]}
 
@@ -429,7 +445,9 @@ def _unit_verdict(unit: Unit, steps: list[Step],
     return UnitVerdict(unit.id, unit.clause, verdict(statuses, major, manual),
                        {s_id: _status_of(by_id.get(s_id)) for s in judged for s_id in s.checks},
                        tuple(cid for cid, r in used.items() if r is None or r.not_evaluated),
-                       unit.title_zh, unit.title_en, tuple(judged))
+                       unit.title_zh, unit.title_en, tuple(judged),
+                       tuple(cid for cid, r in used.items()
+                             if r is not None and r.status == EXCEPTION))
 
 
 def _status_of(result: CheckResult | None) -> str:
@@ -442,6 +460,8 @@ def _step_result(unit: Unit, step: Step, by_id: dict[str, CheckResult]) -> StepR
         status = FAIL
     elif any(r is None or r.not_evaluated for r in found):
         status = NOT_EVALUATED
+    elif any(r is not None and r.status == EXCEPTION for r in found):
+        status = EXCEPTION  # the assessor judges the site's compensating control
     elif found and all(r is not None and r.status == NA for r in found):
         status = NA  # the requirement this step examines does not exist on this object
     else:
@@ -459,7 +479,9 @@ def verdict(statuses: list[str], major_risk_failed: bool = False, manual: bool =
     不符合 when nothing passed or a major-risk trigger failed, else 部分符合. Without a
     failure, a manual step or a check that could not be evaluated leaves the unit to the
     assessor: 人工核查 when something passed or a step is manual, 未测 when nothing could be
-    evaluated. 不适用 when no check applies and no step is manual.
+    evaluated. 不适用 when no check applies and no step is manual. A check under the site's
+    documented exception (and no failure) makes the unit 人工核查, never 符合: the assessor
+    judges the compensating control.
     """
     applicable = [s for s in statuses if s != NA]
     if not applicable and not manual:
@@ -467,6 +489,8 @@ def verdict(statuses: list[str], major_risk_failed: bool = False, manual: bool =
     passed = applicable.count(PASS)
     if FAIL in applicable:
         return NONCONFORM if passed == 0 or major_risk_failed else PARTIAL
+    if EXCEPTION in applicable:
+        return MANUAL
     if manual or ERROR in applicable:
         return MANUAL if passed or manual else NOT_TESTED
     return CONFORM
@@ -477,6 +501,59 @@ def evaluate_target(name: str, scope: str, checks: list[CatalogCheck],
     mine = [c for c in checks if c.spec.scope == scope]
     results = [evaluate_check(c, facts) for c in mine]
     return TargetResult(name, scope, results, unit_verdicts(results, scope, units))
+
+
+# ---------------------------------------------------------------- the site's exceptions
+
+def apply_exceptions(target: TargetResult, exceptions: Iterable[ExceptionEntry],
+                     today: dt.date, units: Units | None = None) -> TargetResult:
+    """The target with the site's exceptions applied, and its units judged again.
+
+    A failing check covered by an unexpired exception becomes `exception`, keeping its evidence
+    and reason; an expired one leaves it failing and says when the exception expired. Other
+    statuses are untouched (a passing check leaves the exception unused)."""
+    mine = {e.check: e for e in exceptions if e.covers(target.name)}
+    if not mine:
+        return target
+    results = []
+    for r in target.results:
+        entry = mine.get(r.id)
+        if entry is None or r.status != FAIL:
+            results.append(r)
+        elif entry.expired(today):
+            results.append(replace(r, reason=f"{r.reason}; the site's exception expired on "
+                                   f"{entry.expires.isoformat()}",
+                                   exception=entry.details(EXPIRED)))
+        else:
+            results.append(replace(r, status=EXCEPTION, exception=entry.details(APPLIED)))
+    return replace(target, results=results,
+                   units=unit_verdicts(results, target.scope, units))
+
+
+def exception_report(targets: list[TargetResult], exceptions: Iterable[ExceptionEntry],
+                     today: dt.date) -> list[dict[str, Any]]:
+    """Every exception of the site and its use in this scan: applied (a failure it covers),
+    expired (it no longer applies, whatever the check showed), or unused (nothing it covers
+    failed: the site can retire it). `unused_on`: covered targets where the check passed."""
+    out = []
+    for entry in exceptions:
+        applied, passed = [], []
+        for t in targets:
+            if not entry.covers(t.name):
+                continue
+            for r in t.results:
+                if r.id != entry.check:
+                    continue
+                if r.status == EXCEPTION or (r.status == FAIL and r.exception):
+                    applied.append(t.name)
+                elif r.status == PASS:
+                    passed.append(t.name)
+        state = EXPIRED if entry.expired(today) else (APPLIED if applied else UNUSED)
+        out.append({**entry.as_dict(), "state": state,
+                    "applied_to": [] if state == EXPIRED else applied,
+                    "failing_on": applied if state == EXPIRED else [],
+                    "unused_on": passed})
+    return out
 
 
 def unreachable_target(name: str, scope: str, checks: list[CatalogCheck],
@@ -496,7 +573,8 @@ def fails_at(targets: list[TargetResult], threshold: str) -> list[tuple[str, str
 
 
 def scan_document(targets: list[TargetResult], level: int, started: str, seconds: float,
-                  catalog_size: int) -> dict[str, Any]:
+                  catalog_size: int,
+                  exceptions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The versioned result document (see security/README.md)."""
     return {
         "schema": RESULT_SCHEMA,
@@ -506,4 +584,6 @@ def scan_document(targets: list[TargetResult], level: int, started: str, seconds
         "catalog_checks": catalog_size,
         "checks_evaluated": sum(len(t.results) for t in targets),
         "targets": [t.as_dict() for t in targets],
+        # the site's documented exceptions (exception_report): applied / unused / expired
+        "exceptions": exceptions or [],
     }

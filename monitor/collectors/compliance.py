@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-RESULTS = ("pass", "fail", "not_applicable", "error")
+RESULTS = ("pass", "fail", "not_applicable", "error", "exception")
 
 
 class ComplianceCollector:

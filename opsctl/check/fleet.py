@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opsctl.check.exceptions import SiteExceptions, load_site_exceptions
 from opsctl.check.netfacts import host_context, network_facts
 from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
@@ -75,10 +76,14 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
-              probes: ProbeRun | None = None, via: str | None = None) -> Scan:
+              probes: ProbeRun | None = None, via: str | None = None,
+              exceptions: SiteExceptions | None = None) -> Scan:
     """Every host of the site (or those in `limit`), then the site's network checks.
 
-    Without `probes` the checks of the enforced boundary are errors (not probed)."""
+    Without `probes` the checks of the enforced boundary are errors (not probed). The site's
+    documented exceptions (read here, before any host is scanned, unless handed in) apply to
+    the results."""
+    exceptions = exceptions if exceptions is not None else load_site_exceptions(site)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
@@ -97,7 +102,9 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
         facts = network_facts(site, probes.as_dicts() if probes else None,
                               probes.not_probed if probes else None)
         targets.append(evaluate_target(site.name, "network", checks, facts))
-    doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
+    targets = exceptions.apply(targets)
+    doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks),
+                        exceptions.report(targets))
     if probes is not None and not limit:
         doc["probes"] = probes.summary()
     return Scan(targets, level, doc)
@@ -111,10 +118,11 @@ def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
     from opsctl.transport import for_site  # noqa: PLC0415
 
     site = load_site(name)
+    exceptions = load_site_exceptions(site)  # a broken file stops before anything is probed
     hosts = for_site(site, via)
     probes = site_probes(site, hosts) if probe and not limit else None
     return scan_site(site, level, limit, transport=ssh_transport(site, hosts=hosts),
-                     probes=probes)
+                     probes=probes, exceptions=exceptions)
 
 
 def site_probes(site: Site, hosts: SshTransport) -> ProbeRun:

@@ -9,14 +9,18 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from security.evaluate import ERROR, FAIL, NA, NOT_TESTED_KIND, PASS, VERDICT_EN
+from security.evaluate import ERROR, EXCEPTION, FAIL, NA, NOT_TESTED_KIND, PASS, VERDICT_EN
 
 STATUS_LABEL = {PASS: ("通过", "pass"), FAIL: ("不通过", "fail"),
-                NA: ("不适用", "not applicable"), ERROR: ("无法判定", "error")}
+                NA: ("不适用", "not applicable"), ERROR: ("无法判定", "error"),
+                EXCEPTION: ("例外", "exception")}
 VERDICT_CLASS = {"符合": "ok", "部分符合": "partial", "不符合": "bad", "人工核查": "manual",
                  "未测": "manual", "不适用": "na"}
 SEVERITY_LABEL = {"high": "高 high", "medium": "中 medium", "low": "低 low"}
-STATUS_ORDER = {FAIL: 0, ERROR: 1, PASS: 2, NA: 3}
+STATUS_ORDER = {FAIL: 0, EXCEPTION: 1, ERROR: 2, PASS: 3, NA: 4}
+COUNTED = (PASS, FAIL, NA, ERROR, EXCEPTION)
+EXCEPTION_STATE = {"applied": "已适用 applied", "unused": "未使用 unused (retire it)",
+                   "expired": "已过期 expired (does not apply)"}
 
 CSS = """
 :root { --ok:#1a7f37; --bad:#cf222e; --partial:#9a6700; --na:#6e7781; --line:#d0d7de; }
@@ -35,6 +39,9 @@ th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: ta
 .s-error, .v-partial { color: var(--partial); font-weight: 600; }
 .s-not_applicable, .v-na { color: var(--na); }
 .v-manual { color: #8250df; font-weight: 600; }
+.s-exception { color: #fff; background: #0969da; border-radius: 3px; padding: 0 .3em;
+               font-weight: 600; } .s-exception .en { color: #ddf4ff; }
+.exception { border-left: 3px solid #0969da; padding-left: .4em; margin-top: .3em; }
 .meta { color: #57606a; } .risk { color: var(--bad); font-weight: 600; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .92em;
        word-break: break-all; }
@@ -81,7 +88,24 @@ def _evidence(check: dict[str, Any]) -> str:
                      f"<span class=\"en\">expected {escape(str(e.get('expected', '')))}; "
                      f"from {escape(str(e.get('where', '')))}</span></li>")
     reason = f"<div>{escape(check.get('reason', ''))}</div>" if check.get("reason") else ""
-    return reason + (f'<ul class="evidence">{"".join(items)}</ul>' if items else "")
+    return (reason + (f'<ul class="evidence">{"".join(items)}</ul>' if items else "")
+            + _exception(check.get("exception")))
+
+
+def _exception(exc: dict[str, Any] | None) -> str:
+    """The site's documented exception on a check: never a pass, the assessor judges it."""
+    if not exc:
+        return ""
+    if exc.get("state") == "expired":
+        head = (f'<b class="s-fail">例外已过期 exception expired on '
+                f'{escape(str(exc.get("expires", "")))}</b> (does not apply)')
+    else:
+        head = (f'<span class="s-exception">例外 <span class="en">exception</span></span> '
+                f'有效期至 until {escape(str(exc.get("expires", "")))}')
+    return (f'<div class="exception">{head}<br>理由 reason: {escape(str(exc.get("reason", "")))}'
+            f'<br>补偿措施 compensating control: '
+            f'{escape(str(exc.get("compensating_control", "")))}'
+            f'<br>批准人 approver: {escape(str(exc.get("approver", "")))}</div>')
 
 
 def _brief(value: Any, limit: int = 300) -> str:
@@ -123,6 +147,7 @@ def render_html(document: dict[str, Any], titles: Mapping[str, tuple[str, str]])
         "when none could; no score is computed; major-risk triggers are listed.</span></p>",
     ]
     parts += _summary_by_target(targets)
+    parts += _exceptions(document.get("exceptions", []))
     parts += _summary_by_clause(targets)
     for target in targets:
         parts += _target_section(target, titles)
@@ -134,17 +159,48 @@ def _summary_by_target(targets: list[dict[str, Any]]) -> list[str]:
     rows = []
     for t in targets:
         c = t.get("counts", {})
-        risks = ", ".join(t.get("major_risks", [])) or "—"
+        under = set(t.get("major_risks_under_exception", []))
+        risks = ", ".join(r + (" (例外 under exception)" if r in under else "")
+                          for r in t.get("major_risks", [])) or "—"
         rows.append(
             f'<tr><td><a href="#t-{escape(t["name"])}">{escape(t["name"])}</a></td>'
             f'<td>{escape(t.get("scope", ""))}</td>'
-            + "".join(f'<td class="num s-{s}">{c.get(s, 0)}</td>' for s in (PASS, FAIL, NA, ERROR))
+            + "".join(f'<td class="num s-{s}">{c.get(s, 0)}</td>' for s in COUNTED)
             + f'<td class="{"risk" if t.get("major_risks") else ""}">{escape(risks)}</td></tr>')
     return ["<h2>概况 <small>Summary by host</small></h2>",
             '<table class="summary"><thead><tr><th>对象 target</th><th>范围 scope</th>'
             "<th>通过 pass</th><th>不通过 fail</th><th>不适用 n/a</th><th>无法判定 error</th>"
-            "<th>重大风险隐患 major-risk triggers</th></tr></thead><tbody>",
+            "<th>例外 exception</th><th>重大风险隐患 major-risk triggers</th></tr></thead><tbody>",
             *rows, "</tbody></table>"]
+
+
+def _exceptions(entries: list[dict[str, Any]]) -> list[str]:
+    """The site's documented exceptions and their use in this scan."""
+    if not entries:
+        return []
+    rows = []
+    for e in entries:
+        hosts = e["hosts"] if e["hosts"] == "all" else ", ".join(e["hosts"])
+        used = {"applied": ", ".join(e.get("applied_to", [])),
+                "expired": ", ".join(e.get("failing_on", [])),
+                "unused": ""}.get(e["state"], "")
+        rows.append(
+            f'<tr><td class="{"s-fail" if e["state"] == "expired" else ""}">'
+            f'{escape(EXCEPTION_STATE.get(e["state"], e["state"]))}</td>'
+            f'<td><code>{escape(e["check"])}</code></td><td>{escape(hosts)}</td>'
+            f'<td>{escape(used) or "—"}</td><td>{escape(e.get("reason", ""))}</td>'
+            f'<td>{escape(e.get("compensating_control", ""))}</td>'
+            f'<td>{escape(e.get("approver", ""))}</td><td>{escape(e.get("expires", ""))}</td></tr>')
+    return ["<h2>例外 <small>The site's documented exceptions</small></h2>",
+            '<p class="meta">例外不等于符合：受例外覆盖的不通过项标为“例外”，'
+            "所在测评单元为人工核查，由测评人员判定补偿措施。"
+            "<span class=\"en\">An exception is never a pass: a failing "
+            "check it covers is shown as an exception and its unit is left to the assessor, who "
+            "judges the compensating control. An expired exception does not apply.</span></p>",
+            '<table class="exceptions"><thead><tr><th>状态 state</th><th>检查项 check</th>'
+            "<th>范围 hosts</th><th>适用于 applied to</th><th>理由 reason</th>"
+            "<th>补偿措施 compensating control</th><th>批准人 approver</th>"
+            "<th>有效期至 expires</th></tr></thead><tbody>", *rows, "</tbody></table>"]
 
 
 def _summary_by_clause(targets: list[dict[str, Any]]) -> list[str]:
@@ -177,17 +233,19 @@ def _target_section(target: dict[str, Any], titles: Mapping[str, tuple[str, str]
     c = target.get("counts", {})
     out = [f'<section class="host" id="t-{name}"><h2>{name} '
            f'<small>{escape(target.get("scope", ""))} · '
-           + " · ".join(f"{STATUS_LABEL[s][0]} {c.get(s, 0)}" for s in (PASS, FAIL, NA, ERROR))
+           + " · ".join(f"{STATUS_LABEL[s][0]} {c.get(s, 0)}" for s in COUNTED)
            + "</small></h2>"]
     if target.get("error"):
         out.append(f'<p class="s-error">未能检查 not scanned: {escape(target["error"])}</p>')
     if target.get("major_risks"):
-        out.append('<p class="risk">重大风险隐患 major-risk triggers: '
-                   f'{escape(", ".join(target["major_risks"]))}</p>')
+        under = set(target.get("major_risks_under_exception", []))
+        out.append('<p class="risk">重大风险隐患 major-risk triggers: ' + escape(", ".join(
+            r + (" (例外 under exception)" if r in under else "")
+            for r in target["major_risks"])) + "</p>")
     checks = sorted(target.get("checks", []), key=lambda ch: (
         STATUS_ORDER.get(ch["status"], 9), ch.get("unit", ""), ch["id"]))
-    findings = [ch for ch in checks if ch["status"] in (FAIL, ERROR)]
-    rest = [ch for ch in checks if ch["status"] not in (FAIL, ERROR)]
+    findings = [ch for ch in checks if ch["status"] in (FAIL, ERROR, EXCEPTION)]
+    rest = [ch for ch in checks if ch["status"] not in (FAIL, ERROR, EXCEPTION)]
     out.append(_check_table(f"问题 findings ({len(findings)})", findings, titles, open_=True))
     out.append(_manual_units(target.get("units", [])))
     out.append(_check_table(f"其他检查项 other checks ({len(rest)})", rest, titles, open_=False))
@@ -206,7 +264,7 @@ def _manual_units(units: list[dict[str, Any]]) -> str:
         f"</span></td><td>{escape(u.get('title_zh', ''))}<br><span class=\"en\">"
         f"{escape(u.get('title_en', ''))}</span></td><td><ul class=\"evidence\">"
         + "".join(_manual_step(s) for s in u.get("steps", [])
-                  if s.get("status") in ("manual", "not_evaluated"))
+                  if s.get("status") in ("manual", "not_evaluated", EXCEPTION))
         + "</ul></td></tr>" for u in manual)
     return (f"<details><summary>人工核查 manual verification ({len(manual)})</summary>"
             "<table class=\"manual\"><thead><tr><th>测评单元 unit</th><th>要求 requirement</th>"
@@ -219,7 +277,12 @@ def _manual_step(step: dict[str, Any]) -> str:
     if step.get("manual"):
         text += f"：{escape(step['manual'])}"
     pending = [c for c, status in step.get("checks", {}).items() if status != PASS]
-    if step.get("status") == "not_evaluated" and pending:
+    excepted = [c for c, status in step.get("checks", {}).items() if status == EXCEPTION]
+    if excepted:
+        text += (" <span class=\"s-exception\">例外 <span class=\"en\">exception</span></span> "
+                 "<span class=\"en\">judge the compensating control: "
+                 + ", ".join(f"<code>{escape(c)}</code>" for c in excepted) + "</span>")
+    elif step.get("status") == "not_evaluated" and pending:
         text += (" <span class=\"en\">not evaluated here: "
                  + ", ".join(f"<code>{escape(c)}</code>" for c in pending) + "</span>")
     return f"<li>{text}</li>"

@@ -1,12 +1,14 @@
 """JUnit XML for CI systems: one testsuite per target, one testcase per check; a fail is a
-<failure>, an error an <error>, not-applicable a <skipped> with its reason."""
+<failure>, an error an <error>, not-applicable a <skipped> with its reason, and a failure
+under the site's documented exception a <skipped> with the exception (neither pass nor
+failure: the assessor judges the compensating control)."""
 
 from __future__ import annotations
 
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from security.evaluate import ERROR, FAIL, NA
+from security.evaluate import ERROR, EXCEPTION, FAIL, NA
 
 
 def render_junit(document: dict[str, Any]) -> str:
@@ -17,7 +19,7 @@ def render_junit(document: dict[str, Any]) -> str:
         counts = {"tests": len(checks),
                   "failures": sum(c["status"] == FAIL for c in checks),
                   "errors": sum(c["status"] == ERROR for c in checks),
-                  "skipped": sum(c["status"] == NA for c in checks)}
+                  "skipped": sum(c["status"] in (NA, EXCEPTION) for c in checks)}
         suite = ET.SubElement(root, "testsuite", name=target["name"],
                               timestamp=str(document.get("started", "")),
                               **{k: str(v) for k, v in counts.items()})
@@ -35,6 +37,12 @@ def render_junit(document: dict[str, Any]) -> str:
                 ET.SubElement(case, "error", message=check.get("reason", "")).text = detail
             elif check["status"] == NA:
                 ET.SubElement(case, "skipped", message=check.get("reason", ""))
+            elif check["status"] == EXCEPTION:
+                exc = check.get("exception") or {}
+                ET.SubElement(case, "skipped", type="exception", message=(
+                    f"exception (例外): {exc.get('reason', '')}; compensating control: "
+                    f"{exc.get('compensating_control', '')}; approved by "
+                    f"{exc.get('approver', '')} until {exc.get('expires', '')}")).text = detail
         for key in totals:
             totals[key] += counts[key]
     for key, value in totals.items():

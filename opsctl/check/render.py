@@ -15,9 +15,9 @@ from opsctl.check.record import HTML_FILE, record_objects, render_record_html, w
 from opsctl.check.scan import Scan
 from opsctl.check.scan import catalog as load_catalog
 from opsctl.errors import InvalidInput, Problem
-from security.evaluate import ERROR, FAIL, NA, PASS, VERDICT_EN
+from security.evaluate import ERROR, EXCEPTION, FAIL, NA, PASS, VERDICT_EN
 
-STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow"}
+STATUS_STYLE = {PASS: "green", FAIL: "red", NA: "dim", ERROR: "yellow", EXCEPTION: "blue"}
 VERDICT_STYLE = {"符合": "green", "部分符合": "yellow", "不符合": "red", "人工核查": "magenta",
                  "未测": "magenta", "不适用": "dim"}
 
@@ -38,22 +38,23 @@ class TableRenderer:
         for target in scan.targets:
             counts = target.counts()
             console.print(f"[bold]{target.name}[/bold] ({target.scope}, level {scan.level}): "
-                          + ", ".join(f"{counts[s]} {s}" for s in (PASS, FAIL, NA, ERROR)))
+                          + ", ".join(f"{counts[s]} {s}"
+                                      for s in (PASS, FAIL, NA, ERROR, EXCEPTION)))
             if target.error:
                 console.print(f"  [yellow]not scanned: {target.error}[/yellow]")
             findings = Table(title="findings", title_justify="left", show_lines=False)
             findings.add_column("status")
             findings.add_column("check", no_wrap=True)
-            for col in ("clause", "severity", "found", "fix"):
+            for col in ("clause", "severity", "found", "fix", "exception"):
                 findings.add_column(col, overflow="fold")
             for r in target.results:
-                if r.status in (FAIL, ERROR) or r.not_evaluated:
+                if r.status in (FAIL, ERROR, EXCEPTION) or r.not_evaluated:
                     # a check not testable on this host is the assessor's to verify by hand
                     shown = "not tested" if r.status == NA else r.status
                     findings.add_row(f"[{STATUS_STYLE[ERROR if r.not_evaluated else r.status]}]"
                                      f"{shown}[/]", r.id,
                                      f"{r.clause} {r.unit}", r.severity, r.reason,
-                                     r.remediation)
+                                     r.remediation, _exception_cell(r.exception))
             if findings.row_count:
                 console.print(findings)
             units = Table(title="test units (GB/T 28448-2019)", title_justify="left")
@@ -66,10 +67,43 @@ class TableRenderer:
                               f"[{style}]{u.verdict} {VERDICT_EN[u.verdict]}[/]", tally)
             console.print(units)
             if target.major_risks:
-                console.print("[red bold]major-risk triggers (重大风险隐患):[/] "
-                              + ", ".join(target.major_risks))
+                under = set(target.major_risks_under_exception)
+                console.print("[red bold]major-risk triggers (重大风险隐患):[/] " + ", ".join(
+                    r + (" (under exception)" if r in under else "")
+                    for r in target.major_risks))
+        _print_exceptions(scan.document.get("exceptions", []), console)
         console.print(f"{scan.document['checks_evaluated']} checks evaluated in "
                       f"{scan.document['seconds']:.2f}s")
+
+
+def _exception_cell(exc: dict[str, str] | None) -> str:
+    if not exc:
+        return ""
+    if exc["state"] == "expired":
+        return f"[red]exception expired on {exc['expires']}[/]"
+    return (f"[blue]例外 exception[/]: {exc['reason']}; compensating control: "
+            f"{exc['compensating_control']}; approved by {exc['approver']} "
+            f"until {exc['expires']}")
+
+
+def _print_exceptions(entries: list[dict], console: Console) -> None:
+    """The site's exceptions and their use: applied, unused (retire it) or expired."""
+    if not entries:
+        return
+    table = Table(title="site exceptions (例外)", title_justify="left")
+    for col in ("state", "check", "hosts", "expires", "approver", "where"):
+        table.add_column(col, overflow="fold", no_wrap=col == "check")
+    style = {"applied": "blue", "unused": "dim", "expired": "red"}
+    for e in entries:
+        hosts = e["hosts"] if e["hosts"] == "all" else ", ".join(e["hosts"])
+        where = {"applied": "applied to " + ", ".join(e["applied_to"]),
+                 "unused": "nothing it covers failed: retire it",
+                 "expired": f"expired on {e['expires']}: does not apply"
+                 + (" (failing on " + ", ".join(e["failing_on"]) + ")" if e["failing_on"]
+                    else "")}[e["state"]]
+        table.add_row(f"[{style[e['state']]}]{e['state']}[/]", e["check"], hosts,
+                      e["expires"], e["approver"], where)
+    console.print(table)
 
 
 def _tally(checks: dict[str, str]) -> dict[str, int]:

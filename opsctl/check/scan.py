@@ -31,13 +31,19 @@ def catalog(level: int | None = None) -> list[CatalogCheck]:
         raise InvalidInput([Problem(p.file, p.key, p.reason) for p in exc.problems]) from None
 
 
-def scan_local(level: int = 3) -> Scan:
-    """Scan the machine this runs on: no SSH, no site."""
+def scan_local(level: int = 3, site: str | None = None) -> Scan:
+    """Scan the machine this runs on: no SSH. With `site` (a name or a directory), that site's
+    documented exceptions apply to this machine under its host name."""
+    from opsctl.check.exceptions import SiteExceptions, load_site_exceptions  # noqa: PLC0415
+    from opsctl.site.model import load_site  # noqa: PLC0415
+
+    exceptions = load_site_exceptions(load_site(site)) if site else SiteExceptions()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
-    targets = [scan_this_host(checks)]
-    doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks))
+    targets = exceptions.apply([scan_this_host(checks)])
+    doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks),
+                        exceptions.report(targets))
     return Scan(targets, level, doc)
 
 

@@ -26,7 +26,8 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.group(invoke_without_command=True)
 @click.option("--local", "local", is_flag=True, help="Scan the machine this runs on (no SSH).")
 @click.option("--site", "site_name", metavar="NAME",
-              help="Scan every host of a site over SSH, and its network.")
+              help="Scan every host of a site over SSH, and its network; with --local, apply "
+              "that site's documented exceptions (security/exceptions.yml) to this machine.")
 @click.option("--limit", metavar="HOST[,HOST]", help="With --site: only these hosts.")
 @click.option("--probes/--no-probes", "probe", default=None,
               help="With --site (default: probes): probe the flow matrix from the site's hosts "
@@ -46,18 +47,18 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
     """Graded-protection (等级保护 level 3) compliance scan against the check catalog."""
     if ctx.invoked_subcommand is not None:
         return None
-    if local == bool(site_name):
+    if not local and not site_name:
         raise click.UsageError("say what to scan: --local or --site NAME")
-    if (limit or probe is not None) and not site_name:
-        raise click.UsageError("--limit and --probes/--no-probes go with --site")
+    if (limit or probe is not None) and (local or not site_name):
+        raise click.UsageError("--limit and --probes/--no-probes go with --site, not --local")
     formats = parse_formats(fmt)
     if len(formats) > 1 and out_dir is None:
         raise click.UsageError("several formats go to files: add --out DIR")
-    if site_name:
+    if local:
+        scan = scan_local(level, site_name) if site_name else scan_local(level)
+    else:
         hosts = [h.strip() for h in limit.split(",") if h.strip()] if limit else None
         scan = scan_named_site(site_name, level, hosts, probe is not False, via=via)
-    else:
-        scan = scan_local(level)
     if out_dir is None:
         RENDERERS[formats[0]]().write(scan, console)
     else:

@@ -135,8 +135,10 @@ def test_site_scan_with_a_recorded_transport(monkeypatch: pytest.MonkeyPatch) ->
     assert [t.name for t in only.targets] == ["app1"]
 
 
-def test_site_and_local_are_exclusive() -> None:
-    for argv in (["check", "--local", "--site", "reference"], ["check", "--local", "--no-probes"]):
+def test_local_takes_no_site_scan_options() -> None:
+    # --local --site SITE is allowed: the site's documented exceptions apply to this machine
+    for argv in (["check", "--local", "--limit", "h1"], ["check", "--local", "--no-probes"],
+                 ["check", "--local", "--site", "reference", "--no-probes"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2

@@ -168,7 +168,7 @@ def test_a_whole_site_scan_probes_by_default_over_the_scans_own_transport(monkey
         def __init__(self, via):
             self.conn = type("Conn", (), {"via": via})()
 
-    def fake_scan_site(site, level, limit, transport=None, probes=None):
+    def fake_scan_site(site, level, limit, transport=None, probes=None, exceptions=None):
         seen["probes"] = probes
         return "scan"
 
