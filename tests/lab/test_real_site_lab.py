@@ -26,6 +26,7 @@ from opsctl.hostkeys import fingerprint, pinned
 from opsctl.lab.plan import plan_lab
 from opsctl.lab.state import lab_dir
 from opsctl.site import load_site
+from opsctl.transport import for_site
 
 
 def _opsctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -275,3 +276,34 @@ def test_backup_drill_switchover_and_jobs_through_the_bastion(real) -> None:
         assert back.returncode == 0, back.stderr
     jobs = _opsctl("jobs", "run", "log-cleanup", *where, "-o", "json")
     assert jobs.returncode == 0, jobs.stdout + jobs.stderr
+
+
+def test_a_documented_exception_shows_as_such_on_exactly_that_host(real) -> None:
+    """The site's exceptions file: app1 keeps root's key login (a province converging as root
+    would), the check fails there, and the report says `exception` with the approver on app1
+    alone; app2's same check, without the setting, still passes."""
+    exceptions = Path(real.directory) / "security" / "exceptions.yml"
+    exceptions.parent.mkdir(exist_ok=True)
+    exceptions.write_text(yaml.safe_dump([{
+        "check": "sshd_root_login_refused", "hosts": ["app1"],
+        "reason": "the province's backup agent logs in as root with a key",
+        "compensating_control": "root's key is allowed from the backup server's address only",
+        "approver": "province security officer", "expires": "2099-12-31"}],
+        allow_unicode=True))
+    hosts = for_site(real)
+    dropin = "/etc/ssh/sshd_config.d/0-exception.conf"
+    done = hosts.run("app1", ["sh", "-c", f"echo 'PermitRootLogin prohibit-password' > {dropin}"],
+                     timeout=30)
+    assert done.rc == 0, done.output
+    try:
+        scan = _scan(real, "app1", "app2")
+        status = {t["name"]: next(c for c in t["checks"] if c["id"] == "sshd_root_login_refused")
+                  for t in scan["targets"] if t["name"] in ("app1", "app2")}
+        assert status["app1"]["status"] == "exception", status["app1"]
+        assert status["app1"]["exception"]["approver"] == "province security officer"
+        assert status["app2"]["status"] == "pass", status["app2"]
+        [entry] = scan["exceptions"]
+        assert entry["state"] == "applied" and entry["applied_to"] == ["app1"], entry
+    finally:
+        exceptions.unlink()
+        assert hosts.run("app1", ["rm", "-f", dropin], timeout=30).rc == 0
