@@ -66,6 +66,28 @@ def test_hosts_reach_the_mirror_and_nothing_outside_the_lab(mini_site):
     assert code != 0
 
 
+def test_apply_bootstraps_python3_on_a_host_without_it(mini_site):
+    """A province's minimal Debian may lack python3: the first play installs it from the
+    offline mirror with raw commands (as ops, through sudo), once; a second run does nothing."""
+    built = opsctl("mirror", "build", timeout=1800)  # cached: the suite built it already
+    assert built.returncode == 0, built.stderr[-2000:]
+    code, out = lifecycle.ssh.remote(mini_site, "web1", [
+        "sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q python3-minimal"],
+        timeout=300)
+    assert code == 0, out
+    code, _ = lifecycle.ssh.remote(mini_site, "web1", ["sh", "-c", "command -v python3"])
+    assert code != 0
+    where = ("--site", str(mini_site.directory), "--tags", "base-bootstrap", "-o", "json")
+    done = opsctl("apply", *where, timeout=900)
+    record = json.loads(done.stdout)
+    assert done.returncode == 0 and record["result"] == "ok", done.stderr[-2000:]
+    assert {h: t["changed"] for h, t in record["hosts"].items()} == {"web1": 1, "data1": 0}
+    code, out = lifecycle.ssh.remote(mini_site, "web1", ["python3", "-c", "print(6 * 7)"])
+    assert (code, out) == (0, "42")
+    again = json.loads(opsctl("apply", *where, timeout=900).stdout)
+    assert {h: t["changed"] for h, t in again["hosts"].items()} == {"web1": 0, "data1": 0}
+
+
 def test_down_leaves_nothing_behind(mini_site):
     plan = plan_lab(mini_site)
     lifecycle.down(mini_site.name, mini_site)
