@@ -198,7 +198,9 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
     try:
         broken = scan_site(site).document
         changes = [(c.target, c.check, c.old, c.new) for c in diff_scans(before, broken).changes]
-        assert changes == [("app1", "sshd_permit_root_login", "pass", "fail")]
+        # root's password login and root's login at all: the two checks PermitRootLogin holds
+        assert changes == [("app1", "sshd_permit_root_login", "pass", "fail"),
+                           ("app1", "sshd_root_login_refused", "pass", "fail")]
         check = next(c for c in targets(broken)["app1"]["checks"]
                      if c["id"] == "sshd_permit_root_login")
         assert "yes" in check["reason"]
