@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from opsctl.check.diff import diff_scans
 from opsctl.check.fleet import scan_site
@@ -120,6 +121,23 @@ def test_after_hardening_every_automatable_check_passes_on_every_host(hardened):
             elif check["status"] != "pass":
                 wrong[(name, check["id"])] = check["reason"]
     assert not wrong, json.dumps({f"{h} {c}": r for (h, c), r in wrong.items()}, indent=1)
+
+
+def test_unit_verdicts_match_the_reviewed_expectation(hardened):
+    """Every host lists every unit its object concerns, with the verdict reviewed by hand in
+    tests/lab/expected/reference-unit-verdicts.yml."""
+    site, _, doc = hardened
+    expected = yaml.safe_load(
+        (Path(__file__).parent / "expected" / "reference-unit-verdicts.yml").read_text())
+    wrong = {}
+    for name, target in targets(doc).items():
+        got = {u["unit"]: u["verdict"] for u in target["units"]}
+        assert list(got) == list(expected), name
+        for unit, verdict in expected.items():
+            want = verdict if isinstance(verdict, str) else verdict[name]
+            if got[unit] != want:
+                wrong[f"{name} {unit}"] = f"{got[unit]} (expected {want})"
+    assert not wrong, json.dumps(wrong, ensure_ascii=False, indent=1)
 
 
 def test_not_applicable_results_come_from_the_host_state(hardened):
