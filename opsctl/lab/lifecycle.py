@@ -92,7 +92,9 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
     if state and state.plan != plan:
         raise LabError(f"lab {site.name} is up with a different topology; run "
                        f"`opsctl lab down --site {site.name}` first")
-    state = state or LabState(plan, mirror_port=site.mirror_port)
+    # A site whose mirror is one of its hosts (site.mirror) gets nothing from the control node.
+    serves_mirror = site.mirror.host is None
+    state = state or LabState(plan, mirror_port=site.mirror_port if serves_mirror else None)
     state.save(lab)
     net.check_routes_free(plan)
 
@@ -108,7 +110,8 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
 
     mirror_dir = cache_dir() / "mirror"
     address = plan.control_address.split("/")[0]
-    if not mirror_server.is_server(state.mirror_pid, address, site.mirror_port):
+    if serves_mirror and not mirror_server.is_server(state.mirror_pid, address,
+                                                     site.mirror_port):
         progress(f"mirror server on {address}:{site.mirror_port}")
         state.mirror_pid = mirror_server.start(mirror_dir, address, site.mirror_port,
                                                lab / "mirror.log")

@@ -1,12 +1,16 @@
 """Push the offline mirror from the control node to `site.mirror.host:site.mirror.path`.
 
-Pure: the remote manifest script's output is parsed by `parse_manifest`, and `plan` turns a
-local and a remote manifest into the files to send (in a safe order) and the files to delete.
+Pure: the remote manifest's output is parsed by `parse_manifest`, `plan` turns a local and
+a remote manifest into the files to send (in a safe order) and the files to delete, and
+`commit_script` writes the shell program that puts them in place.
 Edge: `push` runs three kinds of remote commands over the site's transport, each an argv:
-`python3 -` with MANIFEST_SCRIPT (sha256 of every file under the mirror path), `tar -x` of
-the changed files into a staging directory beside the repository, and `python3 -` with
-COMMIT_SCRIPT, which renames the staged files into place, packages first and the signed
+`sh -s` with MANIFEST_SCRIPT (sha256 and size of every file under the mirror path), `tar -x`
+of the changed files into a staging directory beside the repository, and `sh -s` with the
+commit script, which renames the staged files into place, packages first and the signed
 index last (InRelease the very last), then deletes what the mirror no longer holds.
+
+The host needs only what every Debian has (sh, coreutils, findutils, tar), not python3: the
+mirror host is the first machine of a site, and the one a bare machine's python3 comes from.
 
 So apt never reads a half-written file: every file appears by rename(2), a new index appears
 only after every package it names, and a package disappears only after the index that named
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import shlex
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,47 +46,36 @@ STAGING = ".opsctl-push"  # beside the repository (same filesystem, so rename is
 INDEX_ORDER = ("Packages", "Packages.gz", "Packages.xz", "Release", "Release.gpg", "InRelease")
 BATCH_BYTES = 64 * 1024 * 1024  # one tar stream per batch bounds the memory a push holds
 
+# `sh -s ROOT`: "SHA256 SIZE PATH" per regular file under ROOT, top-level dot entries (the
+# staging directory) and symbolic links left out; nothing at all when ROOT does not exist.
 MANIFEST_SCRIPT = r'''
-import hashlib, os, sys
-root = sys.argv[1]
-if os.path.isdir(root):
-    for top, dirs, files in os.walk(root):
-        if top == root:
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            files = [f for f in files if not f.startswith(".")]
-        else:
-            dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(top, name)
-            if os.path.islink(path) or not os.path.isfile(path):
-                continue
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            rel = os.path.relpath(path, root)
-            sys.stdout.write(f"{digest.hexdigest()} {os.path.getsize(path)} {rel}\n")
+set -eu
+[ -d "$1" ] || exit 0
+cd "$1"
+find . -mindepth 1 -path './.*' -prune -o -type f -print | LC_ALL=C sort |
+while IFS= read -r path; do
+    sum=$(sha256sum < "$path")
+    printf '%s %s %s\n' "${sum%% *}" "$(stat -c %s -- "$path")" "${path#./}"
+done
 '''
 
-COMMIT_SCRIPT = r'''
-import json, os, shutil, sys
-root, staging, plan = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-missing = [rel for rel in plan["install"] if not os.path.isfile(os.path.join(staging, rel))]
-if missing:
-    sys.exit(f"staged files missing: {', '.join(missing[:5])}")
-os.sync()
-for rel in plan["install"]:
-    target = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-    os.replace(os.path.join(staging, rel), target)
-for rel in plan["delete"]:
-    try:
-        os.unlink(os.path.join(root, rel))
-    except FileNotFoundError:
-        pass
-shutil.rmtree(staging)
-os.sync()
-'''
+
+def commit_script(root: str, staging: str, install: tuple[str, ...],
+                  delete: tuple[str, ...]) -> str:
+    """The shell program that puts the staged files in place in `install`'s order (each by
+    rename(2): `mv` within one filesystem), then deletes `delete` and the staging directory.
+    It changes nothing unless every staged file is there."""
+    q = shlex.quote
+    lines = ["set -eu", f"root={q(root)}", f"staging={q(staging)}", "missing="]
+    lines += [f'[ -f "$staging"/{q(rel)} ] || missing="$missing "{q(rel)}' for rel in install]
+    lines += ['[ -z "$missing" ] || { echo "staged files missing:$missing" >&2; exit 1; }',
+              "sync"]
+    for parent in sorted({str(PurePosixPath(rel).parent) for rel in install} - {"."}):
+        lines.append(f'mkdir -p -m 0755 -- "$root"/{q(parent)}')
+    lines += [f'mv -f -- "$staging"/{q(rel)} "$root"/{q(rel)}' for rel in install]
+    lines += [f'rm -f -- "$root"/{q(rel)}' for rel in delete]
+    lines += ['rm -rf -- "$staging"', "sync"]
+    return "\n".join(lines) + "\n"
 
 
 class MirrorPushError(OpsctlError):
@@ -227,7 +220,7 @@ def _check(result: Result, host: str, step: str) -> str:
 
 
 def remote_manifest(run: Runner, host: str, path: str) -> Manifest:
-    result = run(host, ["python3", "-", path], stdin=MANIFEST_SCRIPT, timeout=600)
+    result = run(host, ["sh", "-s", "--", path], stdin=MANIFEST_SCRIPT, timeout=600)
     return parse_manifest(_check(result, host, "reading the mirror's manifest"), host)
 
 
@@ -269,9 +262,9 @@ def push(site: Site, run: Runner | None = None, *, via: str | None = None,
             _check(run(host, ["tar", "-x", "-f", "-", "-C", staging], stdin=stream,
                        timeout=120 + size / 1e6), host, "unpacking")
         progress(f"putting {len(todo.send)} files in place, deleting {len(todo.delete)}")
-        commit = json.dumps({"install": list(todo.send), "delete": list(todo.delete)})
-        _check(run(host, ["python3", "-", path, staging, commit], stdin=COMMIT_SCRIPT,
-                   timeout=600), host, "putting the files in place")
+        commit = commit_script(path, staging, todo.send, todo.delete)
+        _check(run(host, ["sh", "-s"], stdin=commit, timeout=600), host,
+               "putting the files in place")
         after = plan(local, remote_manifest(run, host, path))
         if not after.empty:
             raise MirrorPushError(f"{host}: {path} still differs from the local mirror after "

@@ -87,9 +87,17 @@ class MirrorPlace:
     path: str | None  # the repository's directory on that host (None on the control node)
 
     @property
+    def tls(self) -> bool:
+        """A host of the site serves it over TLS with its site certificate (it is scanned
+        like any web server there); the lab's control node serves plain HTTP."""
+        return self.host is not None
+
+    @property
     def url(self) -> str:
-        """The URI base the other hosts' apt source names (a flat repository)."""
-        return f"http://{self.address}:{self.port}/"
+        """The URI base the other hosts' apt source names (a flat repository). apt trusts
+        the packages by InRelease's signature either way; TLS is checked against the site CA."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.address}:{self.port}/"
 
     @property
     def local_url(self) -> str | None:
@@ -100,7 +108,8 @@ class MirrorPlace:
     def as_vars(self) -> dict[str, object]:
         """What opsctl passes to Ansible as `opsctl_mirror` (roles base and mirror_server)."""
         return {"host": self.host or "", "address": str(self.address), "port": self.port,
-                "path": self.path or "", "url": self.url, "local_url": self.local_url or ""}
+                "path": self.path or "", "url": self.url, "local_url": self.local_url or "",
+                "tls": self.tls}
 
 
 @dataclass
@@ -133,7 +142,7 @@ class Site:
 
     @property
     def mirror_url(self) -> str:
-        """The mirror's URL base for the hosts, e.g. http://172.31.10.11:3142/."""
+        """The mirror's URL base for the hosts, e.g. https://172.31.10.11:3142/."""
         return self.mirror.url
 
     @property

@@ -1,11 +1,11 @@
 """`opsctl mirror push`: the plan (pure), the remote manifest's parsing, and a whole push
-against a local directory with this machine's python3 and tar standing in for the host."""
+against a local directory with this machine's sh, coreutils and tar standing in for the
+host (no python3 there: the mirror host is the one a bare machine's python3 comes from)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -89,17 +89,21 @@ def test_batches_bound_each_tar_stream():
 
 # --- a whole push, a local directory standing in for the host ----------------------------
 class LocalHost:
-    """Runs the argv here (python3 and tar as on the host); records every call."""
+    """Runs the argv here (sh, coreutils and tar as on the host, python3 refused); records
+    every call and what it was given on stdin."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.stdins: list[str | bytes | None] = []
 
     def __call__(self, host: str, argv: list[str], stdin: str | bytes | None = None, *,
                  timeout: float) -> Result:
         self.calls.append(argv)
-        real = [sys.executable if argv[0] == "python3" else argv[0], *argv[1:]]
+        self.stdins.append(stdin)
+        if argv[0] == "python3":
+            return Result(127, "", "sh: 1: python3: not found\n")
         binary = isinstance(stdin, bytes)
-        done = subprocess.run(real, input=stdin, capture_output=True, text=not binary,
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=not binary,
                               timeout=timeout, check=False)
         out, err = done.stdout, done.stderr
         if binary:
@@ -158,16 +162,17 @@ def test_push_copies_then_sends_only_what_changed(pushed_site, tmp_path):
     host = LocalHost()
     again = mp.push(site, host, source=local)
     assert (again.sent, again.deleted, again.unchanged) == (0, 0, 7)
-    assert [c[:2] for c in host.calls] == [["python3", "-"]], "only the manifest is read"
+    assert [c[:2] for c in host.calls] == [["sh", "-s"]], "only the manifest is read"
 
     make_mirror(local, {"a_1_all.deb": b"a" * 3000, "c_2_all.deb": b"c"})
     host = LocalHost()
     third = mp.push(site, host, source=local)
     assert third.deleted == 1 and files(remote) == files(local)
-    commit = next(c for c in host.calls if c[0] == "python3" and len(c) == 5)
-    order = json.loads(commit[4])
-    assert order["install"][0] == "c_2_all.deb" and order["install"][-1] == "InRelease"
-    assert order["delete"] == ["b_1_all.deb"]
+    commit = host.stdins[host.calls.index(["sh", "-s"], 1)]
+    moves = [line.split()[-1] for line in commit.splitlines() if line.startswith("mv ")]
+    assert moves[0] == '"$root"/c_2_all.deb' and moves[-1] == '"$root"/InRelease'
+    assert [line for line in commit.splitlines() if line.startswith("rm -f")] == [
+        'rm -f -- "$root"/b_1_all.deb']
     assert not (remote / mp.STAGING).exists()
 
 
@@ -244,3 +249,26 @@ def test_the_mirror_server_role_installs_what_the_mirror_holds():
     root = Path(__file__).resolve().parents[2] / "roles"
     assert role_packages(root)["mirror_server"] == role_packages(root)["lb"]
 
+
+
+def test_the_commit_changes_nothing_unless_every_staged_file_is_there(tmp_path):
+    root, staging = tmp_path / "m", tmp_path / "m" / mp.STAGING
+    staging.mkdir(parents=True)
+    (staging / "a_1_all.deb").write_bytes(b"a")
+    (root / "old_1_all.deb").write_bytes(b"o")
+    script = mp.commit_script(str(root), str(staging), ("a_1_all.deb", "InRelease"),
+                              ("old_1_all.deb",))
+    done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 1 and done.stderr.strip() == "staged files missing: InRelease"
+    assert sorted(p.name for p in root.iterdir()) == [".opsctl-push", "old_1_all.deb"]
+
+
+def test_the_commit_quotes_what_it_is_given(tmp_path):
+    root, staging = tmp_path / "a mirror", tmp_path / "a mirror" / mp.STAGING
+    (staging / "pool" / "x").mkdir(parents=True)
+    (staging / "pool" / "x" / "it's_1_all.deb").write_bytes(b"q")
+    script = mp.commit_script(str(root), str(staging), ("pool/x/it's_1_all.deb",), ())
+    subprocess.run(["sh", "-s"], input=script, text=True, check=True)
+    assert (root / "pool" / "x" / "it's_1_all.deb").read_bytes() == b"q"
+    assert not staging.exists()

@@ -70,7 +70,10 @@ def test_the_server_block_serves_site_mirror_path_on_its_port(site_copy):
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     text = env.from_string((ROLE / "templates" / "opsctl-mirror.conf.j2").read_text()).render(
         context)
-    assert "listen 172.31.10.11:8080;" in text
+    # TLS only, with the pki role's host certificate (signed by the site CA).
+    assert "listen 172.31.10.11:8080 ssl;" in text
+    assert "ssl_certificate /etc/opsctl/pki/host.crt;" in text
+    assert "ssl_certificate_key /etc/opsctl/pki/host.key;" in text
     assert "root /data/opsctl-mirror;" in text
     assert "autoindex off;" in text
     assert text.count("{") == text.count("}")
@@ -87,12 +90,25 @@ def test_the_template_is_checked_by_nginx_inside_a_throwaway_main_file():
 def test_the_mirror_play_runs_first_and_only_on_the_mirror_host():
     site_play = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
     assert site_play[0]["ansible.builtin.import_playbook"] == "mirror.yml"
-    play = yaml.safe_load((ROOT / "playbooks" / "mirror.yml").read_text())[0]
+    bootstrap, play = yaml.safe_load((ROOT / "playbooks" / "mirror.yml").read_text())
     env = jinja2.Environment()
     env.filters["select"] = lambda seq: [x for x in seq if x]
     hosts = play["hosts"].strip()[2:-2]
     assert env.compile_expression(hosts)(opsctl_mirror={"host": "mon1"}) == ["mon1"]
     assert env.compile_expression(hosts)(opsctl_mirror={"host": ""}) == []
+    # python3 first on that host alone, from the pushed directory, under the role's tag
+    assert bootstrap["ansible.builtin.import_playbook"] == "bootstrap.yml"
+    assert bootstrap["vars"]["bootstrap_hosts"] == play["hosts"]
+    assert "mirror_server" in bootstrap["tags"]
     steps = [t["ansible.builtin.import_role"] for t in play["tasks"]]
+    # apt on the pushed directory, then the host certificate nginx presents, then nginx
     assert steps == [{"name": "mirror_server", "tasks_from": "check.yml"},
-                     {"name": "base", "tasks_from": "apt.yml"}, {"name": "mirror_server"}]
+                     {"name": "base", "tasks_from": "apt.yml"}, {"name": "pki"},
+                     {"name": "mirror_server"}]
+
+
+def test_it_presents_the_pki_roles_host_certificate():
+    pki = yaml.safe_load((ROOT / "roles" / "pki" / "defaults" / "main.yml").read_text())
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert defaults["mirror_server_tls_cert"] == f"{pki['pki_dir']}/host.crt"
+    assert defaults["mirror_server_tls_key"] == f"{pki['pki_dir']}/host.key"

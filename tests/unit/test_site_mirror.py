@@ -24,6 +24,7 @@ def test_without_the_section_the_control_node_serves_it():
     place = site.mirror
     assert place.host is None and place.path is None
     assert site.mirror_url == "http://172.31.10.1:3142/"
+    assert not site.mirror.tls  # the lab's control node serves plain HTTP
     assert place.as_vars()["local_url"] == ""
     assert site_facts(site)["mirror_in_mgmt"] is True
 
@@ -35,7 +36,9 @@ def test_a_mirror_host_gets_its_address_and_defaults(site_copy):
     assert site.mirror.address == ipaddress.IPv4Address("172.31.10.11")
     assert site.mirror.port == 3142
     assert site.mirror.path == "/srv/opsctl-mirror"
-    assert site.mirror_url == "http://172.31.10.11:3142/"
+    # A host of the site serves it over TLS with its site certificate.
+    assert site.mirror_url == "https://172.31.10.11:3142/"
+    assert site.mirror.tls
     assert site.mirror.local_url == "file:/srv/opsctl-mirror/"
     # The lab's own server keeps the control node's port.
     assert site.mirror_port == 3142
@@ -45,10 +48,10 @@ def test_port_and_path_are_the_sites(site_copy):
     flow = {**MIRROR_FLOW, "ports": [8080]}
     with_mirror(site_copy, {"host": "mon1", "port": 8080, "path": "/data/mirror"}, flow=flow)
     site = load_site(site_copy)
-    assert site.mirror_url == "http://172.31.10.11:8080/"
+    assert site.mirror_url == "https://172.31.10.11:8080/"
     assert site.mirror.as_vars() == {
         "host": "mon1", "address": "172.31.10.11", "port": 8080, "path": "/data/mirror",
-        "url": "http://172.31.10.11:8080/", "local_url": "file:/data/mirror/"}
+        "url": "https://172.31.10.11:8080/", "local_url": "file:/data/mirror/", "tls": True}
 
 
 def test_the_mirror_host_facts_follow_it(site_copy):
@@ -116,4 +119,4 @@ def test_a_province_made_from_a_site_with_a_mirror_host_keeps_it_renamed(site_co
                     inventory_root=tmp_path / "inventory")
     site = load_site(made.directory)
     assert site.mirror.host == "gansu-mon1"
-    assert site.mirror_url == f"http://{site.hosts['gansu-mon1'].address}:3142/"
+    assert site.mirror_url == f"https://{site.hosts['gansu-mon1'].address}:3142/"
