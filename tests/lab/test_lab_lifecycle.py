@@ -98,6 +98,14 @@ def test_the_site_serves_its_own_mirror_over_tls(mini_site, tmp_path):
     assert changes(json.loads(served.stdout))["ops1"] > 0
     code, out = lifecycle.ssh.remote(mini_site, "ops1", ["python3", "-c", "print(6 * 7)"])
     assert (code, out) == (0, "42")
+    # The mirror host is scanned like any other: its web server passes the TLS checks.
+    out = tmp_path / "scan"
+    scanned = opsctl("check", "--site", site, "--limit", "ops1", "--no-probes", "--format",
+                     "json", "--out", str(out), timeout=600)
+    assert scanned.returncode in (0, 1), scanned.stderr[-2000:]
+    [target] = json.loads(next(out.glob("*.json")).read_text())["targets"]
+    verdicts = {c["id"]: c["status"] for c in target["checks"]}
+    assert verdicts["nginx_tls_enabled"] == "pass" and verdicts["nginx_tls_protocols"] == "pass"
     assert changes(json.loads(opsctl("apply", *where, timeout=900).stdout))["ops1"] == 0
 
     # TLS only, and the certificate is ops1's from the site CA: plain HTTP gets no answer,
