@@ -138,7 +138,7 @@ def test_agent_and_collector_read_the_disabled_units_the_hardening_role_writes()
 
     written = role_default("hardening", "hardening_disabled_units_dir")
     assert str(DISABLED_DIR) == str(AgentConfig().disabled_units_dir) == written
-    assert DISABLED_UNITS_DIR == written
+    assert written == DISABLED_UNITS_DIR
 
 
 def test_db_lag_bound_is_patronis():
