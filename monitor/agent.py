@@ -35,11 +35,14 @@ class AgentCollector:
         yield took
 
 
-def build_registry(config: AgentConfig) -> CollectorRegistry:
+def build_registry(config: AgentConfig,
+                   systemd: SystemdCollector | None = None) -> CollectorRegistry:
+    """The agent's collectors for `config`; `systemd` stands in for the real one in tests
+    (systemctl needs systemd as PID 1)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector())
     registry.register(HostCollector(config.filesystem_types_ignored))
-    registry.register(SystemdCollector(config.units))
+    registry.register(systemd or SystemdCollector(config.units, config.disabled_units_dir))
     registry.register(CertificateCollector(config.certificates))
     registry.register(ComplianceCollector(config.compliance_file))
     if config.postgresql is not None:

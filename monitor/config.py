@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.collectors.postgresql import PostgresSettings
+from monitor.collectors.systemd import DISABLED_DIR
 
 
 class ConfigError(Exception):
@@ -44,6 +45,8 @@ def load_structured(path: Path) -> dict[str, Any]:
 class AgentConfig:
     web_config: Path | None = None
     units: tuple[str, ...] = ()
+    # where roles record the units they leave off on purpose (one file per unit, the reason)
+    disabled_units_dir: Path = DISABLED_DIR
     certificates: tuple[Path, ...] = ()
     compliance_file: Path | None = None
     scheduler_history: Path | None = None
@@ -57,8 +60,8 @@ class AgentConfig:
     extra_labels: dict[str, str] = field(default_factory=dict)
 
 
-KNOWN_KEYS = {"web_config", "units", "certificates", "compliance_file", "scheduler_history",
-              "labels", "postgresql", "pgbackrest"}
+KNOWN_KEYS = {"web_config", "units", "disabled_units_dir", "certificates", "compliance_file",
+              "scheduler_history", "labels", "postgresql", "pgbackrest"}
 POSTGRES_KEYS = {"socket_dir", "port", "user", "database", "replicas"}
 PGBACKREST_KEYS = {"status_file", "max_age_hours"}
 
@@ -86,6 +89,9 @@ def load_config(path: Path | None) -> AgentConfig:
     history = data.get("scheduler_history")
     if history is not None and not isinstance(history, str):
         raise ConfigError(f"{path}: scheduler_history: expected the path of the history database")
+    disabled = data.get("disabled_units_dir", str(DISABLED_DIR))
+    if not isinstance(disabled, str) or not disabled.startswith("/"):
+        raise ConfigError(f"{path}: disabled_units_dir: expected an absolute directory path")
     postgresql = _postgresql(path, data.get("postgresql"))
     status_file, max_age = _pgbackrest(path, data.get("pgbackrest"))
     return AgentConfig(
@@ -94,6 +100,7 @@ def load_config(path: Path | None) -> AgentConfig:
         pgbackrest_status=status_file,
         backup_max_age_hours=max_age,
         units=_strings(path, data, "units"),
+        disabled_units_dir=Path(disabled),
         certificates=tuple(Path(p) for p in _strings(path, data, "certificates")),
         compliance_file=Path(compliance) if compliance else None,
         scheduler_history=Path(history) if history else None,

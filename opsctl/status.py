@@ -25,7 +25,10 @@ QUERIES = {
     "memory": "opsctl_host_memory_available_bytes / opsctl_host_memory_total_bytes",
     "filesystems": '1 - opsctl_host_filesystem_avail_bytes{fstype!~"tmpfs|devtmpfs"}'
                    ' / opsctl_host_filesystem_size_bytes',
+    # every failed unit on the host (the agent exports all of them, not only its watch list)
     "failed_units": 'opsctl_systemd_unit_state{state="failed"} == 1',
+    "system_state": "opsctl_systemd_system_state == 1",
+    "disabled_by_design": "opsctl_systemd_unit_disabled_by_design == 1",
     "compliance": "opsctl_compliance_pass_ratio",
     # the database cluster, the backup repository, scheduled jobs
     "pg_up": "opsctl_postgresql_up",
@@ -49,6 +52,14 @@ class MonitoringUnreachable(OpsctlError):
 
 
 @dataclass
+class DisabledUnit:
+    """A unit its role leaves off on purpose (auditd where the kernel refuses audit)."""
+
+    unit: str
+    reason: str
+
+
+@dataclass
 class HostStatus:
     name: str
     zone: str
@@ -57,12 +68,18 @@ class HostStatus:
     memory_available: float | None = None  # share of total
     fullest_mount: str | None = None
     fullest_used: float | None = None  # share of size
-    failed_units: list[str] = field(default_factory=list)
+    failed_units: list[str] = field(default_factory=list)  # every failed unit, watched or not
     compliance: float | None = None
+    # `systemctl is-system-running`: running, degraded, starting, …; None when not known
+    system_state: str | None = None
+    disabled_by_design: list[DisabledUnit] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        return self.agent == "up" and not self.failed_units
+        """Agent up, no unit failed, and systemd running (when the agent says; an agent that
+        cannot ask systemd leaves it unknown, not unhealthy)."""
+        return (self.agent == "up" and not self.failed_units
+                and self.system_state in (None, "running"))
 
 
 @dataclass
@@ -141,6 +158,8 @@ class SiteStatus:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for host, out in zip(self.hosts, data["hosts"], strict=True):
+            out["healthy"] = host.healthy
         for replica, out in zip(self.replicas, data["replicas"], strict=True):
             out["healthy"] = replica.healthy
         for backup, out in zip(self.backups, data["backups"], strict=True):
@@ -172,24 +191,7 @@ def build(site: Site, prometheus: str, answers: dict[str, list[dict]],
           alerts: list[dict]) -> SiteStatus:
     """Combine the instant-query answers (by QUERIES key) and Alertmanager's alerts."""
     data = {key: _by_host(answers.get(key, [])) for key in QUERIES}
-    zones = {h.name: h.zone for h in site.hosts.values()}
-    hosts = []
-    for name in sorted(site.hosts):
-        status = HostStatus(name, zones[name])
-        if name in data["up"]:
-            status.agent = "up" if data["up"][name][0][1] == 1 else "down"
-        if name in data["load1"]:
-            status.load1 = data["load1"][name][0][1]
-        if name in data["memory"]:
-            status.memory_available = data["memory"][name][0][1]
-        if name in data["filesystems"]:
-            labels, used = max(data["filesystems"][name], key=lambda item: item[1])
-            status.fullest_mount, status.fullest_used = labels.get("mountpoint"), used
-        status.failed_units = sorted(m.get("unit", "?") for m, _ in data["failed_units"]
-                                     .get(name, []))
-        if name in data["compliance"]:
-            status.compliance = data["compliance"][name][0][1]
-        hosts.append(status)
+    hosts = [_host(name, site.hosts[name].zone, data) for name in sorted(site.hosts)]
     firing = [
         Alert(a["labels"].get("alertname", "?"), a["labels"].get("host", ""),
               a["labels"].get("severity", ""), a.get("startsAt", ""),
@@ -199,6 +201,32 @@ def build(site: Site, prometheus: str, answers: dict[str, list[dict]],
     firing.sort(key=lambda a: (a.severity != "critical", a.name, a.host))
     status = SiteStatus(site.name, prometheus, hosts, firing)
     _platform(status, data)
+    return status
+
+
+def _host(name: str, zone: str, data: dict[str, dict[str, list[tuple[dict, float]]]]
+          ) -> HostStatus:
+    """One host's line: its agent, resources, systemd (failed units, the manager's state, the
+    units left off by design) and compliance."""
+    status = HostStatus(name, zone)
+    if name in data["up"]:
+        status.agent = "up" if data["up"][name][0][1] == 1 else "down"
+    if name in data["load1"]:
+        status.load1 = data["load1"][name][0][1]
+    if name in data["memory"]:
+        status.memory_available = data["memory"][name][0][1]
+    if name in data["filesystems"]:
+        labels, used = max(data["filesystems"][name], key=lambda item: item[1])
+        status.fullest_mount, status.fullest_used = labels.get("mountpoint"), used
+    status.failed_units = sorted(m.get("unit", "?") for m, _ in data["failed_units"]
+                                 .get(name, []))
+    if name in data["system_state"]:
+        status.system_state = data["system_state"][name][0][0].get("state")
+    status.disabled_by_design = sorted(
+        (DisabledUnit(m.get("unit", "?"), m.get("reason", ""))
+         for m, _ in data["disabled_by_design"].get(name, [])), key=lambda d: d.unit)
+    if name in data["compliance"]:
+        status.compliance = data["compliance"][name][0][1]
     return status
 
 

@@ -58,6 +58,14 @@ UNITS = (
     "clamav-daemon.service", "clamav-freshclam.service", "chrony.service",
     "systemd-timesyncd.service", "aidecheck.timer", "dailyaidecheck.timer", "tmp.mount",
 )
+# Units a role leaves off on purpose (auditd where the kernel refuses audit): one file per unit,
+# named as the unit, whose first line is the reason. The hardening role writes it
+# (hardening_disabled_units_dir); the monitoring agent reads the same directory
+# (tests/unit/test_one_source.py ties the copies).
+DISABLED_UNITS_DIR = "/etc/opsctl/disabled-units.d"
+DISABLED_REASON_MAX = 200
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|device|mount|automount|swap|"
+                       r"target|path|timer|slice|scope)")
 # Account names that suggest a shared or generic account (8.1.4.2 c).
 GENERIC_NAMES = ("guest", "test", "temp", "share", "shared", "user", "demo", "public")
 # Where the walk for world-writable files looks, and for data dumps in home directories.
@@ -471,6 +479,35 @@ def fact_packages() -> dict:
     return {"count": len(installed), "installed": installed}
 
 
+def parse_disabled_units(entries: dict[str, str]) -> dict[str, str]:
+    """{file name: content} of DISABLED_UNITS_DIR → {unit: reason}, as the agent reads it: files
+    not named like a unit are not entries; the reason is the first non-blank line, cut."""
+    out: dict[str, str] = {}
+    for name, text in entries.items():
+        if not UNIT_NAME.fullmatch(name):
+            continue
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        reason = lines[0] if lines else "(none recorded)"
+        out[name] = reason if len(reason) <= DISABLED_REASON_MAX else \
+            reason[:DISABLED_REASON_MAX - 1] + "…"
+    return out
+
+
+def _disabled_units(directory: str = DISABLED_UNITS_DIR) -> dict[str, str]:
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise FactError(f"{directory}: {exc.strerror}") from None
+    entries = {}
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            entries[name] = _read(path)
+    return parse_disabled_units(entries)
+
+
 def fact_services() -> dict:
     if not os.path.isdir("/run/systemd/system"):
         raise FactError("systemd is not running on this host (PID 1 is "
@@ -479,8 +516,14 @@ def fact_services() -> dict:
     rc, out, err = _run(["systemctl", "show", "--no-pager", "-p", props, *UNITS])
     if rc != 0:
         raise FactError(f"systemctl show failed: {err.strip()}")
+    return parse_services(out, _disabled_units())
+
+
+def parse_services(show: str, disabled: dict[str, str]) -> dict:
+    """`systemctl show -p Id,LoadState,ActiveState,UnitFileState,RefuseManualStop UNIT…` and
+    the units left off by design → per unit its state and, when recorded, why it is off."""
     units: dict[str, dict] = {}
-    for block in out.strip().split("\n\n"):
+    for block in show.strip().split("\n\n"):
         kv = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if "Id" in kv:
             units[kv["Id"]] = {
@@ -488,6 +531,7 @@ def fact_services() -> dict:
                 "active": kv.get("ActiveState"),
                 "enabled": kv.get("UnitFileState") or None,
                 "refuse_manual_stop": kv.get("RefuseManualStop") == "yes",
+                "disabled_by_design": disabled.get(kv["Id"]),
             }
     return units
 

@@ -48,6 +48,14 @@ class Evidence:
     where: str
     expected: str
     ok: bool | None  # None: the fact could not be read
+    # a check's note (`notes:` in its file): shown with the result, never deciding it
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.note is None:
+            del data["note"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class CheckResult:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["evidence"] = [asdict(e) for e in self.evidence]
+        data["evidence"] = [e.as_dict() for e in self.evidence]
         return data
 
 
@@ -378,14 +386,34 @@ def eval_condition(cond: Condition, facts: dict[str, Any]) -> tuple[bool | None,
     return (None if any(ok is None for ok in oks) else True), evidence
 
 
+NOTE_EXPECTED = "shown with the result; does not decide it"
+
+
+def notes(check: CatalogCheck, facts: dict[str, Any]) -> list[Evidence]:
+    """The check's notes whose fact is set on this target (unreadable or unset: none)."""
+    out = []
+    for note in check.spec.notes:
+        try:
+            found = resolve(facts, note.fact)
+        except FactUnavailable:
+            continue
+        if found is None or found is False or found in ("", [], {}):
+            continue
+        out.append(Evidence(note.fact, found, _where(note.fact), NOTE_EXPECTED, True,
+                            f"{note.says}: {found}"))
+    return out
+
+
 def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     spec = check.spec
     remediation = spec.remediation.command
+    noted = notes(check, facts)
 
     def result(status: str, reason: str, evidence: Iterable[Evidence] = (),
                kind: str = "") -> CheckResult:
+        reason = "; ".join(part for part in (reason, *(n.note for n in noted)) if part)
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
-                           spec.major_risk, tuple(evidence), remediation, kind)
+                           spec.major_risk, (*evidence, *noted), remediation, kind)
 
     for na in spec.not_applicable_when:
         ok, ev = eval_leaf(na, facts)

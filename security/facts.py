@@ -30,7 +30,7 @@ def _keys(*names: str) -> frozenset[str]:
 
 
 FILE_KEYS = _keys("exists", "mode", "owner", "group", "is_dir", "error")
-UNIT_KEYS = _keys("present", "active", "enabled", "refuse_manual_stop")
+UNIT_KEYS = _keys("present", "active", "enabled", "refuse_manual_stop", "disabled_by_design")
 
 GROUPS: dict[str, FactGroup] = {
     "system": FactGroup("host", "/etc/os-release, /proc/1/environ, systemd-detect-virt",
@@ -63,7 +63,8 @@ GROUPS: dict[str, FactGroup] = {
                        _keys("tmout", "tmout_readonly", "tmout_sources", "profile_umask")),
     "sshd": FactGroup("host", "sshd -T (effective, drop-ins applied)", ANY),
     "packages": FactGroup("host", "/var/lib/dpkg/status", _keys("count", "installed"), ANY),
-    "services": FactGroup("host", "systemctl show", frozenset(collector.UNITS), UNIT_KEYS),
+    "services": FactGroup("host", "systemctl show; units off by design: "
+                          f"{collector.DISABLED_UNITS_DIR}", frozenset(collector.UNITS), UNIT_KEYS),
     "processes": FactGroup("host", "/proc/*/comm", _keys("names")),
     "audit": FactGroup("host", "kernel audit status (netlink AUDIT_GET), auditctl -l",
                        _keys("kernel_available", "unavailable_reason", "enabled", "immutable",

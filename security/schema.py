@@ -117,6 +117,15 @@ class NotApplicableWhen(Leaf):
     kind: Literal["not_applicable", "not_tested"] = "not_applicable"
 
 
+class Note(Strict):
+    """A fact shown with the result whenever it is set, which never decides it: why a unit is
+    off by design, for instance. It joins the evidence (with `note`: `says: value`) and the
+    reason; the status stays what the conditions made it."""
+
+    fact: str
+    says: str = Field(min_length=1)
+
+
 class Remediation(Strict):
     """What fixes a failure: a concern of the hardening role (`opsctl harden --tags`), a tag
     of another role that owns the setting (`opsctl apply --tags`: the firewall, PostgreSQL,
@@ -153,6 +162,7 @@ class Check(Strict):
     collect: list[str] = Field(min_length=1)
     pass_: Condition = Field(alias="pass")
     not_applicable_when: list[NotApplicableWhen] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
     remediation: Remediation
     manual_verification: str = Field(min_length=1)
     rationale: str = Field(min_length=1)
@@ -251,12 +261,16 @@ def _semantic_problems(file: str, check: Check, stem: str, scope_dir: str) -> li
                                     f"the check is {check.scope}-scoped"))
     conds: list[tuple[str, Leaf]] = [("pass", leaf) for leaf in leaves(check.pass_)]
     conds += [(f"not_applicable_when[{i}]", c) for i, c in enumerate(check.not_applicable_when)]
+    named: list[tuple[str, list[str]]] = []
     for where, leaf in conds:
         paths = [leaf.fact]
         if _fact_ref(leaf.value):
             paths.append(leaf.value["fact"])
         if isinstance(leaf, NotApplicableWhen) and leaf.reason_fact:
             paths.append(leaf.reason_fact)
+        named.append((where, paths))
+    named += [(f"notes[{i}]", [note.fact]) for i, note in enumerate(check.notes)]
+    for where, paths in named:
         for path in paths:
             reason = facts.unknown_reason(path)
             if reason:

@@ -19,19 +19,27 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
+def _system(state: str | None) -> str:
+    if state is None:
+        return "[yellow]?[/]"
+    return {"running": "[green]running[/]", "degraded": "[bold red]degraded[/]"}.get(
+        state, f"[yellow]{state}[/]")
+
+
 def render(status: SiteStatus) -> Group:
     hosts = Table(title=f"site {status.site} ({status.prometheus})")
-    for column in ("host", "zone", "agent", "load1", "mem avail", "fullest fs", "failed units",
-                   "compliance"):
+    for column in ("host", "zone", "agent", "systemd", "load1", "mem avail", "fullest fs",
+                   "failed units", "compliance"):
         hosts.add_column(column)
     for h in status.hosts:
         agent = {"up": "[green]up[/]", "down": "[bold red]down[/]"}.get(h.agent, "[yellow]?[/]")
         fullest = f"{h.fullest_mount} {_pct(h.fullest_used)}" if h.fullest_mount else "-"
-        hosts.add_row(h.name, h.zone, agent, "-" if h.load1 is None else f"{h.load1:.2f}",
+        hosts.add_row(h.name, h.zone, agent, _system(h.system_state),
+                      "-" if h.load1 is None else f"{h.load1:.2f}",
                       _pct(h.memory_available), fullest,
                       "[red]" + ", ".join(h.failed_units) + "[/]" if h.failed_units else "-",
                       _pct(h.compliance))
-    parts: list = [hosts, *_platform(status)]
+    parts: list = [hosts, *_disabled(status), *_platform(status)]
     if status.alerts:
         alerts = Table(title="alerts firing")
         for column in ("severity", "alert", "host", "since", "summary"):
@@ -43,6 +51,19 @@ def render(status: SiteStatus) -> Group:
     else:
         parts.append("[green]no alerts firing[/]")
     return Group(*parts)
+
+
+def _disabled(status: SiteStatus) -> list:
+    """Units left off on purpose, apart from the failed ones: not a fault, but said."""
+    rows = [(h.name, d.unit, d.reason) for h in status.hosts for d in h.disabled_by_design]
+    if not rows:
+        return []
+    table = Table(title="units disabled by design")
+    for column in ("host", "unit", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return [table]
 
 
 def _age(seconds: float | None) -> str:
@@ -91,12 +112,13 @@ def _platform(status: SiteStatus) -> list:
 @VIA_OPTION
 @OUTPUT_OPTION
 def status(site: str | None, watch: float | None, via: str | None, output: str) -> None:
-    """The site at a glance: hosts, resources, failing units, compliance, the database
-    cluster (primary, replicas, lag), newest backup age against the policy, failing jobs,
-    alerts firing.
+    """The site at a glance: hosts, resources, systemd's state and every failed unit,
+    the units left off by design with the reason, compliance, the database cluster (primary,
+    replicas, lag), newest backup age against the policy, failing jobs, alerts firing.
 
-    Exit 1 when a host or database server is down, a unit failed, a replica does not stream
-    or lags, the newest backup is older than the policy, a job is failing or an alert fires.
+    Exit 1 when a host or database server is down, a unit failed, a host's systemd is not
+    running (degraded, starting, …), a replica does not stream or lags, the newest backup is
+    older than the policy, a job is failing or an alert fires.
     """
     loaded = site_to_read(site)
     if watch and output == "table":

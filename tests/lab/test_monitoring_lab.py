@@ -120,6 +120,82 @@ def test_status_shows_the_database_backups_and_jobs(reference):
     assert status["database_healthy"] and status["failing_jobs"] == []
 
 
+FAILING_UNIT = "opsctl-test-failing.service"
+
+
+def hosts_by_name(status: dict) -> dict[str, dict]:
+    return {h["name"]: h for h in status["hosts"]}
+
+
+def test_status_counts_every_failed_unit_and_says_why_auditd_is_off(reference):
+    """(a) The converged lab: no failed unit and systemd `running` on every host, auditd
+    listed as disabled by design, with its reason, exactly where the kernel refuses audit
+    (every lab container). (b) A transient unit that fails on one host, outside every watch
+    list: status lists it and the host is unhealthy (exit 1) within a bounded wait; after
+    `systemctl reset-failed` status is clean again."""
+    site, _ = reference
+    refused = set()
+    for host in site.hosts:
+        code, _out = lifecycle.ssh.remote(site, host, ["auditctl", "-s"], timeout=30)
+        if code != 0:
+            refused.add(host)
+    assert refused == set(site.hosts), "lab containers do not own kernel audit"
+
+    def settled():
+        code, status = opsctl_status(site)
+        hosts = hosts_by_name(status)
+        clean = all(not h["failed_units"] and h["system_state"] == "running"
+                    for h in hosts.values())
+        return (code, status) if clean else None
+
+    found = wait_for(settled, 90, every=5)
+    assert found, {name: (h["failed_units"], h["system_state"])
+                   for name, h in hosts_by_name(opsctl_status(site)[1]).items()}
+    code_before, status = found
+    for name, host in hosts_by_name(status).items():
+        off = {d["unit"]: d["reason"] for d in host["disabled_by_design"]}
+        if name in refused:
+            assert off.get("auditd.service", "").startswith(
+                "kernel audit is not available to this host"), (name, off)
+        else:
+            assert "auditd.service" not in off, (name, off)
+        assert host["healthy"], name
+
+    host = sorted(site.groups["app"])[0]
+    lifecycle.ssh.remote(site, host, ["systemctl", "reset-failed", FAILING_UNIT])  # leftovers
+    try:
+        code, out = lifecycle.ssh.remote(site, host, [
+            "systemd-run", f"--unit={FAILING_UNIT}", "--description=opsctl lab test: fails",
+            "--property=CollectMode=inactive", "/bin/false"], timeout=30)
+        assert code == 0, out
+
+        def listed():
+            code, status = opsctl_status(site)
+            mine = hosts_by_name(status)[host]
+            return (code, mine) if FAILING_UNIT in mine["failed_units"] else None
+
+        seen = wait_for(listed, 90, every=5)
+        assert seen, f"{FAILING_UNIT} not in status on {host} within 90 s"
+        code, mine = seen
+        assert code == 1 and mine["healthy"] is False
+        assert mine["system_state"] == "degraded"
+    finally:
+        lifecycle.ssh.remote(site, host, ["systemctl", "reset-failed", FAILING_UNIT])
+
+    def clean_again():
+        code, status = opsctl_status(site)
+        mine = hosts_by_name(status)[host]
+        ok = (not mine["failed_units"] and mine["system_state"] == "running"
+              and mine["healthy"])
+        return (code, mine) if ok else None
+
+    back = wait_for(clean_again, 90, every=5)
+    assert back, f"{host} still lists a failed unit or a degraded systemd 90 s after reset-failed"
+    if code_before == 0:
+        assert wait_for(lambda: opsctl_status(site)[0] == 0, 60, every=5), \
+            "the site was green before the test and did not come back to it"
+
+
 def postgresql_service() -> str:
     """The unit the postgresql role runs (its `postgresql_service`), with the role's defaults."""
     import jinja2

@@ -121,3 +121,32 @@ def test_every_remediation_through_apply_names_a_tag_some_role_carries() -> None
             carried |= set(task.get("tags", []))
     named = {c.spec.remediation.apply: c.id for c in CHECKS.values() if c.spec.remediation.apply}
     assert {tag: cid for tag, cid in named.items() if tag not in carried} == {}
+
+
+def test_auditd_left_off_by_design_is_recorded_with_the_reason_and_forgotten_when_it_runs() -> None:
+    """Where the kernel refuses audit: auditd disabled, its installation's failure cleared (or
+    systemd stays degraded), the reason written where the agent and the collector read it;
+    where audit works the record goes. Each exactly under the kernel's answer."""
+    auditd = {t["name"]: t for name, t in tasks() if name == "auditd.yml"}
+    record = auditd["Record why auditd is left off"]
+    assert record["ansible.builtin.copy"]["dest"] == (
+        "{{ hardening_disabled_units_dir }}/auditd.service")
+    assert (record["ansible.builtin.copy"]["owner"], record["ansible.builtin.copy"]["mode"]) == (
+        "root", "0644")
+    assert record["when"] == "not hardening_audit_kernel_available"
+    removed = auditd["Remove the record where auditd runs"]
+    assert removed["ansible.builtin.file"]["state"] == "absent"
+    assert removed["ansible.builtin.file"]["path"] == record["ansible.builtin.copy"]["dest"]
+    assert removed["when"] == "hardening_audit_kernel_available"
+    reset = auditd["Clear the failure auditd's installation left where it cannot run"]
+    assert reset["ansible.builtin.command"] == "systemctl reset-failed auditd.service"
+    assert "not hardening_audit_kernel_available" in reset["when"]
+    keep = auditd["Keep whether kernel audit is available"]["ansible.builtin.set_fact"]
+    refused = {"rc": 1, "stderr_lines": ["Error sending status request (Operation not "
+                                         "permitted)"]}
+    reason = _render(keep["hardening_audit_unavailable_reason"],
+                     hardening_audit_status=refused)
+    assert reason == ("kernel audit is not available to this host (auditctl -s: Error sending "
+                      "status request (Operation not permitted))")
+    assert _render(keep["hardening_audit_unavailable_reason"],
+                   hardening_audit_status={"rc": 2}).endswith("(auditctl -s: no answer)")

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,7 +23,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.agent import build_registry
 from monitor.collectors.compliance import ComplianceCollector
 from monitor.collectors.host import HostCollector
-from monitor.collectors.systemd import SystemdCollector, parse_show
+from monitor.collectors.systemd import (
+    SystemctlError,
+    SystemdCollector,
+    parse_disabled,
+    parse_show,
+    parse_system_state,
+    read_disabled_dir,
+    select_units,
+    show_command,
+)
 from monitor.config import AgentConfig, ConfigError, load_config
 from monitor.server import ScrapeServer
 from monitor.webconfig import WebConfig, load_web_config
@@ -119,11 +129,131 @@ def test_systemctl_show_output_becomes_unit_states():
               "Id=absent.service\nActiveState=inactive\nLoadState=not-found\n")
     assert parse_show(output) == {"postgresql@15-main.service": "failed",
                                   "nginx.service": "active"}
-    found = samples(SystemdCollector(("nginx.service",), show=lambda _u: output))
+    found = samples(SystemdCollector(("nginx.service",), None, show=lambda _u: output,
+                                     system_state=lambda: "degraded\n"))
     assert found[("opsctl_systemd_unit_state",
                   (("state", "failed"), ("unit", "postgresql@15-main.service")))] == 1
     assert found[("opsctl_systemd_unit_state",
                   (("state", "active"), ("unit", "postgresql@15-main.service")))] == 0
+
+
+SYSTEMD_FACTS = Path(__file__).resolve().parent / "facts" / "systemd"
+WATCHED = ("sshd.service", "chrony.service", "nftables.service", "opsctl-monitor.service",
+           "patroni.service")
+
+
+def recorded(name: str) -> str:
+    return (SYSTEMD_FACTS / name).read_text()
+
+
+def test_one_show_asks_for_the_watch_list_and_every_failed_unit():
+    argv = show_command(("ssh.service", "nftables.service"))
+    assert argv[:2] == ["systemctl", "show"] and "--state=failed" in argv
+    assert argv[argv.index("--") + 1:] == ["ssh.service", "nftables.service", "*"]
+
+
+def test_every_failed_unit_is_kept_and_the_watch_list_whatever_its_state():
+    states = select_units(recorded("show-degraded.txt"), WATCHED)
+    assert states == {"ssh.service": "active",  # watched by its alias sshd.service
+                      "chrony.service": "active", "nftables.service": "failed",
+                      "opsctl-monitor.service": "active", "auditd.service": "failed",
+                      "opsctl-test-failing.service": "failed"}
+    running = select_units(recorded("show-running.txt"), WATCHED)
+    assert "patroni.service" not in running, "a watched unit not installed has no series"
+    assert set(running.values()) == {"active"}
+    # a unit that is neither watched nor failed (an older systemctl ignoring --state) is not kept
+    assert select_units("Id=cron.service\nLoadState=loaded\nActiveState=active\n", ()) == {}
+
+
+@pytest.mark.parametrize("output, state", [("running\n", "running"), ("degraded\n", "degraded"),
+                                           ("starting\n", "starting")])
+def test_is_system_running_answers_one_word(output, state):
+    assert parse_system_state(output) == state
+
+
+@pytest.mark.parametrize("output", ["", "Failed to connect to bus: Host is down\n"])
+def test_is_system_running_without_an_answer_is_an_error(output):
+    with pytest.raises(SystemctlError):
+        parse_system_state(output)
+
+
+def test_disabled_units_are_files_named_as_the_unit_holding_the_reason():
+    entries = {"auditd.service": "kernel audit is not available to this host "
+                                 "(Error sending status request (Operation not permitted))\n",
+               "tmp.mount": "\n",
+               "README": "what this directory is",
+               "auditd.service.dpkg-old": "stale",
+               "long.service": "x" * 500}
+    reasons = parse_disabled(entries)
+    assert reasons["auditd.service"] == ("kernel audit is not available to this host "
+                                         "(Error sending status request (Operation not "
+                                         "permitted))")
+    assert reasons["tmp.mount"] == "(none recorded)"
+    assert len(reasons["long.service"]) == 200
+    assert set(reasons) == {"auditd.service", "tmp.mount", "long.service"}
+
+
+def test_read_disabled_dir(tmp_path):
+    assert read_disabled_dir(tmp_path / "absent") == {}
+    (tmp_path / "auditd.service").write_text("why\n")
+    (tmp_path / "sub").mkdir()
+    assert read_disabled_dir(tmp_path) == {"auditd.service": "why\n"}
+
+
+def test_a_degraded_host_exports_every_failed_unit_its_state_and_what_is_off_by_design(tmp_path):
+    (tmp_path / "auditd.service").write_text("kernel audit is not available to this host\n")
+    found = samples(SystemdCollector(WATCHED, tmp_path,
+                                     show=lambda _u: recorded("show-degraded.txt"),
+                                     system_state=lambda: "degraded\n"))
+    failed = sorted(dict(k[1])["unit"] for k, v in found.items()
+                    if k[0] == "opsctl_systemd_unit_state" and dict(k[1])["state"] == "failed"
+                    and v == 1)
+    assert failed == ["auditd.service", "nftables.service", "opsctl-test-failing.service"]
+    # one series per (unit, state): nftables is watched and failed, and listed once
+    assert len([k for k in found if k[0] == "opsctl_systemd_unit_state"
+                and dict(k[1])["unit"] == "nftables.service"]) == 5
+    assert found[("opsctl_systemd_system_state", (("state", "degraded"),))] == 1
+    assert found[("opsctl_systemd_system_state", (("state", "running"),))] == 0
+    assert found[("opsctl_systemd_unit_disabled_by_design",
+                  (("reason", "kernel audit is not available to this host"),
+                   ("unit", "auditd.service")))] == 1
+    assert found[("opsctl_systemd_scrape_success", ())] == 1
+
+
+def test_systemctl_failing_sets_scrape_success_to_0_and_keeps_the_rest():
+    def refuse(*_args):
+        raise SystemctlError("systemctl show: exit 1: Failed to connect to bus")
+
+    found = samples(SystemdCollector(WATCHED, None, show=refuse,
+                                     system_state=lambda: "running\n"))
+    assert found[("opsctl_systemd_scrape_success", ())] == 0
+    assert found[("opsctl_systemd_system_state", (("state", "running"),))] == 1
+    assert not [k for k in found if k[0] == "opsctl_systemd_unit_state"]
+    found = samples(SystemdCollector(WATCHED, None, show=lambda _u: recorded("show-running.txt"),
+                                     system_state=refuse))
+    assert found[("opsctl_systemd_scrape_success", ())] == 0
+    assert not [k for k in found if k[0] == "opsctl_systemd_system_state"]
+    assert found[("opsctl_systemd_unit_state", (("state", "active"), ("unit", "ssh.service")))] == 1
+
+
+def test_the_real_systemctl_is_bounded_and_its_failure_is_a_scrape_failure(monkeypatch):
+    """Where systemd is not PID 1 (this machine, perhaps) systemctl exits non-zero: that is a
+    failed scrape, not a host with nothing failed."""
+    import monitor.collectors.systemd as systemd
+
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append((argv, kwargs["timeout"]))
+        return subprocess.CompletedProcess(argv, 1, "", "System has not been booted with "
+                                           "systemd as init system (PID 1). Can't operate.\n")
+
+    monkeypatch.setattr(systemd.subprocess, "run", run)
+    found = samples(SystemdCollector(("ssh.service",), None))
+    assert found[("opsctl_systemd_scrape_success", ())] == 0
+    assert [argv[:2] for argv, _ in calls] == [["systemctl", "show"],
+                                               ["systemctl", "is-system-running"]]
+    assert all(timeout == systemd.TIMEOUT_SECONDS for _, timeout in calls)
 
 
 def test_compliance_file_gives_counts_and_ratio(tmp_path):
@@ -240,7 +370,13 @@ def test_configuration_mistakes_name_file_and_key(tmp_path):
                            "--config", str(bad)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.strip() == f"monitor: {bad}: unit: unknown key (known: certificates, " \
-        "compliance_file, labels, pgbackrest, postgresql, scheduler_history, units, web_config)"
+        "compliance_file, disabled_units_dir, labels, pgbackrest, postgresql, " \
+        "scheduler_history, units, web_config)"
+    bad.write_text('{"disabled_units_dir": "relative/dir"}')
+    with pytest.raises(ConfigError, match=r"disabled_units_dir: expected an absolute"):
+        load_config(bad)
+    bad.write_text('{"disabled_units_dir": "/run/opsctl/disabled-units.d"}')
+    assert load_config(bad).disabled_units_dir == Path("/run/opsctl/disabled-units.d")
 
 
 def test_listen_must_be_address_and_port():

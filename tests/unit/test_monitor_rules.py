@@ -93,6 +93,17 @@ def platform_collectors(tmp_path: Path) -> list:
             SchedulerCollector(db)]
 
 
+def recorded_systemd(tmp_path: Path) -> SystemdCollector:
+    """systemctl needs systemd as PID 1, which this machine may lack: the same collector, fed
+    what systemctl prints on a degraded host (the lab test scrapes the real thing)."""
+    disabled = tmp_path / "disabled-units.d"
+    disabled.mkdir()
+    (disabled / "auditd.service").write_text("kernel audit is not available to this host\n")
+    show = (FACTS / "systemd" / "show-degraded.txt").read_text()
+    return SystemdCollector(("ssh.service",), disabled, show=lambda _units: show,
+                            system_state=lambda: "degraded\n")
+
+
 def exported_by_agent(tmp_path: Path) -> set[str]:
     compliance = tmp_path / "compliance.json"
     compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
@@ -103,15 +114,11 @@ def exported_by_agent(tmp_path: Path) -> set[str]:
                    check=True, capture_output=True)
     config = AgentConfig(units=("ssh.service",), certificates=(cert,),
                          compliance_file=compliance)
-    registry = build_registry(config)
+    registry = build_registry(config, systemd=recorded_systemd(tmp_path))
     names = set()
     for collector in platform_collectors(tmp_path):
         names |= {m.name for m in collector.collect()}
         names |= {s.name for m in collector.collect() for s in m.samples}
-    # systemctl needs systemd as PID 1, which this machine may lack: the same collector,
-    # fed what systemctl prints (the lab test scrapes the real thing).
-    registry.register(SystemdCollector(("ssh.service",), show=lambda _units: (
-        "Id=ssh.service\nActiveState=active\nLoadState=loaded\n")))
     text = generate_latest(registry).decode()
     return names | {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
@@ -125,9 +132,8 @@ def test_every_metric_a_rule_names_is_exported(tmp_path):
 def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
     compliance = tmp_path / "compliance.json"
     compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
-    registry = build_registry(AgentConfig(compliance_file=compliance))
-    registry.register(SystemdCollector(("ssh.service",), show=lambda _units: (
-        "Id=ssh.service\nActiveState=active\nLoadState=loaded\n")))
+    registry = build_registry(AgentConfig(compliance_file=compliance),
+                              systemd=recorded_systemd(tmp_path))
     # one of each: a registry refuses two collectors of the same metric names
     for collector in platform_collectors(tmp_path)[1:]:
         registry.register(collector)

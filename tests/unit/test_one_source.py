@@ -131,6 +131,16 @@ def test_the_jobs_commands_use_the_files_the_roles_service_names():
     assert REMOTE_SCHEDULER[REMOTE_SCHEDULER.index("scheduler") + 1:] == options
 
 
+def test_agent_and_collector_read_the_disabled_units_the_hardening_role_writes():
+    from monitor.collectors.systemd import DISABLED_DIR  # noqa: PLC0415
+    from monitor.config import AgentConfig  # noqa: PLC0415
+    from security.collector import DISABLED_UNITS_DIR  # noqa: PLC0415
+
+    written = role_default("hardening", "hardening_disabled_units_dir")
+    assert str(DISABLED_DIR) == str(AgentConfig().disabled_units_dir) == written
+    assert written == DISABLED_UNITS_DIR
+
+
 def test_db_lag_bound_is_patronis():
     from opsctl.db.cluster import MAX_LAG_BYTES  # noqa: PLC0415
 
@@ -176,6 +186,8 @@ SAME = [
     ["scheduler_agent:scheduler_agent_home", "monitor_agent:monitor_agent_scheduler_home"],
     ["monitor_agent:monitor_agent_user", "scheduler_agent:scheduler_agent_reader_group",
      "postgresql:postgresql_monitor_os_user"],
+    # units left off by design: the hardening role writes, the agent reads
+    ["hardening:hardening_disabled_units_dir", "monitor_agent:monitor_agent_disabled_units_dir"],
 ]
 
 

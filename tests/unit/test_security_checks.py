@@ -87,6 +87,42 @@ def test_audit_checks_are_not_applicable_where_kernel_audit_is_unavailable() -> 
         assert "systemd-nspawn" in reason
 
 
+REASON = ("kernel audit is not available to this host (auditctl -s: Error sending status "
+          "request (Operation not permitted))")
+
+
+def test_auditd_left_off_by_design_carries_the_reason_and_changes_no_outcome() -> None:
+    """The record the hardening role writes joins the evidence of the auditd service checks;
+    every status stays what it was without it (not tested here, fail on a host with audit)."""
+    facts = failing_host()
+    facts["audit"] = {**facts["audit"], "kernel_available": False,
+                      "unavailable_reason": "EPERM (running in a systemd-nspawn container)"}
+    without = evaluate_target("t", "host", CHECKS, facts).results
+    facts["services"]["auditd.service"]["disabled_by_design"] = REASON
+    with_record = evaluate_target("t", "host", CHECKS, facts).results
+    assert [r.status for r in with_record] == [r.status for r in without]
+    noted = {r.id: r for r in with_record if any(e.note for e in r.evidence)}
+    assert set(noted) == {"auditd_running", "auditd_enabled_at_boot"}
+    for result in noted.values():
+        assert result.status == NA and result.kind == "not_tested"
+        [note] = [e for e in result.evidence if e.note]
+        assert note.note == f"auditd disabled by design: {REASON}"
+        assert note.found == REASON and note.fact == "services.auditd.service.disabled_by_design"
+        assert result.reason.endswith(f"; auditd disabled by design: {REASON}")
+        assert "EPERM" in result.reason
+        assert result.as_dict()["evidence"][-1]["note"] == note.note
+    # a stale record on a host where audit works: auditd_running still fails, with the note
+    facts["audit"] = failing_host()["audit"]
+    running = next(r for r in evaluate_target("t", "host", CHECKS, facts).results
+                   if r.id == "auditd_running")
+    assert running.status == FAIL and running.reason.startswith("processes.names is")
+    assert running.reason.endswith(f"auditd disabled by design: {REASON}")
+    # no record: no note, and the evidence document keeps its old shape
+    plain = next(r for r in without if r.id == "auditd_running")
+    assert all(e.note is None for e in plain.evidence)
+    assert all("note" not in e for e in plain.as_dict()["evidence"])
+
+
 def test_sysctl_checks_are_not_applicable_where_proc_sys_is_read_only() -> None:
     facts = failing_host()
     facts["sysctl_access"] = {"read_only": True, "reason": "/proc/sys is mounted read-only "

@@ -91,6 +91,31 @@ def test_kernel_audit_refused_inside_a_container_says_so(
     assert audit["rules"] == []
 
 
+def test_units_off_by_design_come_from_the_directory_the_hardening_role_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.collectors.systemd import parse_disabled
+
+    (tmp_path / "auditd.service").write_text("kernel audit is not available to this host\n")
+    (tmp_path / "README").write_text("not a unit")
+    assert collector._disabled_units(str(tmp_path)) == {
+        "auditd.service": "kernel audit is not available to this host"}
+    assert collector._disabled_units(str(tmp_path / "absent")) == {}
+    # the agent reads the same directory the same way (status and scan say the same reason)
+    entries = {"auditd.service": "why\nmore", "tmp.mount": "", "x.dpkg-old": "no",
+               "long.service": "y" * 300}
+    assert collector.parse_disabled_units(entries) == parse_disabled(entries)
+    show = ("Id=auditd.service\nLoadState=loaded\nActiveState=inactive\n"
+            "UnitFileState=disabled\nRefuseManualStop=yes\n\n"
+            "Id=ssh.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n"
+            "RefuseManualStop=no\n")
+    units = collector.parse_services(show, {"auditd.service": "kernel audit is not available"})
+    assert units["auditd.service"] == {"present": True, "active": "inactive",
+                                       "enabled": "disabled", "refuse_manual_stop": True,
+                                       "disabled_by_design": "kernel audit is not available"}
+    assert units["ssh.service"]["disabled_by_design"] is None
+    assert set(units["ssh.service"]) == facts.UNIT_KEYS
+
+
 def test_pam_lines_keep_bracketed_controls(monkeypatch: pytest.MonkeyPatch) -> None:
     text = ("auth\trequisite\tpam_faillock.so preauth\n"
             "auth\t[success=1 default=ignore]\tpam_unix.so nullok try_first_pass\n"

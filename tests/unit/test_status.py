@@ -59,6 +59,71 @@ def test_a_down_agent_a_failed_unit_and_a_firing_alert_make_it_unhealthy(site):
     assert [(a.name, a.host) for a in status.alerts] == [("OpsctlHostDown", "app2")]
 
 
+AUDIT_REASON = ("kernel audit is not available to this host (auditctl -s: Error sending "
+                "status request (Operation not permitted))")
+HOSTS = ("app1", "app2", "bak1", "db1", "db2", "lb1", "mon1")
+
+
+def systemd(**overrides) -> dict:
+    """Every host running, auditd off by design on each (the lab: no kernel audit)."""
+    base = {"system_state": [sample(h, 1, state="running") for h in HOSTS],
+            "disabled_by_design": [sample(h, 1, unit="auditd.service", reason=AUDIT_REASON)
+                                   for h in HOSTS]}
+    base.update(overrides)
+    return answers(**base)
+
+
+def test_units_disabled_by_design_are_shown_apart_and_keep_the_host_healthy(site):
+    status = build(site, "p", systemd(), [])
+    assert status.healthy
+    db1 = next(h for h in status.hosts if h.name == "db1")
+    assert db1.system_state == "running" and db1.failed_units == []
+    data = status.as_dict()
+    host = next(h for h in data["hosts"] if h["name"] == "db1")
+    assert host["disabled_by_design"] == [{"unit": "auditd.service", "reason": AUDIT_REASON}]
+    assert host["system_state"] == "running" and host["healthy"] is True
+    assert host["failed_units"] == []
+
+
+def test_every_failed_unit_and_a_degraded_systemd_make_the_host_unhealthy(site):
+    states = [sample(h, 1, state="degraded" if h == "app1" else "running") for h in HOSTS]
+    failed = [sample("app1", 1, unit="auditd.service", state="failed"),
+              sample("app1", 1, unit="opsctl-test-failing.service", state="failed")]
+    status = build(site, "p", systemd(system_state=states, failed_units=failed), [])
+    assert not status.healthy
+    hosts = {h["name"]: h for h in status.as_dict()["hosts"]}
+    assert hosts["app1"]["failed_units"] == ["auditd.service", "opsctl-test-failing.service"]
+    assert (hosts["app1"]["system_state"], hosts["app1"]["healthy"]) == ("degraded", False)
+    assert all(h["healthy"] for name, h in hosts.items() if name != "app1")
+    # degraded alone (a failure the agent did not catch between scrapes) is unhealthy too
+    alone = build(site, "p", systemd(system_state=states), [])
+    assert not alone.healthy
+    assert [h.name for h in alone.hosts if not h.healthy] == ["app1"]
+
+
+def test_an_agent_that_cannot_ask_systemd_leaves_its_state_unknown(site):
+    status = build(site, "p", systemd(system_state=[]), [])
+    assert {h.system_state for h in status.hosts} == {None}
+    assert status.healthy
+
+
+def test_failed_units_systemd_and_disabled_units_on_screen(site):
+    from rich.console import Console
+
+    from opsctl.cli.status import render
+
+    states = [sample(h, 1, state="degraded" if h == "app1" else "running") for h in HOSTS]
+    failed = [sample("app1", 1, unit="opsctl-test-failing.service", state="failed")]
+    status = build(site, "p", systemd(system_state=states, failed_units=failed), [])
+    console = Console(record=True, width=250)
+    console.print(render(status))
+    text = console.export_text()
+    assert "degraded" in text and "opsctl-test-failing.service" in text
+    assert "units disabled by design" in text
+    reasons = [line for line in text.splitlines() if "auditd.service" in line]
+    assert len(reasons) == len(HOSTS) and all("Operation not permitted" in r for r in reasons)
+
+
 def test_a_host_prometheus_does_not_scrape_is_unknown_not_up(site):
     up = [sample(h, 1) for h in ("app1", "app2", "bak1", "db1", "db2", "lb1")]
     status = build(site, "p", answers(up=up), [])
