@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.check.diff import check_document, diff_scans
+from opsctl.check.diff import diff_scans, load_scan
 from opsctl.check.fleet import scan_named_site
 from opsctl.check.record import EVIDENCE_FILE, bundle_digest
 from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
@@ -125,8 +124,7 @@ def _evidence(step: dict) -> list[str]:
 @OUTPUT_OPTION
 def diff_cmd(old: Path, new: Path, output: str) -> None:
     """What changed between two scans (`--format json` documents); exit 1 on a regression."""
-    result = diff_scans(*(check_document(json.loads(p.read_text(encoding="utf-8")), str(p))
-                          for p in (old, new)))
+    result = diff_scans(load_scan(old), load_scan(new))
     if output == "json":
         emit_json(result.as_dict())
     else:
