@@ -65,14 +65,6 @@ def test_retry_failed_without_history(capsys, state_dir, empty_cache):
     assert "no earlier run" in err
 
 
-def test_unknown_tag_is_refused_before_anything(capsys, state_dir, empty_cache):
-    code, err = run(capsys, "harden", "--site", "reference", "--tags", "hardening-sshd,sshd")
-    assert code == 2
-    assert err.strip() == ("opsctl: --tags: sshd: no play, role or task of playbook "
-                           "hardening.yml carries this tag")
-    assert_nothing_ran(state_dir)
-
-
 def test_every_tag_a_finding_tells_to_run_is_accepted():
     """`opsctl harden --tags X` / `opsctl apply --tags X` printed under a finding must pass
     the tag check of the playbook that command runs."""
