@@ -12,7 +12,13 @@ from opsctl import audit
 from opsctl.check.diff import diff_scans, load_scan
 from opsctl.check.fleet import scan_named_site
 from opsctl.check.record import EVIDENCE_FILE, bundle_digest
-from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
+from opsctl.check.render import (
+    RENDERERS,
+    catalog_rows,
+    check_out_dir,
+    parse_formats,
+    write_reports,
+)
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local, unit_spec
 from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION
@@ -53,6 +59,8 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
     formats = parse_formats(fmt)
     if len(formats) > 1 and out_dir is None:
         raise click.UsageError("several formats go to files: add --out DIR")
+    if out_dir is not None:
+        check_out_dir(out_dir)
     if local:
         scan = scan_local(level, site_name) if site_name else scan_local(level)
     else:
