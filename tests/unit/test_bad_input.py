@@ -101,6 +101,8 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("check", *EX, "--limit", "NOSUCH"), ("example-bastion", "no host", "NOSUCH")),
     (("check", "--local", "--format", "pdf"), ("--format", "pdf")),
     (("check", "--local", "--format", "html,json"), ("--out",)),
+    (("check", "--local", "--format", "html,json", "--out", "@empty/reports"),
+     ("--out", "@empty/reports", "not a directory")),
     (("check", "--local", "--level", "5"), ("--level", "5")),
     (("check", "--local", "--limit", "app1"), ("--limit", "--site")),
     (("check", "--local", "--fail-on", "bogus"), ("--fail-on", "bogus")),
