@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.connection import Connection, resolve, write
+from opsctl.connection import EXTERNAL_JUMP, Connection, resolve, write
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.site.model import Site
 
@@ -174,6 +174,16 @@ class TrustResult:
 Confirm = Callable[[list[HostKey]], bool]
 
 
+def _refuse_unknown(names: Iterable[str], limit: list[str] | None, replace: str | None,
+                    site_name: str) -> None:
+    known = set(names)
+    unknown = [("--limit", n) for n in limit or [] if n not in known]
+    unknown += [("--replace", replace)] if replace and replace not in known else []
+    if unknown:
+        raise InvalidInput([Problem(option, n, f"no such host in site {site_name}")
+                            for option, n in unknown])
+
+
 def trust(conn: Connection, limit: list[str] | None = None, replace: str | None = None,
           known_hosts_file: Path | None = None,
           confirm: Confirm = lambda _keys: True) -> TrustResult:
@@ -181,10 +191,7 @@ def trust(conn: Connection, limit: list[str] | None = None, replace: str | None 
     and confirmed by fingerprint (bastions first: what sits behind them is reached through
     them, strictly). A host already pinned keeps its key unless it is `replace`d."""
     names = conn.jump_order()
-    unknown = [n for n in [*(limit or []), *([replace] if replace else [])] if n not in names]
-    if unknown:
-        raise InvalidInput([Problem("--limit" if not replace else "--replace", n,
-                                    f"no such host in site {conn.site}") for n in unknown])
+    _refuse_unknown(names, limit, replace, conn.site)
     write(conn)
     if known_hosts_file is not None:
         keys = [k for k in import_file(conn, known_hosts_file)
@@ -229,5 +236,7 @@ def trust(conn: Connection, limit: list[str] | None = None, replace: str | None 
 
 def trust_site(site: Site, via: str | None, limit: list[str], replace: str | None,
                known_hosts_file: Path | None, confirm: Confirm) -> TrustResult:
-    """`opsctl site trust`: the site's connection, then `trust`."""
+    """`opsctl site trust`: the site's connection, then `trust`. A name that is no host of
+    the site (nor its external bastion) is refused before the connection is looked for."""
+    _refuse_unknown([*site.hosts, EXTERNAL_JUMP], limit, replace, site.name)
     return trust(resolve(site, via), limit, replace, known_hosts_file, confirm)

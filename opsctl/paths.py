@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from opsctl.errors import NotFound
+from opsctl.errors import InvalidInput, NotFound, Problem
 
 
 def project_root() -> Path:
@@ -48,3 +48,14 @@ def site_dir(site: str) -> Path:
     if named.is_dir():
         return named
     raise NotFound(f"site {site!r}: no directory {named} (and {site!r} is not a site directory)")
+
+
+def write_named_file(path: Path, text: str, option: str = "--out") -> Path:
+    """Write a file the operator named with `option`; when it cannot be written (no such
+    directory, no permission) InvalidInput names the option, the file and why."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput([Problem(option, str(path),
+                                    f"cannot write: {exc.strerror or exc}")]) from None
+    return path

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.errors import NotFound
-from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.paths import ensure_private_dir, site_dir, state_dir
 
 RECORD = "run.json"
 
@@ -90,6 +90,15 @@ def all_runs(site: str | None = None) -> list[RunRecord]:
             continue
         if site is None or record.site == site:
             records.append(record)
+    return records
+
+
+def runs_of(site: str | None = None) -> list[RunRecord]:
+    """`opsctl runs [--site NAME]`: all_runs, but a name that is neither in any run nor a site
+    is a mistake (NotFound), not an empty history."""
+    records = all_runs(site)
+    if site is not None and not records:
+        site_dir(site)  # NotFound: no inventory/NAME and not a site directory
     return records
 
 

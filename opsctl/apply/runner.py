@@ -1,7 +1,8 @@
 """Run a site's playbook through ansible-runner and keep the record.
 
 Validation happens before Ansible starts: a site that does not validate, an unknown
---limit, a missing playbook or mirror key stop here with exit 2 and nothing touched.
+--limit, a tag the playbook does not carry, a missing playbook or mirror key stop here with
+exit 2 and nothing touched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from opsctl.apply import history
 from opsctl.apply.engine import engine_env
 from opsctl.apply.events import HostEvent, RunTally
 from opsctl.apply.reach import ReachedSite, reach
+from opsctl.apply.tags import playbook_tags, split_tags
 from opsctl.connection import ansible_sudo_refused
 from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
@@ -67,6 +69,19 @@ def _check_limit(site: Site, limit: tuple[str, ...]) -> None:
                                     f"{site.name}") for name in unknown])
 
 
+def _check_tags(playbook: Path, request: ApplyRequest) -> None:
+    known = playbook_tags(playbook, project_root() / "roles")
+    if known is None:  # a templated tag: only a run knows what it selects
+        return
+    unknown = [(option, tag) for option, given in (("--tags", request.tags),
+                                                   ("--skip-tags", request.skip_tags))
+               for tag in split_tags(given) if tag not in known]
+    if unknown:
+        raise InvalidInput([Problem(option, tag, f"no play, role or task of playbook "
+                                    f"{playbook.name} carries this tag")
+                            for option, tag in unknown])
+
+
 def _retry_limit(site: Site) -> tuple[str, ...]:
     last = history.last_finished(site.name, applies_only=True)
     if last is None:
@@ -81,6 +96,7 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
     playbook = _playbook_path(request.playbook)
     if request.limit:
         _check_limit(site, request.limit)
+    _check_tags(playbook, request)
     limit = _retry_limit(site) if request.retry_failed else request.limit
     # Every component's site release: present with the right checksum, or exit 2 here.
     artifacts = site_artifacts(site)

@@ -74,6 +74,18 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
     return evaluate_facts(collected, checks, host_context(site, host), name=host)
 
 
+def limited_hosts(site: Site, limit: list[str] | None) -> list[str]:
+    """The site's hosts, or those `limit` names; NotFound for a name the site does not have."""
+    hosts = list(site.hosts)
+    if not limit:
+        return hosts
+    unknown = [h for h in limit if h not in site.hosts]
+    if unknown:
+        raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
+                       f"(hosts: {', '.join(hosts)})")
+    return [h for h in hosts if h in limit]
+
+
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
               probes: ProbeRun | None = None, via: str | None = None,
@@ -87,13 +99,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
-    hosts = list(site.hosts)
-    if limit:
-        unknown = [h for h in limit if h not in site.hosts]
-        if unknown:
-            raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
-                           f"(hosts: {', '.join(hosts)})")
-        hosts = [h for h in hosts if h in limit]
+    hosts = limited_hosts(site, limit)
     run = transport or ssh_transport(site, via)
     script = COLLECTOR.read_text(encoding="utf-8")
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
@@ -118,6 +124,7 @@ def scan_named_site(name: str, level: int = 3, limit: list[str] | None = None,
     from opsctl.transport import for_site  # noqa: PLC0415
 
     site = load_site(name)
+    limited_hosts(site, limit)  # an unknown host, too, stops before the site is reached
     exceptions = load_site_exceptions(site)  # a broken file stops before anything is probed
     hosts = for_site(site, via)
     probes = site_probes(site, hosts) if probe and not limit else None

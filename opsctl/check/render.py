@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -183,9 +184,33 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_out_dir(directory: Path) -> None:
+    """Refuse, before anything is scanned (and without making anything), an `--out` that
+    cannot become a directory to write in: its nearest existing part must be a writable
+    directory."""
+    there = directory
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        reason = f"{there} is not a directory"
+    elif not os.access(there, os.W_OK | os.X_OK):
+        reason = f"{there} is not writable"
+    else:
+        return
+    raise InvalidInput([Problem("--out", str(directory), reason)])
+
+
 def write_reports(scan: Scan, formats: list[str], directory: Path) -> list[Path]:
     """Each format into its own file (or files) under `directory` (made when missing); the paths
-    written."""
+    written. A directory that cannot be made or written in is InvalidInput naming it."""
+    try:
+        return _write_reports(scan, formats, directory)
+    except OSError as exc:
+        raise InvalidInput([Problem("--out", str(directory),
+                                    f"cannot write: {exc.strerror or exc}")]) from None
+
+
+def _write_reports(scan: Scan, formats: list[str], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in formats:

@@ -61,7 +61,7 @@ def runs(ctx: click.Context, site: str | None, output: str) -> None:
     """The history of apply runs."""
     if ctx.invoked_subcommand:
         return
-    records = history.all_runs(site)
+    records = history.runs_of(site)
     if output == "json":
         emit_json([r.as_dict() for r in records])
         return

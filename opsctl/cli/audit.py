@@ -31,7 +31,8 @@ def verify(output: str) -> None:
 
 
 @audit.command()
-@click.option("--last", type=int, default=20, show_default=True)
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the newest records.")
 @OUTPUT_OPTION
 def show(last: int, output: str) -> None:
     """The most recent records."""

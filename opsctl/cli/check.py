@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,10 +9,16 @@ import click
 from rich.table import Table
 
 from opsctl import audit
-from opsctl.check.diff import check_document, diff_scans
+from opsctl.check.diff import diff_scans, load_scan
 from opsctl.check.fleet import scan_named_site
 from opsctl.check.record import EVIDENCE_FILE, bundle_digest
-from opsctl.check.render import RENDERERS, catalog_rows, parse_formats, write_reports
+from opsctl.check.render import (
+    RENDERERS,
+    catalog_rows,
+    check_out_dir,
+    parse_formats,
+    write_reports,
+)
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local, unit_spec
 from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION
@@ -54,6 +59,8 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
     formats = parse_formats(fmt)
     if len(formats) > 1 and out_dir is None:
         raise click.UsageError("several formats go to files: add --out DIR")
+    if out_dir is not None:
+        check_out_dir(out_dir)
     if local:
         scan = scan_local(level, site_name) if site_name else scan_local(level)
     else:
@@ -125,8 +132,7 @@ def _evidence(step: dict) -> list[str]:
 @OUTPUT_OPTION
 def diff_cmd(old: Path, new: Path, output: str) -> None:
     """What changed between two scans (`--format json` documents); exit 1 on a regression."""
-    result = diff_scans(*(check_document(json.loads(p.read_text(encoding="utf-8")), str(p))
-                          for p in (old, new)))
+    result = diff_scans(load_scan(old), load_scan(new))
     if output == "json":
         emit_json(result.as_dict())
     else:

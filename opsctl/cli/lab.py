@@ -92,8 +92,9 @@ def ssh(site: str | None, host: str, command: tuple[str, ...]) -> None:
 @click.argument("host")
 def stop(site: str | None, host: str) -> None:
     """Power one host off, as if it failed; `lab up` boots it again."""
-    name = site_to_change(site).name
-    stopped = lifecycle.stop_host(name, host)
+    loaded = site_to_change(site)
+    name = loaded.name
+    stopped = lifecycle.stop_host(loaded, host)
     audit.append("lab.stop", {"site": name, "host": host}, "ok" if stopped else "not running")
     click.echo(f"{host}: {'stopped' if stopped else 'was not running'}")
 

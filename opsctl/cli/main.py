@@ -43,6 +43,20 @@ def _ask_password(question: str) -> str:
     return click.prompt(question, hide_input=True, err=True)
 
 
+# A group named without its subcommand shows its help (click >= 8.2 raises this for it).
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """click's refusal of an argument as one line, like every other refusal: what is wrong,
+    then where the command's help is (click itself prints its usage and a hint around it)."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{message.rstrip('.')} (see `{ctx.command_path} --help`)"
+
+
 def main(argv: list[str] | None = None) -> None:
     from opsctl import connection  # noqa: PLC0415 - not at import: keeps `opsctl --help` light
 
@@ -57,8 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("opsctl: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except _NO_ARGS_IS_HELP as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"opsctl: {_usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -14,6 +14,7 @@ from opsctl.cli.render import console, emit_json
 from opsctl.connection import site_ssh_config
 from opsctl.hostkeys import HostKey, trust_site
 from opsctl.network.export import export_boundary
+from opsctl.paths import write_named_file
 from opsctl.site.current import ENV, choice_file, forget, resolve, stored, use
 from opsctl.site.describe import describe
 from opsctl.site.new import new_site
@@ -159,5 +160,5 @@ def boundary(name: str | None, fmt: str, out_file: Path | None) -> None:
     if out_file is None:
         click.echo(text, nl=False)
         return
-    out_file.write_text(text, encoding="utf-8")
+    write_named_file(out_file, text)
     click.echo(f"wrote {out_file}", err=True)

@@ -155,9 +155,22 @@ def _wait(site: Site, t: Transport, new_leader: str, timeout: float,
                        f"{'; '.join(last.problems()) if last else 'unknown'}")
 
 
+def check_candidate(site: Site, to: str | None) -> None:
+    """`--to` names a database host of the site: checked against the site model, before any
+    host is asked (whether it is a running member is Patroni's to say, after)."""
+    if to is None:
+        return
+    members = db_hosts(site)
+    if to not in members:
+        what = "not a database host of" if to in site.hosts else "no such host in"
+        raise InvalidInput([Problem("--to", to, f"{what} site {site.name} "
+                                    f"(database hosts: {', '.join(members)})")])
+
+
 def _switch(site: Site, action: str, to: str | None, max_lag: int, timeout: float,
             t: Transport | None, clock: Callable[[], float],
             sleep: Callable[[float], None]) -> SwitchResult:
+    check_candidate(site, to)
     t = t or for_site(site)
     before = status(site, t)
     try:

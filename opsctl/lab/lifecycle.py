@@ -20,7 +20,7 @@ from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
 from opsctl.lab.state import facts_dir, lab_dir
 from opsctl.network.flows import boundary_rules
 from opsctl.network.nftables import boundary_ruleset, control_port_ruleset
-from opsctl.paths import cache_dir, ensure_private_dir
+from opsctl.paths import cache_dir, ensure_private_dir, site_dir
 from opsctl.site.model import Site
 from opsctl.transport import HostError
 
@@ -163,6 +163,7 @@ def down(site_name: str, site: Site | None = None,
     state = LabState.load(lab)
     if state is None:
         if site is None:
+            site_dir(site_name)  # NotFound: no lab of that name and no site either
             return DownResult(site_name, [], [], [], False)
         state = LabState(plan_lab(site))
     plan = state.plan
@@ -228,8 +229,18 @@ def status(site: Site) -> list[HostStatus]:
         return list(pool.map(one, state.plan.hosts()))
 
 
-def stop_host(site_name: str, host: str) -> bool:
-    """Power one container off (to stand for a host that fails); `lab up` boots it again."""
+def _require_site_host(site: Site, host: str) -> None:
+    """HOST is a host of the site's model: said before the lab is looked at."""
+    if host not in site.hosts:
+        raise NotFound(f"site {site.name} has no host {host!r} (hosts: {', '.join(site.hosts)})")
+
+
+def stop_host(site: Site | str, host: str) -> bool:
+    """Power one container off (to stand for a host that fails); `lab up` boots it again.
+    Given the site (not only its name), a host it does not have is refused first."""
+    if isinstance(site, Site):
+        _require_site_host(site, host)
+    site_name = site.name if isinstance(site, Site) else site
     lab = lab_dir(site_name)
     state = LabState.load(lab)
     if state is None:
@@ -245,6 +256,7 @@ def stop_host(site_name: str, host: str) -> bool:
 
 def ssh_command(site: Site, host: str, command: list[str]) -> list[str]:
     """ssh's argv for a lab host: the transport's, over the lab's connection model."""
+    _require_site_host(site, host)
     state = LabState.load(lab_dir(site.name))
     if state is None:
         raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")

@@ -63,3 +63,21 @@ def test_retry_failed_without_history(capsys, state_dir, empty_cache):
     code, err = run(capsys, "apply", "--site", "reference", "--retry-failed")
     assert code == 2
     assert "no earlier run" in err
+
+
+def test_every_tag_a_finding_tells_to_run_is_accepted():
+    """`opsctl harden --tags X` / `opsctl apply --tags X` printed under a finding must pass
+    the tag check of the playbook that command runs."""
+    from pathlib import Path
+
+    from opsctl.apply.tags import playbook_tags
+    from security.schema import load_catalog
+
+    root = Path(__file__).resolve().parents[2]
+    roles = root / "roles"
+    harden = playbook_tags(root / "playbooks" / "hardening.yml", roles)
+    site = playbook_tags(root / "playbooks" / "site.yml", roles)
+    assert harden is not None and site is not None
+    remediations = [c.spec.remediation for c in load_catalog()]
+    assert {r.tag for r in remediations if r.tag} - harden == set()
+    assert {r.apply for r in remediations if r.apply} - site == set()
