@@ -75,6 +75,9 @@ class CheckResult:
     # the site's exception for this check on this target: reason, compensating_control,
     # approver, expires and state (applied, or expired: then the status stays fail)
     exception: dict[str, str] | None = None
+    # how an assessor verifies the check by hand (the check's manual_verification): every
+    # verdict carries it, so the report tells how to confirm what the scan claims
+    manual_verification: str = ""
 
     @property
     def not_evaluated(self) -> bool:
@@ -413,7 +416,8 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
                kind: str = "") -> CheckResult:
         reason = "; ".join(part for part in (reason, *(n.note for n in noted)) if part)
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
-                           spec.major_risk, (*evidence, *noted), remediation, kind)
+                           spec.major_risk, (*evidence, *noted), remediation, kind,
+                           manual_verification=spec.manual_verification)
 
     for na in spec.not_applicable_when:
         ok, ev = eval_leaf(na, facts)
@@ -589,7 +593,8 @@ def unreachable_target(name: str, scope: str, checks: list[CatalogCheck],
     """A host that could not be scanned: every check is error with the reason."""
     mine = [c for c in checks if c.spec.scope == scope]
     results = [CheckResult(c.id, ERROR, reason, c.clause, c.unit, c.spec.severity,
-                           c.spec.major_risk) for c in mine]
+                           c.spec.major_risk, manual_verification=c.spec.manual_verification)
+               for c in mine]
     return TargetResult(name, scope, results, unit_verdicts(results, scope, units), error=reason)
 
 

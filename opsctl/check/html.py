@@ -47,7 +47,9 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .92e
        word-break: break-all; }
 details { margin: .8em 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em .8em; }
 summary { cursor: pointer; font-weight: 600; font-size: 1.05em; }
-ul.evidence { margin: 0; padding-left: 1.1em; } .fix code { background: #f6f8fa; padding: 0 .2em; }
+ul.evidence { margin: 0; padding-left: 1.1em; }
+.mv { color: #57606a; font-size: .9em; margin-top: .2em; }
+.fix code { background: #f6f8fa; padding: 0 .2em; }
 @media print {
   body { margin: 0; max-width: none; font-size: 10pt; }
   details { border: none; padding: 0; } details > summary { list-style: none; }
@@ -89,7 +91,16 @@ def _evidence(check: dict[str, Any]) -> str:
                      f"from {escape(str(e.get('where', '')))}</span></li>")
     reason = f"<div>{escape(check.get('reason', ''))}</div>" if check.get("reason") else ""
     return (reason + (f'<ul class="evidence">{"".join(items)}</ul>' if items else "")
-            + _exception(check.get("exception")))
+            + _exception(check.get("exception")) + _manual_verification(check))
+
+
+def _manual_verification(check: dict[str, Any]) -> str:
+    """How the assessor confirms the verdict by hand (documents before it was added: none)."""
+    text = check.get("manual_verification")
+    if not text:
+        return ""
+    return (f'<div class="mv">人工核查方法 <span class="en">how to verify by hand</span>: '
+            f"{escape(str(text))}</div>")
 
 
 def _exception(exc: dict[str, Any] | None) -> str:

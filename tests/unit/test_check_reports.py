@@ -154,3 +154,14 @@ def test_the_html_report_lists_the_manual_steps_of_units_left_to_the_assessor() 
     assert "L3-CES1-24" in html and "可信计算/安全启动配置及告警记录" in html
     # a unit whose checks could not be read here names them
     assert "not evaluated here" in html and "<code>faillock_enabled</code>" in html
+
+
+def test_the_html_report_shows_how_to_verify_each_check_by_hand() -> None:
+    doc = load(AFTER)
+    check = doc["targets"][0]["checks"][0]
+    check["manual_verification"] = "执行sshd -T，核查<permitrootlogin>为no。"
+    html = render_html(doc, check_titles())
+    assert "人工核查方法" in html and "核查&lt;permitrootlogin&gt;为no" in html
+    # a document recorded before the field existed renders without it
+    del check["manual_verification"]
+    assert "人工核查方法" not in render_html(doc, check_titles())
