@@ -152,7 +152,11 @@ def _kv_file(text: str, sep: str | None = None) -> dict[str, int | str]:
 
 
 def _pam_lines(name: str) -> list[list[str]]:
-    text = _read(f"/etc/pam.d/{name}")
+    return parse_pam_lines(_read(f"/etc/pam.d/{name}"))
+
+
+def parse_pam_lines(text: str) -> list[list[str]]:
+    """A PAM file's effective lines as [type, control, module, args...]."""
     rows = []
     for line in _lines(text):
         # Bracketed controls contain spaces: keep them as one field.
@@ -224,10 +228,12 @@ def fact_accounts() -> dict:
         if len(f) >= 8:
             shadow[f[0]] = f
     groups: dict[str, list[str]] = {}
+    group_rows: list[tuple[str, str]] = []  # (name, gid) in file order, duplicates kept
     for line in _read("/etc/group").splitlines():
         f = line.split(":")
         if len(f) >= 4:
             groups[f[0]] = [m for m in f[3].split(",") if m]
+            group_rows.append((f[0], f[2].strip()))
 
     def hash_state(name: str) -> str:
         entry = shadow.get(name)
@@ -256,6 +262,15 @@ def fact_accounts() -> dict:
         return bool(keys) and all(k.startswith("from=") or ",from=" in k.split(" ", 1)[0]
                                   for k in keys)
 
+    def scheme(name: str) -> str:
+        """The hash scheme of a usable password, from its prefix only (never the hash)."""
+        return hash_scheme(shadow[name][1])
+
+    def inactive(name: str) -> int:
+        """Days after expiry until the account is disabled; unset (or -1) never: 99999."""
+        days = age(name, 6)
+        return days if days is not None and days >= 0 else 99999
+
     uids: dict[int, list[str]] = {}
     names: dict[str, int] = {}
     for p in passwd:
@@ -268,6 +283,16 @@ def fact_accounts() -> dict:
     warn = [age(n, 5) for n in with_password]
     today = int(time.time() // 86400)
     changed = [age(n, 2) for n in with_password]
+    # People's accounts (UID 1000 and up, not nobody) that log in with a password.
+    human = sorted(p["name"] for p in passwd if 1000 <= p["uid"] < 65534
+                   and hash_state(p["name"]) == "set")
+    gids: dict[str, list[str]] = {}
+    group_names: dict[str, int] = {}
+    for gname, gid in group_rows:
+        gids.setdefault(gid, []).append(gname)
+        group_names[gname] = group_names.get(gname, 0) + 1
+    useradd = _kv_file(_read_opt("/etc/default/useradd") or "", "=")
+    inactive_default = useradd.get("INACTIVE")
     return {
         "count": len(passwd),
         "duplicate_uids": sorted(u for u, n in uids.items() if len(n) > 1),
@@ -298,7 +323,40 @@ def fact_accounts() -> dict:
                                            default=None),
         "groups": sorted(groups),
         "group_members": {g: m for g, m in sorted(groups.items()) if m},
+        "duplicate_gids": sorted(int(g) for g, n in gids.items() if len(n) > 1 and g.isdigit()),
+        "duplicate_group_names": sorted(n for n, c in group_names.items() if c > 1),
+        "gid0_groups": sorted(n for n, g in group_rows if g == "0"),
+        "gid0_primary_accounts": sorted(p["name"] for p in passwd if p["gid"] == 0),
+        # Only the scheme each usable password is hashed with: never the hash itself.
+        "password_hash_by_account": {n: scheme(n) for n in sorted(with_password)},
+        "password_hash_schemes": sorted({scheme(n) for n in with_password}),
+        # /etc/default/useradd INACTIVE: unset is useradd's -1 (never disabled).
+        "inactive_default": inactive_default if isinstance(inactive_default, int) else -1,
+        "human_password_accounts": human,
+        "human_inactive_days_max": max((inactive(n) for n in human), default=None),
     }
+
+
+# crypt(5) prefixes → scheme names. The collector reports the name, never the hash.
+HASH_PREFIXES = {
+    "1": "md5", "2a": "bcrypt", "2b": "bcrypt", "2x": "bcrypt", "2y": "bcrypt",
+    "3": "nthash", "5": "sha256", "6": "sha512", "7": "scrypt", "y": "yescrypt",
+    "gy": "gost-yescrypt", "md5": "sunmd5", "sha1": "sha1crypt",
+}
+
+
+def hash_scheme(hashed: str) -> str:
+    """The crypt(5) scheme of a hashed password, from its prefix: descrypt is 13 characters of
+    [./0-9A-Za-z] without a `$` (what crypt(3) did before schemes existed), bsdicrypt starts with
+    `_`; anything else is `unknown`."""
+    if hashed.startswith("$"):
+        return HASH_PREFIXES.get(hashed.split("$")[1], "unknown")
+    if hashed.startswith("_") and len(hashed) == 20:
+        return "bsdicrypt"
+    if re.fullmatch(r"[./0-9A-Za-z]{13}", hashed):
+        return "descrypt"
+    return "unknown"
+
 
 
 def fact_login_defs() -> dict:
@@ -332,11 +390,36 @@ def fact_pam() -> dict:
                                  mods["common_password_modules"]),
         "faillock_enabled": any(m.endswith("pam_faillock.so") for m in
                                 mods["common_auth_modules"]),
+        **faillock_order(auth, account),
         "password_hash": hashes[0] if hashes else None,
         "pwhistory_remember": remember if isinstance(remember, int) else None,
         "second_factor_modules": second_factor,
         "su_restricted_to_group": any(r[2].endswith("pam_wheel.so") and r[0] == "auth"
                                       for r in _pam_lines_opt("su")),
+    }
+
+
+def _stops_on_failure(control: str) -> bool:
+    return control in ("required", "requisite") or "default=die" in control \
+        or "default=bad" in control
+
+
+def faillock_order(auth: list[list[str]], account: list[list[str]]) -> dict[str, bool]:
+    """pam_faillock counts and refuses only in this order (pam_faillock(8)): `preauth` before
+    pam_unix in auth (a locked account is refused before its password is asked), `authfail`
+    after it (a failure is counted), and the module in account (a success resets the count)."""
+    def first(pred) -> int | None:
+        return next((i for i, r in enumerate(auth) if pred(r)), None)
+
+    unix = first(lambda r: r[2].endswith("pam_unix.so"))
+    preauth = first(lambda r: r[2].endswith("pam_faillock.so") and "preauth" in r[3:]
+                    and _stops_on_failure(r[1]))
+    authfail = [i for i, r in enumerate(auth) if r[2].endswith("pam_faillock.so")
+                and "authfail" in r[3:] and _stops_on_failure(r[1])]
+    return {
+        "faillock_preauth_before_unix": None not in (preauth, unix) and preauth < unix,
+        "faillock_authfail_after_unix": unix is not None and any(i > unix for i in authfail),
+        "faillock_in_account": any(r[2].endswith("pam_faillock.so") for r in account),
     }
 
 
@@ -604,7 +687,20 @@ def fact_audit() -> dict:
         "rules": rules,
         "rules_error": rules_error,
         "rules_text": "\n".join(rules),
+        # audit= on the kernel command line (None: not given). Inside a container this is the
+        # machine's line, not this host's: the checks say so instead of judging it.
+        "cmdline_audit": cmdline_value(_read_opt("/proc/cmdline") or "", "audit"),
     }
+
+
+def cmdline_value(cmdline: str, name: str) -> str | None:
+    """The last `name=value` on a kernel command line (the kernel takes the last one)."""
+    found = None
+    for word in cmdline.split():
+        key, sep, value = word.partition("=")
+        if key == name and sep:
+            found = value
+    return found
 
 
 def fact_auditd_conf() -> dict:
@@ -755,7 +851,48 @@ def fact_rsyslog() -> dict:
             "receive_dirs": receive_dirs,
             "received_retention_days": (None if not retention or None in retention
                                         else min(retention)),
-            "file_create_mode": file_create_mode}
+            "file_create_mode": file_create_mode,
+            "auth_log_files": auth_log_files(
+                [line for path in files for line in _lines(_read_opt(path) or "")]),
+            "journald_persistent": _journald_persistent()}
+
+
+AUTH_FACILITIES = ("auth", "authpriv")
+
+
+def auth_log_files(lines: list[str]) -> list[str]:
+    """Files a classic rsyslog selector line writes auth and authpriv messages to
+    (`auth,authpriv.*  /var/log/auth.log`; `*.*` too; `authpriv.none` takes them out again)."""
+    out = []
+    for line in lines:
+        m = re.match(r"([\w*,.;=!-]+)\s+-?(/\S+)$", line)
+        if not m:
+            continue
+        covered: set[str] = set()
+        for selector in m.group(1).split(";"):
+            facilities, _, priority = selector.rpartition(".")
+            names = set(facilities.split(",")) if facilities else set()
+            if "*" in names:
+                names |= set(AUTH_FACILITIES)
+            names &= set(AUTH_FACILITIES)
+            if priority == "none":
+                covered -= names
+            else:
+                covered |= names
+        if covered == set(AUTH_FACILITIES):
+            out.append(m.group(2))
+    return sorted(set(out))
+
+
+def _journald_persistent() -> bool:
+    """journald keeps records on disk: Storage=persistent, or auto with /var/log/journal."""
+    storage = "auto"
+    for path in ["/etc/systemd/journald.conf", *_conf_dir("/etc/systemd/journald.conf.d")]:
+        for line in _lines(_read_opt(path) or ""):
+            m = re.match(r"Storage\s*=\s*(\w+)", line)
+            if m:
+                storage = m.group(1).lower()
+    return storage == "persistent" or (storage == "auto" and os.path.isdir("/var/log/journal"))
 
 
 def fact_files() -> dict:
@@ -962,9 +1099,47 @@ def fact_aide() -> dict:
     db = next((p for p in ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz")
                if os.path.exists(p)), None)
     age = int((time.time() - os.stat(db).st_mtime) // 86400) if db else None
-    cron = any(os.path.exists(p) for p in ("/etc/cron.daily/aide",)) or \
-        os.path.exists("/lib/systemd/system/dailyaidecheck.timer")
-    return {"config": conf, "database": db, "database_age_days": age, "scheduled": cron}
+    return {"config": conf, "database": db, "database_age_days": age,
+            "timer_enabled": _aide_timer_enabled(), "cron_entries": _aide_cron_entries()}
+
+
+AIDE_TIMERS = ("dailyaidecheck.timer", "aidecheck.timer")
+
+
+def _aide_timer_enabled() -> bool:
+    """A unit file on disk schedules nothing: the timer must be enabled (systemctl is-enabled)."""
+    if not os.path.isdir("/run/systemd/system") or shutil.which("systemctl") is None:
+        return False
+    for timer in AIDE_TIMERS:
+        rc, out, _ = _run(["systemctl", "is-enabled", timer], timeout=5)
+        if rc == 0 and out.strip() in ("enabled", "enabled-runtime", "static", "alias"):
+            return True
+    return False
+
+
+def _aide_cron_entries() -> list[str]:
+    """Cron files that run aide, when a cron daemon is installed. Debian's
+    /etc/cron.daily/aide does nothing on a systemd host (it leaves the check to the timer), so it
+    counts only where systemd is not running."""
+    if not any(os.path.exists(b) for b in ("/usr/sbin/cron", "/usr/sbin/crond")):
+        return []
+    found = []
+    tables = ["/etc/crontab", *_conf_dir("/etc/cron.d", ""),
+              *_conf_dir("/var/spool/cron/crontabs", "")]
+    for path in tables:
+        if any(re.search(r"(^|[\s/])aide(init)?(\s|$)|dailyaidecheck", line)
+               for line in _lines(_read_opt(path) or "")):
+            found.append(path)
+    systemd = os.path.isdir("/run/systemd/system")
+    for period in ("hourly", "daily", "weekly"):
+        for path in _conf_dir(f"/etc/cron.{period}", ""):
+            if "aide" not in os.path.basename(path) or not os.access(path, os.X_OK):
+                continue
+            text = _read_opt(path) or ""
+            if systemd and "/run/systemd/system" in text:
+                continue
+            found.append(path)
+    return found
 
 
 def fact_clamav() -> dict:
@@ -979,10 +1154,18 @@ def fact_clamav() -> dict:
     return {"signatures_age_days": int((time.time() - newest) // 86400) if newest else None}
 
 
-def _pg_cluster(name: str, conf_paths: list[str], hba_path: str | None) -> dict:
+def _pg_cluster(name: str, conf_paths: list[str], hba_path: str | None,
+                data_dir: str | None = None) -> dict:
     conf: dict[str, str] = {}
     for path in conf_paths:
         for line in _lines(_read_opt(path) or ""):
+            m = re.match(r"(\w+)\s*=?\s*'?([^'#]*)'?", line)
+            if m:
+                conf[m.group(1).lower()] = m.group(2).strip()
+    # ALTER SYSTEM's file in the data directory overrides every other file.
+    data_dir = conf.get("data_directory") or data_dir
+    if data_dir:
+        for line in _lines(_read_opt(os.path.join(data_dir, "postgresql.auto.conf")) or ""):
             m = re.match(r"(\w+)\s*=?\s*'?([^'#]*)'?", line)
             if m:
                 conf[m.group(1).lower()] = m.group(2).strip()
@@ -1002,9 +1185,20 @@ def _pg_cluster(name: str, conf_paths: list[str], hba_path: str | None) -> dict:
         "name": name,
         "password_encryption": conf.get("password_encryption", "scram-sha-256"),
         "ssl": conf.get("ssl", "off"),
-        "log_connections": conf.get("log_connections", "off"),
+        "log_connections": _pg_bool(conf.get("log_connections", "off")),
+        "log_disconnections": _pg_bool(conf.get("log_disconnections", "off")),
+        "log_statement": conf.get("log_statement", "none").lower(),
         "weak_hba": sorted(weak),
     }
+
+
+def _pg_bool(value: str) -> str:
+    """PostgreSQL's boolean spellings (on, true, yes, 1 and unique prefixes) as on / off."""
+    v = value.strip().lower()
+    if v in ("on", "1") or (v and ("true".startswith(v) or "yes".startswith(v))):
+        return "on"
+    return "off" if v in ("off", "0") or (v and ("false".startswith(v) or "no".startswith(v))) \
+        else v
 
 
 def fact_postgresql() -> dict:
@@ -1018,7 +1212,8 @@ def fact_postgresql() -> dict:
                     f"{version}/{name}",
                     [os.path.join(cdir, "postgresql.conf"),
                      *_conf_dir(os.path.join(cdir, "conf.d"))],
-                    os.path.join(cdir, "pg_hba.conf")))
+                    os.path.join(cdir, "pg_hba.conf"),
+                    os.path.join("/var/lib/postgresql", version, name)))
     # Under Patroni there is no /etc/postgresql cluster: Patroni writes postgresql.conf into
     # the data directory (it names hba_file) from its own configuration.
     data = "/var/lib/postgresql"
@@ -1031,19 +1226,24 @@ def fact_postgresql() -> dict:
                 conf = os.path.join(vdir, name, "postgresql.conf")
                 if "patroni" in (_read_opt(conf) or "").lower():
                     clusters.append(_pg_cluster(f"{version}/{name} (patroni)", [conf],
-                                                os.path.join(vdir, name, "pg_hba.conf")))
+                                                os.path.join(vdir, name, "pg_hba.conf"),
+                                                os.path.join(vdir, name)))
     return {
         "installed": bool(clusters),
         "clusters": [c["name"] for c in clusters],
         "password_encryption": sorted({c["password_encryption"] for c in clusters}),
         "ssl": sorted({c["ssl"] for c in clusters}),
         "weak_hba": sorted({w for c in clusters for w in c["weak_hba"]}),
+        "log_connections": sorted({c["log_connections"] for c in clusters}),
+        "log_disconnections": sorted({c["log_disconnections"] for c in clusters}),
+        "log_statement": sorted({c["log_statement"] for c in clusters}),
     }
 
 
 def fact_nginx() -> dict:
     if not os.path.isdir("/etc/nginx"):
-        return {"installed": False, "ssl_listen": False, "plain_listen": [], "ssl_protocols": []}
+        return {"installed": False, "ssl_listen": False, "plain_listen": [], "ssl_protocols": [],
+                "ssl_protocols_set": False}
     listens: list[str] = []
     protocols: set[str] = set()
     for root, _dirs, names in os.walk("/etc/nginx"):
@@ -1063,8 +1263,14 @@ def fact_nginx() -> dict:
         "installed": True,
         "ssl_listen": any("ssl" in entry.split() for entry in listens),
         "plain_listen": plain,
-        "ssl_protocols": sorted(protocols) or ["TLSv1.2", "TLSv1.3"],
+        # Unset, nginx offers its built-in default: Debian 12's nginx 1.22 offers TLSv1 and
+        # TLSv1.1 too (only 1.23.4 and later default to TLSv1.2 TLSv1.3).
+        "ssl_protocols": sorted(protocols) or list(NGINX_DEFAULT_PROTOCOLS),
+        "ssl_protocols_set": bool(protocols),
     }
+
+
+NGINX_DEFAULT_PROTOCOLS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
 def fact_pgbackrest() -> dict:
@@ -1100,6 +1306,148 @@ def fact_pgbackrest() -> dict:
         "newest_backup_hours": int((time.time() - newest) // 3600) if newest else None,
         "encrypted": "repo1-cipher-type" in (_read_opt(conf_path) or ""),
     }
+
+
+def fact_swap() -> dict:
+    """Active swap (/proc/swaps) and whether each lies on dm-crypt (directly, or below LVM)."""
+    active, unencrypted = [], []
+    for line in _read("/proc/swaps").splitlines()[1:]:
+        f = line.split()
+        if len(f) < 2:
+            continue
+        active.append(f[0])
+        if not _on_dm_crypt(f[0], f[1]):
+            unencrypted.append(f[0])
+    return {"active": active, "unencrypted": unencrypted}
+
+
+def _on_dm_crypt(path: str, kind: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    dev = st.st_rdev if kind == "partition" else st.st_dev
+    return _block_is_crypt(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}", 0)
+
+
+def _block_is_crypt(sysdir: str, depth: int) -> bool:
+    if depth > 4:
+        return False
+    if (_read_opt(os.path.join(sysdir, "dm", "uuid")) or "").startswith("CRYPT-"):
+        return True
+    # a partition's parent, or the devices a device-mapper target sits on
+    slaves = os.path.join(sysdir, "slaves")
+    try:
+        below = [os.path.join(slaves, n) for n in os.listdir(slaves)]
+    except OSError:
+        below = []
+    return any(_block_is_crypt(os.path.realpath(b), depth + 1) for b in below)
+
+
+ETCD_ENV = "/etc/default/etcd"
+
+
+def fact_etcd() -> dict:
+    """etcd's effective listeners and TLS from what its unit reads (Debian: /etc/default/etcd;
+    a config file named by ETCD_CONFIG_FILE replaces every variable)."""
+    if not os.path.exists("/usr/bin/etcd"):
+        return {"installed": False, "config": None, "client_urls": [], "peer_urls": [],
+                "plain_urls": [], "client_cert_auth": False, "peer_client_cert_auth": False,
+                "cert_file": None, "peer_cert_file": None}
+    env = {k: str(v).strip().strip('"').strip("'")
+           for k, v in _kv_file(_read_opt(ETCD_ENV) or "", "=").items()}
+    config = env.get("ETCD_CONFIG_FILE")
+    if config:
+        return parse_etcd_config(_read(config), config)
+    return parse_etcd_env(env, ETCD_ENV)
+
+
+def _etcd_result(where: str, get) -> dict:
+    client = [u for u in get("listen-client-urls", "http://localhost:2379").split(",") if u]
+    peer = [u for u in get("listen-peer-urls", "http://localhost:2380").split(",") if u]
+    return {
+        "installed": True,
+        "config": where,
+        "client_urls": client,
+        "peer_urls": peer,
+        "plain_urls": [u for u in client + peer if not u.strip().startswith(("https://",
+                                                                              "unixs://"))],
+        "client_cert_auth": get("client-cert-auth", "false").lower() == "true",
+        "peer_client_cert_auth": get("peer-client-cert-auth", "false").lower() == "true",
+        "cert_file": get("cert-file", "") or None,
+        "peer_cert_file": get("peer-cert-file", "") or None,
+    }
+
+
+def parse_etcd_env(env: dict[str, str], where: str) -> dict:
+    return _etcd_result(where, lambda key, default: env.get(
+        "ETCD_" + key.upper().replace("-", "_"), default))
+
+
+def parse_etcd_config(text: str, where: str) -> dict:
+    """etcd's YAML config: top-level URL keys, and the two transport-security blocks."""
+    values: dict[str, str] = {}
+    block = ""
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        m = re.match(r"(\s*)([\w-]+):\s*(.*?)\s*$", raw)
+        if not m:
+            continue
+        indent, key, value = m.group(1), m.group(2), m.group(3).strip("'\"")
+        if not indent:
+            block = key if not value else ""
+            if value:
+                values[key] = value
+        elif block in ("client-transport-security", "peer-transport-security") and value:
+            values[("peer-" if block.startswith("peer") else "") + key] = value
+    return _etcd_result(where, lambda key, default: values.get(key, default))
+
+
+PATRONI_CONFIGS = ("/etc/patroni/config.yml", "/etc/patroni/patroni.yml", "/etc/patroni/config.d")
+
+
+def fact_patroni() -> dict:
+    """Patroni's REST API (8008) listener and TLS from its configuration: a file, or a directory
+    whose *.yml files Patroni merges in name order (later ones win)."""
+    installed = shutil.which("patroni") is not None or os.path.exists("/usr/bin/patroni")
+    files = []
+    for path in PATRONI_CONFIGS:
+        if os.path.isdir(path):
+            files += _conf_dir(path, ".yml") + _conf_dir(path, ".yaml")
+        elif os.path.isfile(path):
+            files.append(path)
+    rest: dict[str, str] = {}
+    for path in files:
+        rest.update(patroni_restapi(_read(path)))
+    return {
+        "installed": installed,
+        "config_files": files,
+        "rest_listen": rest.get("listen"),
+        "rest_certfile": rest.get("certfile"),
+        "rest_keyfile": rest.get("keyfile"),
+    }
+
+
+def patroni_restapi(text: str) -> dict[str, str]:
+    """The scalar keys of the top-level `restapi:` block of a Patroni YAML file."""
+    out: dict[str, str] = {}
+    inside, depth = False, None
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if indent == 0:
+            inside = raw.split(":")[0].strip() == "restapi"
+            depth = None
+            continue
+        if not inside:
+            continue
+        depth = indent if depth is None else depth
+        m = re.match(r"\s*([\w-]+):\s*(.*?)\s*$", raw)
+        if m and indent == depth and m.group(2):
+            out[m.group(1)] = m.group(2).strip("'\"")
+    return out
 
 
 def fact_walk() -> dict:
@@ -1155,6 +1503,11 @@ def fact_walk() -> dict:
         walk(top, 4, home_visit)
     return {
         "complete": complete,
+        # What checks that need every file read: true, or why not (then they are errors
+        # unless a file already found decides them).
+        "covered": True if complete else {
+            "error": f"the filesystem walk stopped at its {WALK_SECONDS:g} s bound before "
+                     "seeing every file: a clean result would not prove there is none"},
         "seconds_bound": WALK_SECONDS,
         "world_writable_files": sorted(world_writable),
         "world_writable_dirs_without_sticky": sorted(no_sticky),
@@ -1191,6 +1544,9 @@ FACTS = {
     "postgresql": fact_postgresql,
     "nginx": fact_nginx,
     "pgbackrest": fact_pgbackrest,
+    "swap": fact_swap,
+    "etcd": fact_etcd,
+    "patroni": fact_patroni,
     "walk": fact_walk,
 }
 

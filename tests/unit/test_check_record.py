@@ -125,7 +125,7 @@ def test_the_evidence_bundle_names_each_fact_its_source_and_time_with_its_sha256
     bundle = json.loads(data)
     app1 = next(t for t in bundle["targets"] if t["name"] == "app1")
     assert app1["time"] == scan.document["started"]
-    faillock = next(f for f in app1["facts"] if f["fact"] == "pam.faillock_enabled")
+    faillock = next(f for f in app1["facts"] if f["fact"] == "pam.faillock_preauth_before_unix")
     assert faillock["source"].startswith("/etc/pam.d") and "faillock_enabled" in faillock["checks"]
 
 

@@ -101,7 +101,8 @@ def test_auditd_left_off_by_design_carries_the_reason_and_changes_no_outcome() -
     facts["services"]["auditd.service"]["disabled_by_design"] = REASON
     with_record = evaluate_target("t", "host", CHECKS, facts).results
     assert [r.status for r in with_record] == [r.status for r in without]
-    noted = {r.id: r for r in with_record if any(e.note for e in r.evidence)}
+    noted = {r.id: r for r in with_record
+             if any(e.note and e.fact.startswith("services.auditd") for e in r.evidence)}
     assert set(noted) == {"auditd_running", "auditd_enabled_at_boot"}
     for result in noted.values():
         assert result.status == NA and result.kind == "not_tested"
@@ -263,3 +264,177 @@ def test_a_zone_without_a_log_flow_fails_central_collection(tmp_path: Path) -> N
     facts = network_facts(load_site(str(site)))
     assert facts["site"]["zones_not_forwarding_logs"] == ["mgmt", "secure"]
     assert statuses("network", facts)["net_central_log_collection"][0] == FAIL
+
+
+# ---------------------------------------------------------------- a verdict claims no more
+# than its evidence (issue 13, part 3)
+
+ROLE = ROOT / "roles" / "hardening"
+
+
+def _check(cid: str):
+    return next(c for c in CHECKS if c.id == cid)
+
+
+def test_client_alive_count_max_zero_disables_the_disconnection_and_fails() -> None:
+    facts = passing_host()
+    facts["sshd"]["clientalivecountmax"] = 0
+    status, reason = statuses("host", facts)["sshd_client_alive"]
+    assert status == FAIL and "clientalivecountmax is 0" in reason
+    facts["sshd"]["clientalivecountmax"] = 1
+    assert statuses("host", facts)["sshd_client_alive"][0] == PASS
+
+
+def test_faillock_module_present_in_the_wrong_places_fails() -> None:
+    facts = passing_host()
+    for key in ("faillock_preauth_before_unix", "faillock_authfail_after_unix",
+                "faillock_in_account"):
+        facts = passing_host()
+        facts["pam"][key] = False
+        status, reason = statuses("host", facts)["faillock_enabled"]
+        assert status == FAIL and key in reason
+
+
+def test_the_roles_idle_limits_are_within_what_the_checks_accept() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+
+    def bound(cid: str, fact: str, op: str) -> int:
+        leaves = _check(cid).spec.pass_.all_of
+        return next(leaf.value for leaf in leaves if leaf.fact == fact and leaf.op == op)
+
+    assert bound("shell_tmout", "shell.tmout", "le") == 600
+    assert 1 <= defaults["hardening_tmout"] <= bound("shell_tmout", "shell.tmout", "le")
+    count = defaults["hardening_sshd_client_alive_count_max"]
+    assert bound("sshd_client_alive", "sshd.clientalivecountmax", "ge") <= count <= \
+        bound("sshd_client_alive", "sshd.clientalivecountmax", "le")
+    facts = passing_host()
+    facts["shell"]["tmout"] = defaults["hardening_tmout"]
+    assert statuses("host", facts)["shell_tmout"][0] == PASS
+    facts["shell"]["tmout"] = 601
+    assert statuses("host", facts)["shell_tmout"][0] == FAIL
+
+
+@pytest.mark.parametrize(("schemes", "status"), [
+    ([], PASS), (["yescrypt", "sha512"], PASS), (["gost-yescrypt"], PASS),
+    (["sha256"], FAIL), (["md5"], FAIL), (["descrypt"], FAIL), (["bcrypt"], FAIL),
+])
+def test_existing_password_hashes(schemes: list[str], status: str) -> None:
+    facts = passing_host()
+    facts["accounts"]["password_hash_schemes"] = schemes
+    facts["accounts"]["password_hash_by_account"] = {f"u{i}": s for i, s in enumerate(schemes)}
+    result = next(r for r in evaluate_target("t", "host", CHECKS, facts).results
+                  if r.id == "accounts_password_hashes_strong")
+    assert result.status == status
+    if schemes:  # which account has which scheme is shown, never deciding
+        assert any(e.note and "u0" in str(e.found) for e in result.evidence)
+
+
+def test_group_duplicates_and_gid0() -> None:
+    facts = passing_host()
+    facts["accounts"]["duplicate_group_names"] = ["staff"]
+    assert statuses("host", facts)["accounts_unique_gid"][0] == FAIL
+    facts = passing_host()
+    facts["accounts"]["gid0_primary_accounts"] = ["ops", "root"]
+    status, reason = statuses("host", facts)["accounts_gid0_only_root"]
+    assert status == FAIL and "ops" in reason
+
+
+def test_inactive_accounts_need_the_default_and_the_existing_accounts() -> None:
+    facts = passing_host()
+    facts["accounts"]["human_inactive_days_max"] = 99999  # an account made before the default
+    assert statuses("host", facts)["accounts_inactive_disabled"][0] == FAIL
+    facts["accounts"]["human_password_accounts"] = []
+    facts["accounts"]["human_inactive_days_max"] = None
+    assert statuses("host", facts)["accounts_inactive_disabled"][0] == PASS
+    facts["accounts"]["inactive_default"] = -1
+    assert statuses("host", facts)["accounts_inactive_disabled"][0] == FAIL
+
+
+def test_an_aide_timer_on_disk_but_not_enabled_schedules_nothing() -> None:
+    facts = passing_host()
+    facts["aide"].update({"timer_enabled": False, "cron_entries": []})
+    assert statuses("host", facts)["aide_check_scheduled"][0] == FAIL
+    facts["aide"]["cron_entries"] = ["/etc/cron.d/aide"]
+    assert statuses("host", facts)["aide_check_scheduled"][0] == PASS
+
+
+@pytest.mark.parametrize("cid", ["no_world_writable_files", "no_world_readable_dumps"])
+def test_an_unfinished_walk_never_passes(cid: str) -> None:
+    facts = passing_host()
+    facts["walk"]["complete"] = False
+    facts["walk"]["covered"] = {"error": "the filesystem walk stopped at its 3 s bound"}
+    status, reason = statuses("host", facts)[cid]
+    assert status == ERROR and "stopped at its 3 s bound" in reason
+    # what it did find still decides
+    facts["walk"]["world_writable_files"] = ["/etc/cron.d/backup"]
+    facts["walk"]["world_readable_dumps"] = ["/home/ops/x.sql"]
+    assert statuses("host", facts)[cid][0] == FAIL
+
+
+def test_nginx_without_ssl_protocols_offers_its_default_and_fails() -> None:
+    from security import collector
+
+    facts = passing_host()
+    facts["nginx"].update({"ssl_protocols": list(collector.NGINX_DEFAULT_PROTOCOLS),
+                           "ssl_protocols_set": False})
+    status, reason = statuses("host", facts)["nginx_tls_protocols"]
+    assert status == FAIL and "TLSv1.1" in reason
+
+
+@pytest.mark.parametrize("cid", ["audit_kernel_cmdline", "swap_residual_cleared"])
+def test_a_container_never_judges_the_machines_kernel_line_or_swap(cid: str) -> None:
+    facts = failing_host()
+    facts["system"]["container"] = "systemd-nspawn"
+    result = next(r for r in evaluate_target("t", "host", CHECKS, facts).results if r.id == cid)
+    assert (result.status, result.kind) == (NA, "not_tested")
+    assert result.reason.endswith("container: systemd-nspawn")
+
+
+def test_auth_events_logged_by_rsyslog_that_runs_or_a_persistent_journal() -> None:
+    facts = passing_host()
+    facts["services"]["rsyslog.service"]["active"] = "inactive"
+    assert statuses("host", facts)["syslog_auth_logged"][0] == FAIL
+    facts["rsyslog"]["journald_persistent"] = True
+    assert statuses("host", facts)["syslog_auth_logged"][0] == PASS
+
+
+def test_postgresql_audit_needs_every_cluster() -> None:
+    facts = passing_host()
+    facts["postgresql"]["log_statement"] = ["ddl", "none"]  # a second cluster logs nothing
+    assert statuses("host", facts)["postgresql_audit_logging"][0] == FAIL
+    facts["postgresql"]["log_statement"] = ["all", "mod"]
+    assert statuses("host", facts)["postgresql_audit_logging"][0] == PASS
+
+
+def test_etcd_and_patroni_checks_apply_where_they_are_installed() -> None:
+    facts = passing_host()
+    facts["etcd"]["installed"] = False
+    facts["patroni"]["installed"] = False
+    got = statuses("host", facts)
+    assert got["etcd_tls_enabled"] == (NA, "etcd is not installed on this host")
+    assert got["patroni_rest_tls_enabled"] == (NA, "Patroni is not installed on this host")
+
+
+def _role_audit_rules() -> str:
+    """The hardening role's rules file as loaded, in the shape `auditctl -l` prints them."""
+    text = (ROLE / "templates" / "50-opsctl-hardening.rules.j2").read_text()
+    rules = [line for line in text.splitlines() if line.startswith(("-a ", "-w "))]
+    return "\n".join(r.replace(" -k ", " -F key=").replace("auid!=unset", "auid!=-1")
+                     if r.startswith("-a ") else r for r in rules)
+
+
+def test_the_roles_audit_rules_pass_every_audit_rules_check() -> None:
+    facts = failing_host()
+    facts["audit"].update({"kernel_available": True, "rules_text": _role_audit_rules()})
+    got = statuses("host", facts)
+    rule_checks = sorted(c.id for c in HOST if c.id.startswith("audit_rules_")
+                         and c.id != "audit_rules_immutable")
+    assert len(rule_checks) == 13
+    assert {cid: got[cid] for cid in rule_checks if got[cid][0] != PASS} == {}
+
+
+def test_every_result_carries_how_to_verify_it_by_hand() -> None:
+    target = evaluate_target("t", "host", CHECKS, failing_host())
+    for result in target.results:
+        spec = _check(result.id).spec
+        assert result.as_dict()["manual_verification"] == spec.manual_verification

@@ -228,3 +228,111 @@ def test_rsyslog_receiver_and_its_retention(monkeypatch: pytest.MonkeyPatch) -> 
     assert got["received_retention_days"] == 190
     files["/etc/logrotate.d/remote"] = ROTATE.replace("daily", "weekly\n    maxage 150")
     assert _rsyslog(monkeypatch, files)["received_retention_days"] == 150
+
+
+@pytest.mark.parametrize(("hashed", "scheme"), [
+    ("$y$j9T$abc$def", "yescrypt"), ("$gy$j9T$abc$def", "gost-yescrypt"),
+    ("$6$salt$hash", "sha512"), ("$5$salt$hash", "sha256"), ("$1$salt$hash", "md5"),
+    ("$2b$12$abcdefghijk", "bcrypt"), ("abJnggxhB/yWI", "descrypt"), ("$9$x", "unknown"),
+    ("not a hash at all", "unknown"),
+])
+def test_hash_scheme_reads_the_prefix_only(hashed: str, scheme: str) -> None:
+    assert collector.hash_scheme(hashed) == scheme
+
+
+def test_accounts_report_hash_schemes_and_groups_never_a_hash(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    files = {
+        "/etc/passwd": "root:x:0:0::/root:/bin/bash\nops:x:1000:0::/home/ops:/bin/bash\n"
+                       "old:x:1001:1001::/home/old:/bin/bash\nsvc:x:998:998::/:/usr/sbin/nologin\n",
+        "/etc/shadow": "root:!:19000:0:99999:7:::\nops:$y$j9T$salt$hash:19000:1:90:14:35::\n"
+                       "old:abJnggxhB/yWI:19000:0:99999:7:::\nsvc:*:19000:::::\n",
+        "/etc/group": "root:x:0:\ntoor:x:0:\nstaff:x:1001:\nstaff:x:1002:\nold:x:1001:\n",
+        "/etc/default/useradd": "SHELL=/bin/sh\n# INACTIVE=-1\n",
+    }
+    real_read = collector._read
+
+    def fake_read(path: str) -> str:
+        return files[path] if path in files else real_read(path)
+
+    monkeypatch.setattr(collector, "_read", fake_read)
+    facts_ = collector.fact_accounts()
+    assert facts_["password_hash_by_account"] == {"old": "descrypt", "ops": "yescrypt"}
+    assert facts_["password_hash_schemes"] == ["descrypt", "yescrypt"]
+    assert facts_["gid0_groups"] == ["root", "toor"]
+    assert facts_["gid0_primary_accounts"] == ["ops", "root"]
+    assert facts_["duplicate_gids"] == [0, 1001]
+    assert facts_["duplicate_group_names"] == ["staff"]
+    assert facts_["inactive_default"] == -1
+    assert facts_["human_password_accounts"] == ["old", "ops"]
+    assert facts_["human_inactive_days_max"] == 99999  # old has none
+    assert not SECRETS.search(json.dumps(facts_)) and "abJnggxhB" not in json.dumps(facts_)
+
+
+def test_faillock_order_in_common_auth() -> None:
+    rows = collector.parse_pam_lines
+
+    good = rows("""
+auth requisite pam_faillock.so preauth
+auth [success=1 default=ignore] pam_unix.so try_first_pass
+auth [default=die] pam_faillock.so authfail
+auth requisite pam_deny.so""")
+    account = rows("account required pam_faillock.so")
+    assert collector.faillock_order(good, account) == {
+        "faillock_preauth_before_unix": True, "faillock_authfail_after_unix": True,
+        "faillock_in_account": True}
+    swapped = [good[2], good[1], good[0], good[3]]
+    assert collector.faillock_order(swapped, []) == {
+        "faillock_preauth_before_unix": False, "faillock_authfail_after_unix": False,
+        "faillock_in_account": False}
+    optional = [["auth", "optional", "pam_faillock.so", "preauth"], *good[1:]]
+    assert not collector.faillock_order(optional, account)["faillock_preauth_before_unix"]
+
+
+def test_auth_log_files_from_selectors() -> None:
+    lines = ["auth,authpriv.*\t\t\t/var/log/auth.log",
+             "*.*;auth,authpriv.none\t\t-/var/log/syslog",
+             "authpriv.*  /var/log/secure-only-half", "*.*  /var/log/all.log",
+             "kern.*  -/var/log/kern.log"]
+    assert collector.auth_log_files(lines) == ["/var/log/all.log", "/var/log/auth.log"]
+
+
+def test_kernel_command_line_audit() -> None:
+    assert collector.cmdline_value("BOOT_IMAGE=/vmlinuz ro audit=1 quiet", "audit") == "1"
+    assert collector.cmdline_value("ro audit=1 audit=0", "audit") == "0"
+    assert collector.cmdline_value("ro audit_backlog_limit=8192", "audit") is None
+
+
+def test_etcd_env_and_config_file() -> None:
+    env = {"ETCD_LISTEN_CLIENT_URLS": "https://10.1.1.1:2379",
+           "ETCD_LISTEN_PEER_URLS": "https://10.1.1.1:2380", "ETCD_CERT_FILE": "/p/h.crt",
+           "ETCD_PEER_CERT_FILE": "/p/h.crt", "ETCD_CLIENT_CERT_AUTH": "true",
+           "ETCD_PEER_CLIENT_CERT_AUTH": "true"}
+    got = collector.parse_etcd_env(env, "/etc/default/etcd")
+    assert got["plain_urls"] == [] and got["client_cert_auth"] and got["peer_client_cert_auth"]
+    default = collector.parse_etcd_env({}, "/etc/default/etcd")
+    assert default["plain_urls"] == ["http://localhost:2379", "http://localhost:2380"]
+    assert default["cert_file"] is None and not default["client_cert_auth"]
+    conf = collector.parse_etcd_config(
+        "name: m1\nlisten-client-urls: https://10.1.1.1:2379\n"
+        "listen-peer-urls: http://10.1.1.1:2380\nclient-transport-security:\n"
+        "  cert-file: /p/h.crt\n  client-cert-auth: true\npeer-transport-security:\n"
+        "  cert-file: /p/h.crt\n  client-cert-auth: false\n", "/etc/etcd/etcd.conf.yml")
+    assert conf["plain_urls"] == ["http://10.1.1.1:2380"]
+    assert conf["client_cert_auth"] and not conf["peer_client_cert_auth"]
+    assert conf["cert_file"] == conf["peer_cert_file"] == "/p/h.crt"
+
+
+def test_patroni_restapi_block_of_the_roles_template() -> None:
+    text = (ROOT / "roles" / "postgresql" / "templates" / "patroni.yml.j2").read_text()
+    rest = collector.patroni_restapi(text)
+    assert rest["certfile"] == "{{ postgresql_pki_dir }}/host.crt"
+    assert rest["keyfile"] == "{{ postgresql_pki_dir }}/host.key"
+    assert "username" not in rest  # nested under authentication, not the block's own key
+    assert collector.patroni_restapi("restapi:\n  listen: 0.0.0.0:8008\nctl:\n  certfile: x\n") \
+        == {"listen": "0.0.0.0:8008"}
+
+
+def test_postgresql_booleans() -> None:
+    assert [collector._pg_bool(v) for v in ("on", "true", "yes", "1", "t", "off", "0", "no")] == \
+        ["on", "on", "on", "on", "on", "off", "off", "off"]
