@@ -62,7 +62,8 @@ GROUPS: dict[str, FactGroup] = {
     "shell": FactGroup("host", "/etc/profile, /etc/profile.d/*.sh, /etc/bash.bashrc",
                        _keys("tmout", "tmout_readonly", "tmout_sources", "profile_umask")),
     "sshd": FactGroup("host", "sshd -T (effective, drop-ins applied)", ANY),
-    "packages": FactGroup("host", "/var/lib/dpkg/status", _keys("count", "installed"), ANY),
+    "packages": FactGroup("host", "/var/lib/dpkg/status",
+                          _keys("count", "installed", "sources"), ANY),
     "services": FactGroup("host", "systemctl show; units off by design: "
                           f"{collector.DISABLED_UNITS_DIR}", frozenset(collector.UNITS), UNIT_KEYS),
     "processes": FactGroup("host", "/proc/*/comm", _keys("names")),
