@@ -206,19 +206,20 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
     """Make the mirror hold every package the roles need, and Debian's security data; a no-op
     when it already does both.
 
-    The security data is fetched (from `security_data`, a URL or a file, else the default
-    URL) whenever the repository is rebuilt, and into a current repository when it has none or
-    `security_data` names one. A default fetch that fails keeps the previous data; a named
+    The security data is fetched (from `security_data`, a URL or a file, else
+    $OPSCTL_SECURITY_DATA_URL, else the source the mirror's data came from; nothing is fetched
+    when none is known) whenever the repository is rebuilt, and into a current repository when
+    `security_data` names one. A remembered source that fails keeps the previous data; a named
     source that cannot be read is the caller's mistake (InvalidInput), before any change."""
     start = time.monotonic()
     packages = requested_packages(roles_dir or project_root() / "roles")
     repo = mirror_dir()
-    source = security_data or secdata.default_source()
+    source = security_data or secdata.default_source(repo)
     with _locked(cache_dir() / "mirror.lock"):
         if not refresh and is_current(packages, repo):
             manifest = read_manifest(repo) or {}
             security = None
-            if security_data or secdata.read_header(repo) is None:
+            if security_data or (source and secdata.read_header(repo) is None):
                 gathered = _gather(source, bool(security_data), fetcher, progress)
                 security = secdata.store(repo, gathered) if gathered.document else \
                     secdata.keep(repo, None, gathered)
@@ -261,8 +262,10 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
                             security)
 
 
-def _gather(source: str, named: bool, fetcher: secdata.Fetcher,
+def _gather(source: str | None, named: bool, fetcher: secdata.Fetcher,
             progress: Progress) -> secdata.Gathered:
+    if source is None:
+        return secdata.Gathered(None, "Debian's security data", secdata.NO_SOURCE)
     progress(f"fetching Debian's security data from {source}")
     gathered = secdata.gather(source, fetcher)
     if named and gathered.document is None:

@@ -35,15 +35,27 @@ from security.debsec import (
 from security.local import SecurityFacts, no_security_data
 
 DATA_FILE = "debian-security.json"
-URL_ENV = "OPSCTL_SECURITY_DATA_URL"  # where `mirror build` fetches from by default
+# Where `mirror build` fetches from when not told: this variable, else the source the mirror's
+# data came from last time. Never the tracker unasked: a machine that builds the mirror may
+# be allowed to reach Debian's archive and nothing else, and an air-gapped one nothing.
+URL_ENV = "OPSCTL_SECURITY_DATA_URL"
 FETCH_TIMEOUT = 30  # per socket operation: an air-gapped machine gives up soon
 NO_DATA = "no Debian security data in the mirror: run opsctl mirror build"
 
 Fetcher = Callable[[str], bytes]
 
 
-def default_source() -> str:
-    return os.environ.get(URL_ENV) or TRACKER_URL
+def default_source(repo: Path) -> str | None:
+    """The source to fetch from when `--security-data` names none: $OPSCTL_SECURITY_DATA_URL,
+    else the URL or file the mirror's current data came from, else none (no fetch)."""
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV]
+    header = read_header(repo)
+    return header["source"] if header and header.get("source") else None
+
+
+NO_SOURCE = (f"no source named (give `--security-data URL|FILE` once, e.g. {TRACKER_URL}, "
+             f"or set {URL_ENV})")
 
 
 def fetch(source: str, timeout: float = FETCH_TIMEOUT) -> bytes:

@@ -20,13 +20,15 @@ from opsctl.mirror.show import describe
 
 EXCERPT = Path(__file__).parent / "facts" / "debsec" / "tracker-excerpt.json"
 PACKAGES = Path(__file__).parent / "facts" / "debsec" / "Packages"
+TRACKER = "https://tracker.example/data/json"
 
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private cache directory and fakes for apt's download and the signed index."""
     monkeypatch.setenv("OPSCTL_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv(secdata.URL_ENV, raising=False)
+    # the machine's setting names the source (tests below without it: nothing is fetched)
+    monkeypatch.setenv(secdata.URL_ENV, TRACKER)
     archives = tmp_path / "debs"
     archives.mkdir()
 
@@ -64,7 +66,7 @@ def test_a_build_fetches_the_data_into_the_mirror(cache: Path) -> None:
     assert result.rebuilt and result.security is not None
     assert result.security.state == "fetched"
     doc = held(cache)
-    assert doc["release"] == "bookworm" and doc["source"] == secdata.default_source()
+    assert doc["release"] == "bookworm" and doc["source"] == TRACKER
     assert "openssh" in doc["fixed"] and doc["sha256"]
     info = describe()
     assert info["security_data"]["fetched"] == result.security.fetched
@@ -130,10 +132,41 @@ def test_a_named_source_that_is_not_the_trackers_json_stops_before_any_change(
         mirror_build.build(refresh=True, security_data=str(tmp_path / "missing.json"))
 
 
-def test_the_url_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert secdata.default_source() == "https://security-tracker.debian.org/tracker/data/json"
+def test_nothing_is_fetched_unless_a_source_was_named(cache: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No traffic to Debian's tracker unasked: the machine that builds the mirror may reach
+    Debian's archive and nothing else. The build goes on and says how to name a source."""
+    monkeypatch.delenv(secdata.URL_ENV)
+    calls: list[str] = []
+
+    def counting(source: str) -> bytes:
+        calls.append(source)
+        return excerpt(source)
+
+    result = mirror_build.build(refresh=True, fetcher=counting)
+    assert calls == [] and result.rebuilt and result.security.state == "none"
+    assert "--security-data URL|FILE" in result.security.message
+    assert "security-tracker.debian.org" in result.security.message
+    assert mirror_build.build(fetcher=counting).security is None and calls == []
+
+
+def test_the_source_named_once_is_fetched_again_on_the_next_build(
+        cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(secdata.URL_ENV)
+    named = tmp_path / "tracker.json"
+    named.write_bytes(EXCERPT.read_bytes())
+    mirror_build.build(refresh=True, security_data=str(named))
+    calls: list[str] = []
+
+    def counting(source: str) -> bytes:
+        calls.append(source)
+        return excerpt(source)
+
+    again = mirror_build.build(refresh=True, fetcher=counting)
+    assert calls == [str(named)] and again.security.state == "fetched"
+    assert secdata.default_source(cache / "mirror") == str(named)
     monkeypatch.setenv(secdata.URL_ENV, "https://mirror.example/tracker.json")
-    assert secdata.default_source() == "https://mirror.example/tracker.json"
+    assert secdata.default_source(cache / "mirror") == "https://mirror.example/tracker.json"
 
 
 def test_unreadable_data_in_the_mirror_is_an_error_with_the_remedy(tmp_path: Path) -> None:
