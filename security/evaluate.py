@@ -11,14 +11,12 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
 from typing import Any
 
 from security import facts as factreg
 from security.exceptions import APPLIED, EXPIRED, UNUSED, ExceptionEntry
-from security.schema import AllOf, AnyOf, CatalogCheck, Condition, Leaf, load_data
+from security.schema import AllOf, AnyOf, CatalogCheck, Condition, Leaf
 from security.units import Step, Unit, Units, default_units
-from security.versions import compare_versions
 
 RESULT_SCHEMA = "opsctl-check/1"
 PASS, FAIL, NA, ERROR = "pass", "fail", "not_applicable", "error"
@@ -298,30 +296,11 @@ def op_mode_max(found: Any, value: Any) -> bool:
     return int(str(found), 8) & ~int(str(value), 8) == 0
 
 
-def op_versions_ge(found: Any, value: str) -> bool:
-    return not vulnerable_packages(found or {}, value)
-
-
-@cache
-def _minimums(name: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((str(k), str(v)) for k, v in load_data(name).items()))
-
-
-def vulnerable_packages(installed: dict[str, str], data: str) -> list[str]:
-    """Installed packages older than the minimum safe version the data file names."""
-    out = []
-    for pkg, minimum in _minimums(data):
-        version = installed.get(pkg)
-        if version is not None and compare_versions(version, minimum) < 0:
-            out.append(f"{pkg} {version} < {minimum}")
-    return out
-
-
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": op_eq, "ne": op_ne, "in": op_in, "not_in": op_not_in, "ge": op_ge, "le": op_le,
     "contains": op_contains, "not_contains": op_not_contains, "matches": op_matches,
     "empty": op_empty, "not_empty": op_not_empty, "subset_of": op_subset_of,
-    "mode_max": op_mode_max, "versions_ge": op_versions_ge,
+    "mode_max": op_mode_max,
 }
 
 
@@ -330,15 +309,11 @@ def _describe(leaf: Leaf, value: Any) -> str:
         return leaf.op.replace("_", " ")
     if leaf.op == "mode_max":
         return f"mode at most {value}"
-    if leaf.op == "versions_ge":
-        return f"every package at least the version in data/{value}.yml"
     return f"{leaf.op} {value}"
 
 
 def _shown(leaf: Leaf, found: Any, value: Any) -> Any:
     """What the evidence shows as found: never a whole package list."""
-    if leaf.op == "versions_ge":
-        return vulnerable_packages(found or {}, value)
     if leaf.op in ("contains", "not_contains") and isinstance(found, dict | list) \
             and not isinstance(value, dict):
         wanted = _as_list(value)

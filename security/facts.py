@@ -1,7 +1,9 @@
 """The fact names the catalog may read: the contract between collectors and checks.
 
 Host facts come from `security/collector.py` (run on the host); `context` facts are what the
-scanner knows about the host from the site (its whitelisted ports, its zone); network facts
+scanner knows about the host from the site (its whitelisted ports, its zone);
+`debian_security` is the host's packages judged on the control node against Debian's security
+data (security/debsec.py); network facts
 (`site`, `probes`) are built on the control node from the site model and the flow probes.
 
 A fact path is `group.key[.subkey...]`; keys may themselves contain dots or slashes
@@ -68,7 +70,8 @@ GROUPS: dict[str, FactGroup] = {
     "shell": FactGroup("host", "/etc/profile, /etc/profile.d/*.sh, /etc/bash.bashrc",
                        _keys("tmout", "tmout_readonly", "tmout_sources", "profile_umask")),
     "sshd": FactGroup("host", "sshd -T (effective, drop-ins applied)", ANY),
-    "packages": FactGroup("host", "/var/lib/dpkg/status", _keys("count", "installed"), ANY),
+    "packages": FactGroup("host", "/var/lib/dpkg/status",
+                          _keys("count", "installed", "sources"), ANY),
     "services": FactGroup("host", "systemctl show; units off by design: "
                           f"{collector.DISABLED_UNITS_DIR}", frozenset(collector.UNITS), UNIT_KEYS),
     "processes": FactGroup("host", "/proc/*/comm", _keys("names")),
@@ -134,6 +137,12 @@ GROUPS: dict[str, FactGroup] = {
     # What the scanner knows about a host from its site (absent values: scanned with --local).
     "context": FactGroup("host", "the site model (opsctl)",
                          _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs")),
+    # A host's packages judged on the control node against Debian's security data in the
+    # offline mirror (security/debsec.py); an error when there is no data.
+    "debian_security": FactGroup("host", "dpkg's source packages against Debian's security "
+                                 "tracker data (bookworm) and the offline mirror's Packages",
+                                 _keys("data", "checked", "fixed_in_mirror", "fix_not_in_mirror",
+                                       "counts")),
     # Network facts, built on the control node.
     # The policy document: what the whitelist says, not what any device does.
     "site": FactGroup("network", "from the site model (site.yml, hosts.yml): the policy, "

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,19 @@ COLLECTOR_TIMEOUT = 120
 # What the site says about a host when there is no site (an assessor's single server).
 NO_SITE_CONTEXT: dict[str, Any] = {"site": None, "zone": None, "groups": [],
                                    "allowed_tcp_ports": None, "management_cidrs": []}
+
+
+# Judges a host's `packages` facts against Debian's security data: returns the
+# `debian_security` fact group (security.debsec.SecurityJudge on the control node).
+SecurityFacts = Callable[[Any], dict[str, Any]]
+# A host's own scan has no security data: the control node's `opsctl check --site` judges it.
+NO_SECURITY_DATA_HERE = ("no Debian security data on this machine: the control node judges "
+                         "known vulnerabilities (opsctl check --site)")
+
+
+def no_security_data(reason: str = NO_SECURITY_DATA_HERE) -> SecurityFacts:
+    """The `debian_security` facts when there is no data to judge by: an error, never a pass."""
+    return lambda _packages: {"error": reason}
 
 
 class CollectorFailed(Exception):
@@ -54,20 +68,26 @@ def parse_collector_output(returncode: int, stdout: str, stderr: str) -> dict[st
 
 
 def evaluate_facts(collected: dict[str, Any], checks: list[CatalogCheck],
-                   context: dict[str, Any], name: str | None = None) -> TargetResult:
+                   context: dict[str, Any], name: str | None = None,
+                   security: SecurityFacts | None = None) -> TargetResult:
+    """The collected facts, plus what the scanner adds (`context` from the site,
+    `debian_security` from the security data), judged by the catalog."""
     facts = dict(collected["facts"])
     facts["context"] = context
+    facts["debian_security"] = (security or no_security_data())(facts.get("packages"))
     return evaluate_target(name or collected.get("host", "localhost"), "host", checks, facts)
 
 
 def scan_this_host(checks: list[CatalogCheck], context: dict[str, Any] | None = None,
-                   name: str | None = None) -> TargetResult:
+                   name: str | None = None,
+                   security: SecurityFacts | None = None) -> TargetResult:
     """Collect and evaluate here; a collector that fails makes every check `error`."""
     try:
         collected = run_collector_locally()
     except CollectorFailed as exc:
         return unreachable_target(name or "localhost", "host", checks, str(exc))
-    return evaluate_facts(collected, checks, context or NO_SITE_CONTEXT, name=name)
+    return evaluate_facts(collected, checks, context or NO_SITE_CONTEXT, name=name,
+                          security=security)
 
 
 def monitor_summary(target: TargetResult, level: int, finished: float) -> dict[str, Any]:

@@ -26,10 +26,9 @@ from security import facts
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
-DATA_DIR = Path(__file__).resolve().parent / "data"
 
 Op = Literal["eq", "ne", "in", "not_in", "ge", "le", "contains", "not_contains", "matches",
-             "empty", "not_empty", "subset_of", "mode_max", "versions_ge"]
+             "empty", "not_empty", "subset_of", "mode_max"]
 OPS: tuple[str, ...] = Op.__args__  # type: ignore[attr-defined]
 UNARY = ("empty", "not_empty")
 ID = r"^[a-z][a-z0-9_]{2,60}$"
@@ -80,9 +79,6 @@ class Leaf(Strict):
             isinstance(self.value, list) or _fact_ref(self.value)
         ):
             raise ValueError(f"operator {self.op} needs a list (or {{fact: NAME}})")
-        if self.op == "versions_ge" and not (DATA_DIR / f"{self.value}.yml").is_file():
-            raise ValueError(f"versions_ge names data file {self.value!r}, which does not exist "
-                             f"in {DATA_DIR.name}/")
         return self
 
 
@@ -367,10 +363,6 @@ def load_clauses(directory: Path = CATALOG_DIR) -> dict[str, ClauseSpec]:
     if mapping is None:
         raise CatalogError(problems)
     return mapping.clauses
-
-
-def load_data(name: str) -> dict[str, Any]:
-    return yaml.load((DATA_DIR / f"{name}.yml").read_text(encoding="utf-8"), Loader=_Loader) or {}
 
 
 def _display(path: Path) -> str:

@@ -1,52 +1,31 @@
-"""Debian version comparison (the algorithm of deb-version(7)), for known-vulnerable versions."""
+"""Debian version ordering (deb-version(7)), by python-debian: a thin wrapper, memoised.
+
+python-debian uses apt_pkg's comparison when python3-apt is importable and its own
+implementation of the same algorithm otherwise. Comparing against Debian's security data asks
+the same pairs again and again (every host of a site runs mostly the same versions), so parsed
+versions and answers are cached. Control node only: the hosts' own scan never imports this.
+"""
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
+
+from debian.debian_support import Version
 
 
-def _split(version: str) -> tuple[int, str, str]:
-    epoch = 0
-    if ":" in version:
-        e, version = version.split(":", 1)
-        epoch = int(e) if e.isdigit() else 0
-    upstream, _, revision = version.rpartition("-") if "-" in version else (version, "", "0")
-    return epoch, upstream, revision or "0"
+@lru_cache(maxsize=65536)
+def parse(version: str) -> Version:
+    """A parsed Debian version; ValueError for a string that is not one."""
+    return Version(version)
 
 
-def _order(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isdigit():
-        return 0
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    while a or b:
-        na = re.match(r"\D*", a).group(0)  # type: ignore[union-attr]
-        nb = re.match(r"\D*", b).group(0)  # type: ignore[union-attr]
-        for i in range(max(len(na), len(nb))):
-            ca = _order(na[i]) if i < len(na) else 0
-            cb = _order(nb[i]) if i < len(nb) else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-        a, b = a[len(na):], b[len(nb):]
-        da = re.match(r"\d*", a).group(0)  # type: ignore[union-attr]
-        db = re.match(r"\d*", b).group(0)  # type: ignore[union-attr]
-        ia, ib = int(da or 0), int(db or 0)
-        if ia != ib:
-            return -1 if ia < ib else 1
-        a, b = a[len(da):], b[len(db):]
-    return 0
-
-
+@lru_cache(maxsize=262144)
 def compare_versions(a: str, b: str) -> int:
     """-1, 0 or 1 as Debian version a is older than, equal to or newer than b."""
-    ea, ua, ra = _split(a)
-    eb, ub, rb = _split(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
+    va, vb = parse(a), parse(b)
+    return -1 if va < vb else (1 if va > vb else 0)
+
+
+def older(a: str, b: str) -> bool:
+    """Version a sorts before version b."""
+    return compare_versions(a, b) < 0

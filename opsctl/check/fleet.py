@@ -18,12 +18,15 @@ from opsctl.check.netfacts import host_context, network_facts
 from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
 from opsctl.errors import NotFound
+from opsctl.mirror.build import mirror_dir
+from opsctl.mirror.secdata import judge
 from opsctl.site.model import Site, load_site
 from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
 from security.local import (
     COLLECTOR,
     COLLECTOR_TIMEOUT,
     CollectorFailed,
+    SecurityFacts,
     evaluate_facts,
     parse_collector_output,
 )
@@ -63,7 +66,7 @@ def ssh_transport(site: Site, via: str | None = None,
 
 
 def _scan_host(site: Site, host: str, transport: Transport, checks: list,
-               script: str) -> TargetResult:
+               script: str, security: SecurityFacts) -> TargetResult:
     done = transport(host, script)
     if done.not_run is not None:
         return unreachable_target(host, "host", checks, f"not scanned: {done.not_run}")
@@ -71,7 +74,8 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
         collected = parse_collector_output(done.returncode, done.stdout, done.stderr)
     except CollectorFailed as exc:
         return unreachable_target(host, "host", checks, str(exc))
-    return evaluate_facts(collected, checks, host_context(site, host), name=host)
+    return evaluate_facts(collected, checks, host_context(site, host), name=host,
+                          security=security)
 
 
 def limited_hosts(site: Site, limit: list[str] | None) -> list[str]:
@@ -89,12 +93,14 @@ def limited_hosts(site: Site, limit: list[str] | None) -> list[str]:
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
               transport: Transport | None = None,
               probes: ProbeRun | None = None, via: str | None = None,
-              exceptions: SiteExceptions | None = None) -> Scan:
+              exceptions: SiteExceptions | None = None,
+              security: SecurityFacts | None = None) -> Scan:
     """Every host of the site (or those in `limit`), then the site's network checks.
 
     Without `probes` the checks of the enforced boundary are errors (not probed). The site's
     documented exceptions (read here, before any host is scanned, unless handed in) apply to
-    the results."""
+    the results. Hosts' packages are judged by the offline mirror's Debian security data
+    (read once, unless handed in: opsctl.mirror.secdata.judge)."""
     exceptions = exceptions if exceptions is not None else load_site_exceptions(site)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
@@ -102,8 +108,10 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     hosts = limited_hosts(site, limit)
     run = transport or ssh_transport(site, via)
     script = COLLECTOR.read_text(encoding="utf-8")
+    security = security or judge(mirror_dir())
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
-        targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script), hosts))
+        targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script, security),
+                                hosts))
     if not limit:
         facts = network_facts(site, probes.as_dicts() if probes else None,
                               probes.not_probed if probes else None)

@@ -33,15 +33,18 @@ def catalog(level: int | None = None) -> list[CatalogCheck]:
 
 def scan_local(level: int = 3, site: str | None = None) -> Scan:
     """Scan the machine this runs on: no SSH. With `site` (a name or a directory), that site's
-    documented exceptions apply to this machine under its host name."""
+    documented exceptions apply to this machine under its host name. Its packages are judged
+    by the offline mirror's Debian security data, when this machine has the mirror."""
     from opsctl.check.exceptions import SiteExceptions, load_site_exceptions  # noqa: PLC0415
+    from opsctl.mirror.build import mirror_dir  # noqa: PLC0415
+    from opsctl.mirror.secdata import judge  # noqa: PLC0415
     from opsctl.site.model import load_site  # noqa: PLC0415
 
     exceptions = load_site_exceptions(load_site(site)) if site else SiteExceptions()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
     checks = catalog(level)
-    targets = exceptions.apply([scan_this_host(checks)])
+    targets = exceptions.apply([scan_this_host(checks, security=judge(mirror_dir()))])
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks),
                         exceptions.report(targets))
     return Scan(targets, level, doc)

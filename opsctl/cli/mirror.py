@@ -21,13 +21,21 @@ def mirror() -> None:
 
 @mirror.command()
 @click.option("--refresh", is_flag=True, help="Rebuild even if the mirror covers the roles.")
-def build(refresh: bool) -> None:
-    """Download every package the roles name, with dependencies, into a signed flat repo."""
-    result = mirror_build.build(refresh=refresh,
+@click.option("--security-data", metavar="FILE|URL",
+              help="Debian's security tracker JSON to carry (gathered out of band); default: "
+                   "fetched from the tracker ($OPSCTL_SECURITY_DATA_URL overrides).")
+def build(refresh: bool, security_data: str | None) -> None:
+    """Download every package the roles name, with dependencies, into a signed flat repo,
+    with Debian's security data for bookworm."""
+    result = mirror_build.build(refresh=refresh, security_data=security_data,
                                 progress=lambda m: err_console.print(f"[dim]mirror:[/dim] {m}"))
+    if result.security is not None:
+        click.echo(f"mirror: {result.security.message}")
+    if result.rebuilt or result.security is not None:
+        audit.append("mirror.build", {"refresh": refresh, "security_data": security_data},
+                     f"ok: {result.packages} packages, {result.bytes} bytes; security data "
+                     f"{result.security.state if result.security else 'unchanged'}")
     if result.rebuilt:
-        audit.append("mirror.build", {"refresh": refresh},
-                     f"ok: {result.packages} packages, {result.bytes} bytes")
         click.echo(f"mirror: {result.packages} packages ({result.bytes / 1e6:.0f} MB) in "
                    f"{result.path}, built in {result.seconds:.1f}s")
     else:
@@ -45,6 +53,10 @@ def show(output: str) -> None:
     state = "current" if info["current"] else "STALE (run `opsctl mirror build`)"
     click.echo(f"mirror {info['path']}: {info['packages']} packages, "
                f"{info['bytes'] / 1e6:.0f} MB, built {info['built'] or 'never'}, {state}")
+    data = info["security_data"]
+    click.echo(f"  security data: {data['release']}, fetched {data['fetched']} "
+               f"({data['source_packages']} source packages, {data['fixed_cves']} fixed CVEs)"
+               if data else "  security data: none (run `opsctl mirror build`)")
     for role, packages in info["roles"].items():
         click.echo(f"  {role}: {' '.join(packages)}")
     if info["missing"]:

@@ -4,7 +4,9 @@ apt runs with a private configuration (its own status file, lists and archive ca
 `cache_dir()/mirror-work`), so the machine's own package state is neither read nor changed;
 an empty status file makes apt resolve every dependency, as a host with nothing installed
 would need. The result is a flat repository (`deb URI ./`) in `cache_dir()/mirror`,
-replaced atomically, with a manifest saying what it was built from.
+replaced atomically, with a manifest saying what it was built from, and Debian's security
+data for bookworm (opsctl/mirror/secdata.py) fetched with it: a fetch that fails keeps the
+previous data and says so, never failing the build.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opsctl.errors import OpsctlError, PrerequisiteMissing
+from opsctl.errors import InvalidInput, OpsctlError, PrerequisiteMissing, Problem
+from opsctl.mirror import secdata
 from opsctl.mirror.packages import requested_packages
 from opsctl.paths import cache_dir, project_root
 
@@ -46,6 +49,8 @@ class MirrorResult:
     bytes: int
     rebuilt: bool
     seconds: float
+    # what the build did with Debian's security data (fetched, kept, none), in one line
+    security: secdata.SecurityDataResult | None = None
 
 
 def mirror_dir() -> Path:
@@ -195,17 +200,32 @@ def sign_index(repo: Path, debs: list[Path]) -> None:
 
 
 def build(roles_dir: Path | None = None, *, refresh: bool = False,
-          sources: Path = Path("/etc/apt"),
+          sources: Path = Path("/etc/apt"), security_data: str | None = None,
+          fetcher: secdata.Fetcher = secdata.fetch,
           progress: Progress = lambda _msg: None) -> MirrorResult:
-    """Make the mirror hold every package the roles need; a no-op when it already does."""
+    """Make the mirror hold every package the roles need, and Debian's security data; a no-op
+    when it already does both.
+
+    The security data is fetched (from `security_data`, a URL or a file, else
+    $OPSCTL_SECURITY_DATA_URL, else the source the mirror's data came from; nothing is fetched
+    when none is known) whenever the repository is rebuilt, and into a current repository when
+    `security_data` names one. A remembered source that fails keeps the previous data; a named
+    source that cannot be read is the caller's mistake (InvalidInput), before any change."""
     start = time.monotonic()
     packages = requested_packages(roles_dir or project_root() / "roles")
     repo = mirror_dir()
+    source = security_data or secdata.default_source(repo)
     with _locked(cache_dir() / "mirror.lock"):
         if not refresh and is_current(packages, repo):
             manifest = read_manifest(repo) or {}
+            security = None
+            if security_data or (source and secdata.read_header(repo) is None):
+                gathered = _gather(source, bool(security_data), fetcher, progress)
+                security = secdata.store(repo, gathered) if gathered.document else \
+                    secdata.keep(repo, None, gathered)
             return MirrorResult(repo, len(manifest.get("debs", [])), manifest.get("bytes", 0),
-                                False, time.monotonic() - start)
+                                False, time.monotonic() - start, security)
+        gathered = _gather(source, bool(security_data), fetcher, progress)
         debs = download(packages, cache_dir() / "mirror-work", sources=sources,
                         progress=progress)
         if not debs:
@@ -222,6 +242,8 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
                 shutil.copy2(deb, staging / deb.name)
         progress(f"indexing and signing {len(wanted)} packages")
         sign_index(staging, wanted)
+        security = secdata.store(staging, gathered) if gathered.document else \
+            secdata.keep(staging, repo if repo.exists() else None, gathered)
         total = sum(d.stat().st_size for d in wanted)
         manifest = {
             "format": FORMAT, "hash": request_hash(packages),
@@ -236,7 +258,19 @@ def build(roles_dir: Path | None = None, *, refresh: bool = False,
             repo.rename(old)
         staging.rename(repo)
         shutil.rmtree(old, ignore_errors=True)
-        return MirrorResult(repo, len(wanted), total, True, time.monotonic() - start)
+        return MirrorResult(repo, len(wanted), total, True, time.monotonic() - start,
+                            security)
+
+
+def _gather(source: str | None, named: bool, fetcher: secdata.Fetcher,
+            progress: Progress) -> secdata.Gathered:
+    if source is None:
+        return secdata.Gathered(None, "Debian's security data", secdata.NO_SOURCE)
+    progress(f"fetching Debian's security data from {source}")
+    gathered = secdata.gather(source, fetcher)
+    if named and gathered.document is None:
+        raise InvalidInput([Problem("--security-data", source, str(gathered.problem))])
+    return gathered
 
 
 def _same_fs(a: Path, b: Path) -> bool:

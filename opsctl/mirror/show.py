@@ -7,6 +7,7 @@ from typing import Any
 
 from opsctl.mirror.build import is_current, mirror_dir, read_manifest
 from opsctl.mirror.packages import requested_packages, role_packages
+from opsctl.mirror.secdata import read_header
 from opsctl.paths import project_root
 
 
@@ -23,4 +24,6 @@ def describe(roles_dir: Path | None = None) -> dict[str, Any]:
         "current": is_current(wanted),
         "missing": [p for p in wanted if p not in held],
         "roles": role_packages(roles),
+        # Debian's security data the mirror carries (release, fetched, source, counts); None
+        "security_data": read_header(mirror_dir()),
     }

@@ -36,9 +36,22 @@ def recorded() -> dict[str, Any]:
     return facts
 
 
+def with_security_data(facts: dict[str, Any]) -> dict[str, Any]:
+    """`debian_security` as the control node adds it: the host's packages judged against the
+    recorded tracker excerpt and mirror index (facts/debsec/)."""
+    from security.debsec import SecurityData, host_facts, mirror_sources, reduce_tracker
+
+    raw = json.loads((FACTS / "debsec" / "tracker-excerpt.json").read_text(encoding="utf-8"))
+    data = SecurityData.from_document(reduce_tracker(raw, fetched="2026-12-01T02:00:00+00:00",
+                                                     source="tracker-excerpt.json"))
+    mirror = mirror_sources((FACTS / "debsec" / "Packages").read_text(encoding="utf-8"))
+    facts["debian_security"] = host_facts(facts["packages"], data, mirror)
+    return facts
+
+
 def passing_host() -> dict[str, Any]:
-    return merge(recorded(), load("overlay-passing.json"))
+    return with_security_data(merge(recorded(), load("overlay-passing.json")))
 
 
 def failing_host() -> dict[str, Any]:
-    return merge(recorded(), load("overlay-failing.json"))
+    return with_security_data(merge(recorded(), load("overlay-failing.json")))
