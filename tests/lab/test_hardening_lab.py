@@ -115,6 +115,13 @@ def test_after_hardening_every_automatable_check_passes_on_every_host(hardened):
                 continue
             if check["id"] == "rsyslog_forwarding" and name == logs:
                 continue  # the log host is where the others forward to
+            if check["id"] == "packages_known_vulnerable":
+                # Debian's security data cannot be fetched here: the lab's mirror has none,
+                # and the check says so instead of passing (test_vulnerabilities_lab judges
+                # the hosts against data written around what they run).
+                if check["status"] != "error" or "run opsctl mirror build" not in check["reason"]:
+                    wrong[(name, check["id"])] = check["reason"]
+                continue
             if check["status"] == "not_applicable":
                 if not any(r in check["reason"] for r in DETECTED_NA):
                     wrong[(name, check["id"])] = check["reason"]
