@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cmp_to_key
 from pathlib import Path
 
 from opsctl.errors import InvalidInput, OpsctlError, PrerequisiteMissing, Problem
 from opsctl.mirror import secdata
 from opsctl.mirror.packages import requested_packages
 from opsctl.paths import cache_dir, project_root
+from security.versions import compare_versions
 
 MANIFEST = "manifest.json"
 PUBLIC_KEY = "opsctl-mirror.gpg"
@@ -282,17 +284,10 @@ def _newest_per_package(debs: list[Path]) -> list[Path]:
     by_name: dict[str, list[Path]] = {}
     for deb in debs:
         by_name.setdefault(deb.name.split("_")[0], []).append(deb)
-    chosen = []
-    for candidates in by_name.values():
-        if len(candidates) == 1:
-            chosen.append(candidates[0])
-            continue
-        best = candidates[0]
-        for other in candidates[1:]:
-            newer = subprocess.run(
-                ["dpkg", "--compare-versions", other.name.split("_")[1].replace("%3a", ":"),
-                 "gt", best.name.split("_")[1].replace("%3a", ":")], check=False)
-            if newer.returncode == 0:
-                best = other
-        chosen.append(best)
-    return sorted(chosen)
+    newer = cmp_to_key(lambda a, b: compare_versions(_deb_version(a), _deb_version(b)))
+    return sorted(max(candidates, key=newer) for candidates in by_name.values())
+
+
+def _deb_version(deb: Path) -> str:
+    """NAME_VERSION_ARCH.deb's version (apt writes an epoch's colon as %3a)."""
+    return deb.name.split("_")[1].replace("%3a", ":")

@@ -45,3 +45,14 @@ def test_the_projects_roles_ask_for_what_they_install():
     wanted = requested_packages(ROOT / "roles")
     for package in ("nftables", "chrony", "sudo"):
         assert package in wanted
+
+
+def test_the_mirror_takes_the_newest_version_of_each_package_in_debian_order():
+    from pathlib import Path
+
+    from opsctl.mirror.build import _newest_per_package
+
+    cached = [Path(n) for n in ("a_1.0-1_all.deb", "a_1%3a0.9-1_all.deb", "b_2.0_all.deb",
+                                "b_10.0_all.deb", "d_1.0~rc1_all.deb", "d_1.0_all.deb")]
+    assert [p.name for p in _newest_per_package(cached)] == [
+        "a_1%3a0.9-1_all.deb", "b_10.0_all.deb", "d_1.0_all.deb"]
