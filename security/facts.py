@@ -136,7 +136,8 @@ GROUPS: dict[str, FactGroup] = {
                             "world_writable_dirs_without_sticky", "world_readable_dumps")),
     # What the scanner knows about a host from its site (absent values: scanned with --local).
     "context": FactGroup("host", "the site model (opsctl)",
-                         _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs")),
+                         _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs",
+                               "backup_repository_hosts")),
     # A host's packages judged on the control node against Debian's security data in the
     # offline mirror (security/debsec.py); an error when there is no data.
     "debian_security": FactGroup("host", "dpkg's source packages against Debian's security "

@@ -24,7 +24,8 @@ COLLECTOR_TIMEOUT = 120
 
 # What the site says about a host when there is no site (an assessor's single server).
 NO_SITE_CONTEXT: dict[str, Any] = {"site": None, "zone": None, "groups": [],
-                                   "allowed_tcp_ports": None, "management_cidrs": []}
+                                   "allowed_tcp_ports": None, "management_cidrs": [],
+                                   "backup_repository_hosts": []}
 
 
 # Judges a host's `packages` facts against Debian's security data: returns the

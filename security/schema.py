@@ -109,8 +109,19 @@ class NotApplicableWhen(Leaf):
     reason_fact: str | None = None  # a fact whose value is appended to the reason
     # not_applicable: the requirement does not exist on this object (no sshd, no sudo);
     # not_tested: it exists but cannot be tested here (a container's kernel, --local without
-    # the site): the unit is then left to the assessor, never 不适用.
-    kind: Literal["not_applicable", "not_tested"] = "not_applicable"
+    # the site): the unit is then left to the assessor, never 不适用;
+    # evidence_elsewhere: another host holds the evidence (a database's backups are in the
+    # backup host's repository): `elsewhere` names the fact listing those hosts, and the
+    # result follows theirs in a scan of the site (security.evaluate.follow_evidence).
+    kind: Literal["not_applicable", "not_tested", "evidence_elsewhere"] = "not_applicable"
+    elsewhere: str | None = None
+
+    @model_validator(mode="after")
+    def _elsewhere_names_hosts(self) -> NotApplicableWhen:
+        if (self.kind == "evidence_elsewhere") != (self.elsewhere is not None):
+            raise ValueError("`elsewhere` (the fact naming the hosts) goes with "
+                             "kind: evidence_elsewhere, and only with it")
+        return self
 
 
 class Note(Strict):

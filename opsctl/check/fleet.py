@@ -21,7 +21,13 @@ from opsctl.errors import NotFound
 from opsctl.mirror.build import mirror_dir
 from opsctl.mirror.secdata import judge
 from opsctl.site.model import Site, load_site
-from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
+from security.evaluate import (
+    TargetResult,
+    evaluate_target,
+    follow_evidence,
+    scan_document,
+    unreachable_target,
+)
 from security.local import (
     COLLECTOR,
     COLLECTOR_TIMEOUT,
@@ -116,7 +122,8 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
         facts = network_facts(site, probes.as_dicts() if probes else None,
                               probes.not_probed if probes else None)
         targets.append(evaluate_target(site.name, "network", checks, facts))
-    targets = exceptions.apply(targets)
+    # a database's backup evidence follows its backup host, exceptions included
+    targets = follow_evidence(exceptions.apply(targets))
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks),
                         exceptions.report(targets))
     if probes is not None and not limit:
