@@ -208,7 +208,7 @@ def password_rotate(name: str | None, via: str | None) -> None:
     """A new admin password on every host at once (all or none), kept where the site's
     connection keeps it; on a site that types it (become.password: prompt), asks for it."""
     def ask(text: str) -> str:
-        return click.prompt(text, hide_input=True, confirmation_prompt=True)
+        return click.prompt(text, hide_input=True, confirmation_prompt=True, err=True)
 
     done = admin_password.rotate(site_to_read(name), via, prompt_new=ask)
     where = f", kept in {done.password_file}" if done.password_file else ""

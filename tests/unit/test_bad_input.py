@@ -118,6 +118,13 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("check", "diff", "@alist", "@scan"), ("@alist", "not an opsctl-check/1 document")),
     (("check", "diff", "@wrongshape", "@scan"), ("@wrongshape", "targets[0].checks[0]")),
     (("check", "diff", "@missing", "@scan"), ("@missing", "does not exist")),
+    (("state", "backup", "@notasite/new.bak", "--passphrase-file", "@empty"),
+     ("--passphrase-file", "at least 12 characters")),
+    (("state", "backup", "@scan", "--passphrase-file", "@malformed"), ("@scan", "exists")),
+    (("state", "verify", "@missing", "--passphrase-file", "@missing"),
+     ("@missing", "No such file")),
+    (("state", "restore", "@scan", "--passphrase-file", "@malformed"),
+     ("@scan", "not an opsctl state backup")),
     (("check", "diff", "@scan"), ("Missing argument", "NEW")),
     # db
     (("db", "status", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
