@@ -237,8 +237,16 @@ def fact_accounts() -> dict:
 
 # ---------------------------------------------------------------- login.defs
 
+def gather_login_defs() -> str:
+    return read("/etc/login.defs")
+
+
+def parse_login_defs(text: str) -> dict:
+    return kv_file(text)
+
+
 def fact_login_defs() -> dict:
-    return kv_file(read("/etc/login.defs"))
+    return parse_login_defs(gather_login_defs())
 
 
 # ---------------------------------------------------------------- login shells

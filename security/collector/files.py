@@ -152,10 +152,21 @@ def readable_dumps(entries: Iterable[tuple[str, int]]) -> list[str]:
     return sorted(dumps)
 
 
-def parse_walk(world_writable_found: tuple[list[str], list[str]], dumps: list[str],
-               complete: bool) -> dict:
-    """The walk's facts from what the two passes found and whether the walk finished."""
-    files, no_sticky = world_writable_found
+def gather_walk() -> dict:
+    """The two passes of one walk, as lazy streams of (path, st_mode): the parse consumes them,
+    so a large tree is never held in memory. Whether the walk finished is known only after."""
+    walk = BoundedWalk(WALK_SECONDS)
+    return {"system": walk.entries(SYSTEM_DIRS, SYSTEM_DEPTH),
+            "homes": walk.entries(home_dirs(), HOME_DEPTH),
+            "complete": lambda: walk.complete}
+
+
+def parse_walk(read_data: dict) -> dict:
+    """World-writable files and directories, world-readable dumps, and whether the walk saw
+    every file (asked after both streams are consumed)."""
+    files, no_sticky = world_writable(read_data["system"])
+    dumps = readable_dumps(read_data["homes"])
+    complete = read_data["complete"]()
     return {
         "complete": complete,
         # What checks that need every file read: true, or why not (then they are errors
@@ -171,9 +182,5 @@ def parse_walk(world_writable_found: tuple[list[str], list[str]], dumps: list[st
 
 
 def fact_walk() -> dict:
-    """One bounded walk for every check that looks at the filesystem. The entries stream from
-    the walk into the pure filters, so a large tree is never held in memory."""
-    walk = BoundedWalk(WALK_SECONDS)
-    system = world_writable(walk.entries(SYSTEM_DIRS, SYSTEM_DEPTH))
-    dumps = readable_dumps(walk.entries(home_dirs(), HOME_DEPTH))
-    return parse_walk(system, dumps, walk.complete)
+    """One bounded walk for every check that looks at the filesystem."""
+    return parse_walk(gather_walk())

@@ -33,5 +33,13 @@ def parse_dpkg_status(text: str) -> dict:
     return {"count": len(installed), "installed": installed, "sources": sources}
 
 
+def gather_packages() -> str:
+    return read(DPKG_STATUS)
+
+
+def parse_packages(text: str) -> dict:
+    return parse_dpkg_status(text)
+
+
 def fact_packages() -> dict:
-    return parse_dpkg_status(read(DPKG_STATUS))
+    return parse_packages(gather_packages())
