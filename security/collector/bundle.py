@@ -113,7 +113,7 @@ def build_script(directory: Path = HERE) -> str:
             if clash:
                 raise BundleError(f"{name}.py and {other}.py both define {', '.join(clash)}: "
                                   "one script has one namespace")
-        parts.append(f"\n# {'-' * 64} security/collector/{name}.py\n\n"
+        parts.append(f"\n# {'=' * 64} security/collector/{name}.py\n\n"
                      + _module_body(name, source, defined) + "\n")
         defined[name] = names
     return "".join(parts)
