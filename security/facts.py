@@ -1,7 +1,7 @@
 """The fact names the catalog may read: the contract between collectors and checks.
 
-Host facts come from `security/collector.py` (run on the host); `context` facts are what the
-scanner knows about the host from the site (its whitelisted ports, its zone);
+Host facts come from the collector (`security/collector/`, run on the host); `context` facts
+are what the scanner knows about the host from the site (its whitelisted ports, its zone);
 `debian_security` is the host's packages judged on the control node against Debian's security
 data (security/debsec.py); network facts
 (`site`, `probes`) are built on the control node from the site model and the flow probes.

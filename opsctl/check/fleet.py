@@ -21,6 +21,7 @@ from opsctl.errors import NotFound
 from opsctl.mirror.build import mirror_dir
 from opsctl.mirror.secdata import judge
 from opsctl.site.model import Site, load_site
+from security.collector.bundle import collector_script
 from security.evaluate import (
     TargetResult,
     evaluate_target,
@@ -29,7 +30,6 @@ from security.evaluate import (
     unreachable_target,
 )
 from security.local import (
-    COLLECTOR,
     COLLECTOR_TIMEOUT,
     CollectorFailed,
     SecurityFacts,
@@ -113,7 +113,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     checks = catalog(level)
     hosts = limited_hosts(site, limit)
     run = transport or ssh_transport(site, via)
-    script = COLLECTOR.read_text(encoding="utf-8")
+    script = collector_script()
     security = security or judge(mirror_dir())
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script, security),
