@@ -69,11 +69,12 @@ def gather_mounts() -> dict:
 
 
 def tmpfiles_clean_tmp(all_lines: list[str]) -> bool:
-    """A tmpfiles.d line empties /tmp at boot (`D`) or ages its files (an age field)."""
+    """A tmpfiles.d line empties /tmp at boot (`D`) or ages its files (an age field: the
+    sixth, `Type Path Mode User Group Age Argument`)."""
     for line in all_lines:
         f = line.split()
         if len(f) >= 2 and f[1] == "/tmp" and (f[0] in ("D", "D!") or
-                                               (len(f) >= 7 and f[6] not in ("-", ""))):
+                                               (len(f) >= 6 and f[5] not in ("-", ""))):
             return True
     return False
 

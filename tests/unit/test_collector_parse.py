@@ -438,6 +438,19 @@ def test_mounts_recorded() -> None:
     assert on_disk["tmp_fstype"] is None and on_disk["tmp_cleanup"] is True
 
 
+
+@pytest.mark.parametrize(("line", "cleared"), [
+    ("D /tmp 1777 root root -", True),  # emptied at boot
+    ("d /tmp 1777 root root 10d", True),  # aged: files older than 10 days go
+    ("d /tmp 1777 root root -", False),  # made, never cleaned
+    ("d /tmp 1777 root root", False),
+    ("d /tmp 1777 root root - argument", False),  # an argument is not an age
+    ("D /var/tmp 1777 root root -", False),
+])
+def test_tmp_cleared_by_tmpfiles(line: str, cleared: bool) -> None:
+    assert kernel.tmpfiles_clean_tmp([line]) is cleared
+
+
 def test_core_dump_limits() -> None:
     got = kernel.parse_limits({
         "limits": {"/etc/security/limits.conf": "#*  soft  core  0\n",
