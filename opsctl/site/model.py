@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,13 @@ class Site:
         """The site's components, each after the ones it depends on (validated acyclic)."""
         return component_order({n: list(c.depends_on) for n, c in self.spec.components.items()})
 
+    def require_hosts(self, names: Iterable[str], option: str = "--limit",
+                      also: Iterable[str] = ()) -> list[str]:
+        """NAMES as given, each a host of the site (or one of `also`: what OPTION accepts
+        besides, e.g. groups); asked before any host is reached. InvalidInput names OPTION,
+        every unknown name, the site and its hosts."""
+        return require_hosts(self.name, list(self.hosts), names, option, also)
+
     def hosts_in(self, endpoint: str) -> list[Host]:
         """Managed hosts an endpoint (group, zone or `all`) names, in inventory order."""
         if endpoint == "all":
@@ -181,6 +189,19 @@ class Site:
         if endpoint in self.zones:
             return [h for h in self.hosts.values() if h.zone == endpoint]
         return []
+
+
+def require_hosts(site_name: str, hosts: list[str], names: Iterable[str],
+                  option: str = "--limit", also: Iterable[str] = ()) -> list[str]:
+    """Site.require_hosts for a caller that holds the site's host names, not the Site
+    (the connection model): the one wording of "no such host"."""
+    names = list(names)
+    known = set(hosts) | set(also)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput([Problem(option, n, f"no such host in site {site_name} "
+                                    f"(hosts: {', '.join(hosts)})") for n in unknown])
+    return names
 
 
 def load_site(site: str | Path) -> Site:
