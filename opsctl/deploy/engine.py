@@ -74,79 +74,22 @@ def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None =
     return done.rc, done.output
 
 
-PROBE = r"""
-import json, os, subprocess, sys
-base, unit = sys.argv[1], sys.argv[2]
-def link(name):
-    path = os.path.join(base, name)
-    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
-rel = os.path.join(base, "releases")
-names = [n for n in os.listdir(rel) if not n.startswith(".")] if os.path.isdir(rel) else []
-names.sort(key=lambda n: os.stat(os.path.join(rel, n)).st_mtime, reverse=True)
-active = subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
-print(json.dumps({"current": link("current"), "previous": link("previous"),
-                  "releases": names, "active": active}))
-"""
+# The programs run on the hosts: files beside this module, sent as the argument of
+# `python3 -c` / `sh -c` (stdin carries the artifact), each with named arguments and its own
+# tests (tests/unit/test_deploy_remote.py).
+REMOTE = Path(__file__).resolve().parent / "remote"
 
-HEALTH = r"""
-import sys, time, urllib.error, urllib.request
-url, want, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-deadline, last = time.monotonic() + limit, "no answer"
-while True:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except OSError as exc:
-        code, last = None, f"{type(exc).__name__}: {exc}"
-    if code == want:
-        print(f"healthy: {url} answered {code}")
-        sys.exit(0)
-    if code is not None:
-        last = f"{url} answered {code}, expected {want}"
-    if time.monotonic() >= deadline:
-        print(f"unhealthy after {limit:g}s: {last}")
-        sys.exit(1)
-    time.sleep(0.25)
-"""
 
-# Switch a host to release $2 of component $1 (artifact on stdin unless $3 = present),
-# recording the release it ran as `previous` ($4 = record) or setting `previous` back to $4 (a
-# failed release is not one to return to; `-`: none), then restart the unit.
-SWITCH = r"""
-set -eu
-base="/opt/$1"; version="$2"; mode="$3"; previous="$4"
-rel="$base/releases/$version"
-if [ ! -d "$rel" ]; then
-  [ "$mode" = push ] || { echo "release $version is not on this host"; exit 3; }
-  rm -rf "$rel.incoming"; mkdir -p "$rel.incoming"
-  tar -xzf - -C "$rel.incoming" --no-same-owner
-  chown -R root:root "$rel.incoming"; chmod -R go-w "$rel.incoming"
-  mv "$rel.incoming" "$rel"
-else
-  cat > /dev/null
-fi
-touch "$rel"
-old=$(readlink "$base/current" || true)
-if [ "$previous" = record ]; then
-  if [ -n "$old" ] && [ "$old" != "releases/$version" ]; then
-    ln -sfn "$old" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
-  fi
-elif [ "$previous" = - ]; then
-  rm -f "$base/previous"
-else
-  ln -sfn "releases/$previous" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
-fi
-ln -sfn "releases/$version" "$base/current.new" && mv -T "$base/current.new" "$base/current"
-systemctl restart "$1.service"
-"""
+def remote_program(name: str) -> str:
+    """The text of one of the programs in REMOTE."""
+    return (REMOTE / name).read_text(encoding="utf-8")
 
 
 def probe(transport: Transport, host: str, component: str) -> HostRelease:
     try:
-        code, out = _run(transport, host, ["python3", "-c", PROBE, f"/opt/{component}",
-                                           f"{component}.service"], timeout=20)
+        code, out = _run(transport, host, ["python3", "-c", remote_program("release_probe.py"),
+                                           "--base", f"/opt/{component}",
+                                           "--unit", f"{component}.service"], timeout=20)
     except HostError as exc:
         raise DeployFailed(f"cannot read the releases of {component}: {exc}") from None
     if code != 0:
@@ -196,9 +139,12 @@ def _switch(transport: Transport, host: str, component: str, version: str,
             artifact: Path | None, previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
     try:
-        code, out = _run(transport, host, ["sh", "-c", SWITCH, "switch", component, version,
-                                           "push" if artifact else "present", previous],
-                         stdin=data, timeout=120)
+        code, out = _run(transport, host, [
+            "sh", "-c", remote_program("switch_release.sh"), "switch_release",
+            "--base", f"/opt/{component}", "--unit", f"{component}.service",
+            "--version", version, "--owner", "root:root",
+            "--artifact", "push" if artifact else "present", "--previous", previous],
+            stdin=data, timeout=120)
     except HostError as exc:
         code, out = None, str(exc)
     if code != 0:
@@ -210,8 +156,9 @@ def _health(site: Site, transport: Transport, host: str, component: str,
     spec = site.spec.components[component]
     url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
     try:
-        code, out = _run(transport, host, ["python3", "-c", HEALTH, url,
-                                           str(spec.health.status), str(timeout)],
+        code, out = _run(transport, host, ["python3", "-c", remote_program("health_wait.py"),
+                                           "--url", url, "--status", str(spec.health.status),
+                                           "--timeout", str(timeout)],
                          timeout=timeout + 30)
     except HostError as exc:
         return False, str(exc)
