@@ -74,9 +74,9 @@ def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None =
     return done.rc, done.output
 
 
-# The programs run on the hosts: files beside this module, sent as the argument of
-# `python3 -c` / `sh -c` (stdin carries the artifact), each with named arguments and its own
-# tests (tests/unit/test_deploy_remote.py).
+# The programs run on the hosts and balancers: files in remote/, sent as the argument of
+# `python3 -c` / `sh -c` (stdin carries the artifact or the backends file), each with named
+# arguments and its own tests (tests/unit/test_deploy_remote.py).
 REMOTE = Path(__file__).resolve().parent / "remote"
 
 
@@ -125,9 +125,10 @@ def _set_drained(site: Site, transport: Transport, component: str, drained: set[
     path = balancer.backends_path(component)
     for lb in [h.name for h in site.hosts_in("lb")]:
         try:
-            code, out = _run(transport, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
-                                             str(DRAIN_TIMEOUT)],
-                             stdin=text, timeout=DRAIN_TIMEOUT + 30)
+            code, out = _run(transport, lb, [
+                "sh", "-c", remote_program("swap_backends.sh"), "swap_backends", "--file", path,
+                "--wait", str(DRAIN_TIMEOUT), "--pid-file", balancer.NGINX_PID_FILE],
+                stdin=text, timeout=DRAIN_TIMEOUT + 30)
         except HostError as exc:
             code, out = None, str(exc)
         if code != 0:

@@ -1,7 +1,7 @@
-"""The programs `opsctl deploy` runs on the hosts (opsctl/deploy/remote/), run here as the
-engine sends them (`python3 -c TEXT`, `sh -c TEXT`) against temporary directories, with a
-stand-in `systemctl` on PATH; and the engine's own calls, over a transport that runs them
-locally, so that its named arguments are the ones the programs read."""
+"""The programs `opsctl deploy` runs on the hosts and balancers (opsctl/deploy/remote/), run
+here as the engine sends them (`python3 -c TEXT`, `sh -c TEXT`) against temporary directories,
+with stand-in `systemctl` and `nginx` on PATH; and the engine's own calls, over a transport
+that runs them locally, so that its named arguments are the ones the programs read."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from opsctl.transport import Result
 PROBE = engine.remote_program("release_probe.py")
 HEALTH = engine.remote_program("health_wait.py")
 SWITCH = engine.remote_program("switch_release.sh")
+SWAP = engine.remote_program("swap_backends.sh")
 
 
 @pytest.fixture
@@ -193,6 +194,93 @@ def test_switch_to_a_release_that_is_not_there(tmp_path, systemctl) -> None:
 ])
 def test_switch_refuses_bad_arguments(argv, said) -> None:
     done = run(["sh", "-c", SWITCH, "switch_release", *argv])
+    assert done.returncode == 2 and said in done.stdout, done.stdout
+
+
+# --- swap_backends.sh ---------------------------------------------------------------------
+
+@pytest.fixture
+def nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A stand-in nginx: a master process with two workers, `nginx -t` refusing a backends
+    file that says BAD, and a `systemctl reload` that ends the workers (as a graceful reload
+    does once their requests are answered) unless `busy` exists, or fails if `noreload` does."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "systemctl.log"
+    bin_dir.mkdir()
+    backends = tmp_path / "backends.conf"
+    backends.write_text("server 10.0.0.1:8080;\n")
+    master = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    pid_file = tmp_path / "nginx.pid"
+    pid_file.write_text(f"{master.pid}\n")
+    stand_ins = {
+        "nginx": f'#!/bin/sh\nif grep -q BAD {backends}; then\n'
+                 f'  echo "nginx: [emerg] invalid parameter BAD"; exit 1\nfi\necho ok\n',
+        "systemctl": f'#!/bin/sh\necho "$*" >> {log}\n[ -e {tmp_path}/noreload ] && exit 1\n'
+                     f'[ -e {tmp_path}/busy ] || pkill -P {master.pid} sleep\nexit 0\n'}
+    for name, text in stand_ins.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    deadline = time.monotonic() + 5
+    while len(_children(master.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield backends, pid_file, log
+    master.kill()
+    subprocess.run(["pkill", "-P", str(master.pid)], check=False)
+    master.wait()
+
+
+def _children(pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                          text=True).stdout.split()
+
+
+def swap(backends: Path, pid_file: Path, text: str,
+         wait: float = 5) -> subprocess.CompletedProcess[str]:
+    return run(["sh", "-c", SWAP, "swap_backends", "--file", str(backends),
+                "--wait", str(int(wait)), "--pid-file", str(pid_file)], text.encode())
+
+
+def test_swap_replaces_reloads_and_waits_for_the_old_workers(nginx) -> None:
+    backends, pid_file, log = nginx
+    done = swap(backends, pid_file, "server 10.0.0.1:8080 down;\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert backends.read_text() == "server 10.0.0.1:8080 down;\n"
+    assert sorted(p.name for p in backends.parent.glob("backends.conf*")) == ["backends.conf"]
+    assert log.read_text() == "reload nginx.service\n"
+
+
+def test_swap_puts_the_old_file_back_when_nginx_refuses_the_new(nginx) -> None:
+    backends, pid_file, log = nginx
+    done = swap(backends, pid_file, "BAD;\n")
+    assert (done.returncode, done.stdout.strip()) == (3, "nginx: [emerg] invalid parameter BAD")
+    assert backends.read_text() == "server 10.0.0.1:8080;\n"
+    assert sorted(p.name for p in backends.parent.glob("backends.conf*")) == ["backends.conf"]
+    assert not log.exists()
+
+
+def test_swap_names_the_old_workers_still_busy(nginx, tmp_path) -> None:
+    backends, pid_file, _ = nginx
+    (tmp_path / "busy").touch()
+    workers = _children(int(pid_file.read_text()))
+    done = swap(backends, pid_file, "server 10.0.0.1:8080 down;\n", wait=1)
+    assert done.returncode == 4
+    assert sorted(done.stdout.strip().removeprefix("old workers still busy: ").split()) == sorted(
+        workers)
+
+
+def test_swap_says_a_failed_reload(nginx, tmp_path) -> None:
+    backends, pid_file, _ = nginx
+    (tmp_path / "noreload").touch()
+    assert swap(backends, pid_file, "server 10.0.0.1:8080 down;\n").returncode == 5
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--file", "/x", "--wait"], "--wait needs a value"),
+    (["--file", "/x", "--wait", "1"], "--pid-file is required"),
+    (["/x", "60"], "unknown argument /x"),
+])
+def test_swap_refuses_bad_arguments(argv, said) -> None:
+    done = run(["sh", "-c", SWAP, "swap_backends", *argv])
     assert done.returncode == 2 and said in done.stdout, done.stdout
 
 
