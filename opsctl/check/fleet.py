@@ -17,7 +17,6 @@ from opsctl.check.exceptions import SiteExceptions, load_site_exceptions
 from opsctl.check.netfacts import host_context, network_facts
 from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
-from opsctl.errors import NotFound
 from opsctl.mirror.build import mirror_dir
 from opsctl.mirror.secdata import judge
 from opsctl.site.model import Site, load_site
@@ -85,15 +84,12 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 
 def limited_hosts(site: Site, limit: list[str] | None) -> list[str]:
-    """The site's hosts, or those `limit` names; NotFound for a name the site does not have."""
-    hosts = list(site.hosts)
+    """The site's hosts, or those `limit` names; InvalidInput for a name the site does not
+    have."""
     if not limit:
-        return hosts
-    unknown = [h for h in limit if h not in site.hosts]
-    if unknown:
-        raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
-                       f"(hosts: {', '.join(hosts)})")
-    return [h for h in hosts if h in limit]
+        return list(site.hosts)
+    site.require_hosts(limit, "--limit")
+    return [h for h in site.hosts if h in limit]
 
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
