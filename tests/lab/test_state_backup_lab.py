@@ -40,8 +40,12 @@ def test_a_restored_state_manages_the_site(reference, lab_state_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     for name in (f"secrets/{site.name}/ops-password", f"pki/{site.name}/ca.key"):
         assert (fresh / name).read_bytes() == (lab_state_dir / name).read_bytes(), name
-    # the lab's containers belong to this machine, as a real site's hosts stay where they are
-    shutil.copytree(lab_state_dir / "labs", fresh / "labs")
+    # the lab's model of how its containers are reached (its paths point into the lab's
+    # own directory): the lab belongs to this machine, as a real site's hosts stay where they
+    # are. Only that file: the lab directory also holds the containers' live root filesystems.
+    (fresh / "labs" / site.name).mkdir(parents=True)
+    shutil.copy2(lab_state_dir / "labs" / site.name / "connection.yml",
+                 fresh / "labs" / site.name / "connection.yml")
     done = opsctl(fresh, "site", "password", "status", str(site.directory), "-o", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(a["matches_site"] is True for a in json.loads(done.stdout))
