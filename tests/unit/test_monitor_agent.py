@@ -266,6 +266,22 @@ def test_compliance_file_gives_counts_and_ratio(tmp_path):
     assert samples(ComplianceCollector(tmp_path / "missing.json")) == {}
 
 
+
+def test_compliance_file_gives_password_expiry(tmp_path):
+    path = tmp_path / "last-scan.json"
+    path.write_text('{"finished": 1764000000, "counts": {"pass": 1}, '
+                    '"password_expiry": {"ops": 1765000000.0, "alice": 1766000000}}')
+    found = samples(ComplianceCollector(path))
+    assert found[("opsctl_account_password_expiry_timestamp_seconds", (("user", "ops"),))] \
+        == 1765000000
+    assert found[("opsctl_account_password_expiry_timestamp_seconds", (("user", "alice"),))] \
+        == 1766000000
+    # a summary from before expiry was reported: no family at all
+    path.write_text('{"finished": 1764000000, "counts": {"pass": 1}}')
+    assert not any(name.startswith("opsctl_account_") for name, _ in
+                   samples(ComplianceCollector(path)))
+
+
 def test_metric_names_follow_prometheus_conventions():
     registry = build_registry(AgentConfig())
     text = generate_latest(registry).decode()
