@@ -34,7 +34,7 @@ VERIFY_SECONDS = 60.0
 
 
 class CaRolloverNotBuilt(OpsctlError):
-    """`--ca` is designed (docs/operations.md) but not built yet."""
+    """`--ca` is designed (docs/certificates.md) but not built yet."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def rotate(site: Site, limit: tuple[str, ...] = (), ca: bool = False, via: str |
            ) -> RotationResult:
     if ca:
         raise CaRolloverNotBuilt("pki rotate --ca: the CA rollover is not built yet "
-                                 "(docs/operations.md describes it); nothing was changed")
+                                 "(docs/certificates.md describes it); nothing was changed")
     hosts = select_hosts(site, limit)
     existing(site)
     chosen = plan(hosts, uses(site, hosts))

@@ -23,6 +23,7 @@ from opsctl.pki.certs import CertInfo, Unreadable, from_der, from_pem, utcnow
 from opsctl.pki.inventory import Use, uses
 from opsctl.pki.issue import RENEW_BEFORE_DAYS, SitePki, existing
 from opsctl.remote import program
+from opsctl.roles import role_default
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
 
@@ -161,9 +162,10 @@ def probe_request(site: Site, host: str, host_uses: list[Use]) -> dict[str, Any]
             seen.add(u.port)
             endpoints.append({"address": str(site.hosts[host].address), "port": u.port,
                               "starttls": u.starttls, "name": host})
-    client = next((u.path for u in host_uses if u.kind == "host"), None)
+    # services that want a client certificate (etcd, the log receiver) get the host's own
+    own = role_default("pki", "pki_dir")
     return {"files": files, "endpoints": endpoints, "timeout": PROBE_TIMEOUT,
-            "client_cert": client or "", "client_key": (client or "").replace(".crt", ".key")}
+            "client_cert": f"{own}/host.crt", "client_key": f"{own}/host.key"}
 
 
 def _decode(text: str | None) -> tuple[CertInfo | None, str | None]:
