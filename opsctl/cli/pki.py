@@ -99,7 +99,7 @@ def _render_rotation(result: RotationResult) -> None:
     for column in ("host", "service", "on a new certificate"):
         table.add_column(column)
     for step in result.plan.steps:
-        table.add_row(step.host, step.service, {"none": "nothing (read per handshake)"}.get(
+        table.add_row(step.host, step.service, {"none": "nothing (reads the new files itself)"}.get(
             step.action, step.action))
     console.print(table)
     if result.status is not None:
@@ -117,8 +117,8 @@ def _render_rotation(result: RotationResult) -> None:
 def rotate(site: str | None, limit: tuple[str, ...], ca: bool, via: str | None,
            output: str) -> None:
     """Reissue the host certificates (new keys) on the control node, install them and make
-    each service take them up (nginx, PostgreSQL and Patroni reload; the monitoring agent and
-    rsyslog restart; etcd reads them at each handshake), then check that every service
+    each service take them up (nginx, PostgreSQL and Patroni reload; rsyslog restarts; etcd
+    and the monitoring agent read the new files by themselves), then check that every service
     presents the new certificate. Exit 1 when the apply failed or a service does not.
     """
     loaded = site_to_change(site, output)

@@ -32,7 +32,8 @@ class Consumer:
     service: str  # what an operator calls it
     cert: str  # defaults key of the certificate path, or "<dir key>/<file>"
     port: str | None  # defaults key of the port it presents it on (None: client only)
-    reload: str  # what a new certificate costs it: reload | restart | none (re-read per handshake)
+    # what a new certificate costs it: reload | restart | none (it reads the files again)
+    reload: str
     tag: str | None  # the tag of the role's task that reloads it when the certificate changed
     starttls: str | None = None  # "postgres": an SSLRequest before the handshake
     hosts: str = "play"  # play (the playbooks' plays) | mirror (site.mirror's host)
@@ -50,8 +51,9 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("etcd", "etcd (clients)", "etcd_pki_dir/host.crt", "etcd_client_port", "none",
              None),
     Consumer("etcd", "etcd (peers)", "etcd_pki_dir/host.crt", "etcd_peer_port", "none", None),
+    # The agent makes its TLS context again when the files change (monitor/webconfig.py).
     Consumer("monitor_agent", "monitoring agent", "monitor_agent_tls_cert",
-             "monitor_agent_port", "restart", "monitor_agent-tls"),
+             "monitor_agent_port", "none", None),
     Consumer("logserver", "rsyslog (log receiver)", "logserver_pki_dir/host.crt",
              "logserver_port", "restart", "logserver-tls"),
     Consumer("hardening", "rsyslog (log forwarding, client)",

@@ -208,13 +208,13 @@ def test_limit_names_hosts_or_groups_and_refuses_others():
 
 # --- rotation ----------------------------------------------------------------------------
 
-def test_the_plan_for_the_balancer_reloads_nginx_and_restarts_the_agent_and_rsyslog():
+def test_the_plan_for_the_balancer_reloads_nginx_and_restarts_rsyslog_only():
     site = load_site("reference")
     plan = rotation.plan(["lb1"], uses(site, ["lb1"]))
     assert plan.hosts == ("lb1",)
-    assert plan.tags == ("lb-tls", "monitor_agent-tls", "pki-files", "rsyslog_forwarding")
+    assert plan.tags == ("lb-tls", "pki-files", "rsyslog_forwarding")
     actions = {s.service: s.action for s in plan.steps}
-    assert actions == {"nginx (load balancer)": "reload", "monitoring agent": "restart",
+    assert actions == {"nginx (load balancer)": "reload", "monitoring agent": "none",
                        "rsyslog (log forwarding, client)": "restart"}
 
 
@@ -246,8 +246,7 @@ def test_rotate_reissues_applies_the_plans_tags_and_checks_the_new_certificate(
     after = from_pem(_pem(pki.host_cert("lb1"))).fingerprint
     assert after != before
     assert applied["request"].limit == ("lb1",)
-    assert set(applied["request"].tags) == {"pki-files", "lb-tls", "monitor_agent-tls",
-                                            "rsyslog_forwarding"}
+    assert set(applied["request"].tags) == {"pki-files", "lb-tls", "rsyslog_forwarding"}
     assert result.ok and result.status.hosts[0].presented[0].cert.fingerprint == after
     assert pki_dir(site.name) == pki.directory
 
