@@ -116,8 +116,9 @@ def existing(site: Site) -> SitePki:
 
 
 def reissue(site: Site, hosts: list[str]) -> SitePki:
-    """A new key and certificate for each of `hosts`, whatever their current ones' age."""
-    pki = ensure_ca(site)
+    """A new key and certificate for each of `hosts`, whatever their current ones' age, from
+    the site's CA as it is (a new CA is `pki rotate --ca`'s business, never a side effect)."""
+    pki = existing(site)
     ensure_private_dir(pki.directory / "hosts")
     for host in hosts:
         _issue(pki, host, _wanted_names(site, host))

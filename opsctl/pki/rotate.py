@@ -113,6 +113,10 @@ def rotate(site: Site, limit: tuple[str, ...] = (), ca: bool = False, via: str |
            on_event: Callable[[HostEvent], None] = lambda _e: None,
            probe: Probe | None = None, verify_seconds: float = VERIFY_SECONDS
            ) -> RotationResult:
+    """Reissue the certificates of `limit`'s hosts (all without it), apply what installs
+    them and makes their services take them up, and check that they do. Bad input stops
+    before anything is reissued; an apply that cannot start leaves the new certificates on
+    the control node for the next apply (whose consumers' reload tasks take them up)."""
     if ca:
         raise CaRolloverNotBuilt("pki rotate --ca: the CA rollover is not built yet "
                                  "(docs/certificates.md describes it); nothing was changed")
@@ -121,8 +125,13 @@ def rotate(site: Site, limit: tuple[str, ...] = (), ca: bool = False, via: str |
     chosen = plan(hosts, uses(site, hosts))
     _check_tags(chosen)  # before anything is reissued
     reissue(site, list(chosen.hosts))
-    run = apply(site, ApplyRequest(playbook=PLAYBOOK, limit=chosen.hosts, tags=chosen.tags,
-                                   via=via), on_event=on_event)
+    args = {"site": site.name, "hosts": list(chosen.hosts), "tags": list(chosen.tags)}
+    try:
+        run = apply(site, ApplyRequest(playbook=PLAYBOOK, limit=chosen.hosts,
+                                       tags=chosen.tags, via=via), on_event=on_event)
+    except OpsctlError as exc:
+        audit.append("pki rotate", args, f"reissued, not installed: {exc}")
+        raise
     result = RotationResult(chosen, run)
     if run.result == "ok":
         result.status = verify(site, list(chosen.hosts),
@@ -130,7 +139,6 @@ def rotate(site: Site, limit: tuple[str, ...] = (), ca: bool = False, via: str |
         result.problems = result.status.problems
     else:
         result.problems = [f"apply run {run.id}: {run.result} ({', '.join(run.failed_hosts)})"]
-    audit.append("pki rotate", {"site": site.name, "hosts": list(chosen.hosts),
-                                "tags": list(chosen.tags), "run": run.id},
+    audit.append("pki rotate", {**args, "run": run.id},
                  "ok" if result.ok else f"failed: {len(result.problems)} problems")
     return result

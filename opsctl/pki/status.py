@@ -129,7 +129,7 @@ def problems(status: PkiStatus) -> list[str]:
         out.append(ca)
     for host in status.hosts:
         if host.error:
-            out.append(f"{host.name}: not reached: {host.error}")
+            out.append(f"{host.name}: not reached: {host.error.removeprefix(host.name + ': ')}")
             continue
         for f in host.files:
             where = f"{host.name}: {f.path}"

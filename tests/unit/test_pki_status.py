@@ -276,3 +276,39 @@ def test_rotate_ca_is_refused_before_anything_changes(issued):
 
 def test_utcnow_is_aware():
     assert utcnow().tzinfo is not None
+
+
+def test_the_cli_renders_a_healthy_site_and_its_problems(issued):
+    from rich.console import Console  # noqa: PLC0415
+
+    from opsctl.cli.pki import render  # noqa: PLC0415
+
+    site, pki = issued
+    healthy, host_uses = _state(site, pki)
+    console = Console(record=True, width=200)
+    console.print(render(healthy))
+    text = console.export_text()
+    assert "every certificate current and as issued" in text and "lb1" in text
+    answers = {h: _answer(site, pki, h, host_uses[h]) for h in site.hosts}
+    answers["db1"] = "db1: unreachable"
+    broken, _ = _state(site, pki, answers)
+    console = Console(record=True, width=200)
+    console.print(render(broken))
+    assert "db1: not reached: unreachable" in console.export_text()
+
+
+def test_an_apply_that_cannot_start_is_audited_and_said(issued, monkeypatch):
+    from opsctl import audit  # noqa: PLC0415
+    from opsctl.errors import PrerequisiteMissing  # noqa: PLC0415
+
+    site, _ = issued
+
+    def refuse(*_a, **_k):
+        raise PrerequisiteMissing("no offline mirror key")
+
+    monkeypatch.setattr(rotation, "apply", refuse)
+    with pytest.raises(PrerequisiteMissing):
+        rotation.rotate(site, ("app1",))
+    last = audit.records()[-1]
+    assert last["action"] == "pki rotate" and last["args"]["hosts"] == ["app1"]
+    assert last["result"].startswith("reissued, not installed")
