@@ -87,7 +87,7 @@ def test_each_consumer_that_reloads_has_a_tagged_task_that_notifies_its_handler(
             continue
         assert consumer.tag in carried, consumer
         tasks = [t for t in _tasks(consumer.role) if consumer.tag in t.get("tags", [])
-                 and "ansible.builtin.copy" in t and "/loaded/" in t["ansible.builtin.copy"]
+                 and "ansible.builtin.copy" in t and "/loaded-" in t["ansible.builtin.copy"]
                  ["dest"]]
         assert tasks, f"{consumer.role}: no task tagged {consumer.tag} records what it loaded"
         notify = tasks[0]["notify"]
