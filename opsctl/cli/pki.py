@@ -29,6 +29,11 @@ def _left(info: CertInfo | None, status: PkiStatus) -> str:
     return f"[{colour}]{days:.0f}[/]"
 
 
+def _cn(name: str) -> str:
+    """A distinguished name's CN (the whole name when it has none)."""
+    return next((part[3:] for part in name.split(",") if part.startswith("CN=")), name)
+
+
 def _same(value: bool | None) -> str:
     return {True: "[green]yes[/]", False: "[bold red]no[/]"}.get(value, "[yellow]?[/]")
 
@@ -52,7 +57,7 @@ def render(status: PkiStatus) -> Group:
             d = f.deployed
             files.add_row(h.name, f.path, "\n".join(f.used_by),
                           f"{d.subject}\n{' '.join(d.sans)}" if d else f"[red]{f.error}[/]",
-                          d.issuer if d else "", f"{d.not_after:%Y-%m-%d}" if d else "",
+                          _cn(d.issuer) if d else "", f"{d.not_after:%Y-%m-%d}" if d else "",
                           _left(d, status), _same(f.matches))
         for p in h.presented:
             ports.add_row(h.name, p.service, str(p.port),

@@ -36,7 +36,9 @@ class Consumer:
     reload: str
     tag: str | None  # the tag of the role's task that reloads it when the certificate changed
     starttls: str | None = None  # "postgres": an SSLRequest before the handshake
-    hosts: str = "play"  # play (the playbooks' plays) | mirror (site.mirror's host)
+    # play: the playbooks' plays; mirror: site.mirror's host; log_senders: the plays' hosts
+    # but those of group `logging`
+    hosts: str = "play"
 
 
 CONSUMERS: tuple[Consumer, ...] = (
@@ -56,8 +58,10 @@ CONSUMERS: tuple[Consumer, ...] = (
              "monitor_agent_port", "none", None),
     Consumer("logserver", "rsyslog (log receiver)", "logserver_pki_dir/host.crt",
              "logserver_port", "restart", "logserver-tls"),
+    # Every host forwards its logs but the log collectors themselves (they keep their own).
     Consumer("hardening", "rsyslog (log forwarding, client)",
-             "hardening_rsyslog_pki_dir/host.crt", None, "restart", "rsyslog_forwarding"),
+             "hardening_rsyslog_pki_dir/host.crt", None, "restart", "rsyslog_forwarding",
+             hosts="log_senders"),
 )
 
 # The site CA: the pki role's copy (every service that checks a peer reads it) and apt's.
@@ -147,7 +151,10 @@ def _expand(site: Site, pattern: str) -> set[str]:
 def role_hosts(site: Site, consumer: Consumer) -> set[str]:
     if consumer.hosts == "mirror":
         return {site.mirror.host} if site.mirror.host else set()
-    return {h for pattern in role_plays().get(consumer.role, ()) for h in _expand(site, pattern)}
+    hosts = {h for pattern in role_plays().get(consumer.role, ()) for h in _expand(site, pattern)}
+    if consumer.hosts == "log_senders":
+        hosts -= set(site.groups.get("logging", ()))
+    return hosts
 
 
 def uses(site: Site, hosts: list[str] | None = None) -> list[Use]:

@@ -64,6 +64,8 @@ def test_consumers_run_where_the_playbooks_put_their_roles():
     assert role_hosts(site, etcd) == set(site.groups["dcs"])
     lb = next(c for c in CONSUMERS if c.role == "lb")
     assert role_hosts(site, lb) == set(site.groups["lb"])
+    forwarding = next(c for c in CONSUMERS if c.role == "hardening")
+    assert role_hosts(site, forwarding) == set(site.hosts) - set(site.groups["logging"])
 
 
 def _tasks(role: str) -> list[dict]:
