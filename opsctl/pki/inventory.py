@@ -169,7 +169,8 @@ def uses(site: Site, hosts: list[str] | None = None) -> list[Use]:
                            consumer.reload, consumer.tag, consumer.starttls))
     for host in sorted(wanted):
         for role, spec, service in CA_FILES:
-            if role == "base" and not site.mirror.tls:
+            # apt's copy: where apt reaches the mirror over https (its own host reads files)
+            if role == "base" and (not site.mirror.tls or host == site.mirror.host):
                 continue
             out.append(Use(host, service, role, _path(role, spec), "ca"))
     return sorted(out, key=lambda u: (u.host, u.kind != "host", u.path, u.service))

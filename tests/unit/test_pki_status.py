@@ -58,6 +58,18 @@ def test_the_paths_and_ports_come_from_the_role_defaults():
     assert {u.host for u in uses(site)} == set(site.hosts)
 
 
+def test_a_site_mirror_serves_the_host_certificate_and_apt_trusts_the_ca_elsewhere():
+    site = load_site("example-bastion")
+    mirror = site.mirror.host
+    by = {(u.host, u.service): u for u in uses(site)}
+    assert by[(mirror, "nginx (offline mirror)")].port == site.mirror.port
+    apt = {u.host for u in uses(site) if u.role == "base"}
+    assert apt == set(site.hosts) - {mirror}
+    apt_ca = yaml.safe_load((ROOT / "roles/base/defaults/main.yml").read_text())[
+        "base_mirror_ca_dest"]
+    assert all(u.path == apt_ca for u in uses(site) if u.role == "base")
+
+
 def test_consumers_run_where_the_playbooks_put_their_roles():
     site = load_site("reference")
     etcd = next(c for c in CONSUMERS if c.role == "etcd")
