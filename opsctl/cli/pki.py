@@ -87,7 +87,8 @@ def status(site: str | None, limit: tuple[str, ...], via: str | None, output: st
     the control node issued; and the site CA.
 
     Exit 1 when a certificate has expired or expires within 30 days, a host holds or a
-    service presents another certificate than the one issued, or a host cannot be reached.
+    service presents another certificate than the one issued, a host certificate does not
+    name the host's current address, or a host cannot be reached.
     """
     current = pki_status(site_to_read(site), limit, via)
     if output == "json":

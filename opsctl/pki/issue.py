@@ -85,7 +85,8 @@ def _subject_alt_names(cert: Path) -> set[str]:
     return names
 
 
-def _wanted_names(site: Site, host: str) -> set[str]:
+def wanted_names(site: Site, host: str) -> set[str]:
+    """The names a host's certificate must carry: its name and its site address."""
     address = site.hosts[host].address
     return {f"DNS:{host}", f"IP:{ipaddress.IPv4Address(address)}"}
 
@@ -121,7 +122,7 @@ def reissue(site: Site, hosts: list[str]) -> SitePki:
     pki = existing(site)
     ensure_private_dir(pki.directory / "hosts")
     for host in hosts:
-        _issue(pki, host, _wanted_names(site, host))
+        _issue(pki, host, wanted_names(site, host))
     return pki
 
 
@@ -132,7 +133,7 @@ def ensure_host_certificates(site: Site) -> tuple[SitePki, list[str]]:
     issued = []
     for host in sorted(site.hosts):
         cert, key = pki.host_cert(host), pki.host_key(host)
-        wanted = _wanted_names(site, host)
+        wanted = wanted_names(site, host)
         if (cert.exists() and key.exists() and not _expires_within(cert, RENEW_BEFORE_DAYS)
                 and _subject_alt_names(cert) == wanted
                 and cert.stat().st_mtime >= pki.ca_cert.stat().st_mtime):

@@ -21,7 +21,7 @@ from typing import Any
 from opsctl.errors import InvalidInput, Problem
 from opsctl.pki.certs import CertInfo, Unreadable, from_der, from_pem, utcnow
 from opsctl.pki.inventory import Use, uses
-from opsctl.pki.issue import RENEW_BEFORE_DAYS, SitePki, existing
+from opsctl.pki.issue import RENEW_BEFORE_DAYS, SitePki, existing, wanted_names
 from opsctl.remote import program
 from opsctl.roles import role_default
 from opsctl.site.model import Site
@@ -43,6 +43,7 @@ class FileState:
     issued: CertInfo | None  # what the control node issued for this host (or the CA)
     deployed: CertInfo | None = None
     error: str | None = None  # why the deployed file could not be read
+    wanted: tuple[str, ...] = ()  # the names a host certificate must carry (the site's now)
 
     @property
     def matches(self) -> bool | None:
@@ -103,7 +104,8 @@ class PkiStatus:
                 "name": h.name, "error": h.error,
                 "files": [{"path": f.path, "kind": f.kind, "used_by": f.used_by,
                            "issued": cert(f.issued), "deployed": cert(f.deployed),
-                           "error": f.error, "matches": f.matches} for f in h.files],
+                           "error": f.error, "matches": f.matches,
+                           "wanted_names": list(f.wanted)} for f in h.files],
                 "presented": [{"service": p.service, "port": p.port, "cert": cert(p.cert),
                                "error": p.error, "matches": p.matches} for p in h.presented],
             } for h in self.hosts],
@@ -139,6 +141,10 @@ def problems(status: PkiStatus) -> list[str]:
                 expiry = _expiry(where, f.deployed, status.now, status.warn_days)
                 if expiry:
                     out.append(expiry)
+                missing = sorted(set(f.wanted) - set(f.deployed.sans))
+                if missing:
+                    out.append(f"{where}: does not name {', '.join(missing)} (the site changed "
+                               "since it was issued: `opsctl apply` or `opsctl pki rotate`)")
                 if f.matches is False:
                     out.append(f"{where}: not the certificate the control node issued "
                                f"(deployed {f.deployed.fingerprint[:16]}, issued "
@@ -198,7 +204,8 @@ def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
             state.files.append(FileState(
                 path, kind, sorted({u.service for u in these}),
                 issued.get(name) if kind == "host" else ca, deployed,
-                error or (f"cannot read: {got['error']}" if "error" in got else None)))
+                error or (f"cannot read: {got['error']}" if "error" in got else None),
+                tuple(sorted(wanted_names(site, name))) if kind == "host" else ()))
         by_port = {e.get("port"): e for e in answer.get("endpoints", [])}
         for u in (u for u in mine if u.port is not None):
             got = by_port.get(u.port, {"error": "not probed"})

@@ -4,6 +4,8 @@ judging of recorded probe answers, the rotation's plan, and the edges with fakes
 from __future__ import annotations
 
 import base64
+import dataclasses
+import ipaddress
 import re
 import ssl
 from datetime import timedelta
@@ -326,3 +328,13 @@ def test_an_apply_that_cannot_start_is_audited_and_said(issued, monkeypatch):
     last = audit.records()[-1]
     assert last["action"] == "pki rotate" and last["args"]["hosts"] == ["app1"]
     assert last["result"].startswith("reissued, not installed")
+
+
+def test_a_certificate_that_does_not_name_the_hosts_address_now_is_a_finding(issued):
+    site, pki = issued
+    moved = load_site(site.directory)
+    moved.hosts["db2"] = dataclasses.replace(moved.hosts["db2"],
+                                             address=ipaddress.IPv4Address("172.31.30.13"))
+    status, _ = _state(moved, pki)
+    assert any("db2: /etc/opsctl/pki/host.crt: does not name IP:172.31.30.13" in p
+               for p in status.problems)
