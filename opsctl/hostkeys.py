@@ -21,7 +21,7 @@ from pathlib import Path
 
 from opsctl.connection import EXTERNAL_JUMP, Connection, resolve, write
 from opsctl.errors import InvalidInput, OpsctlError, Problem
-from opsctl.site.model import Site
+from opsctl.site.model import Site, require_hosts
 
 
 class HostKeyUnknown(OpsctlError):
@@ -174,14 +174,11 @@ class TrustResult:
 Confirm = Callable[[list[HostKey]], bool]
 
 
-def _refuse_unknown(names: Iterable[str], limit: list[str] | None, replace: str | None,
-                    site_name: str) -> None:
-    known = set(names)
-    unknown = [("--limit", n) for n in limit or [] if n not in known]
-    unknown += [("--replace", replace)] if replace and replace not in known else []
-    if unknown:
-        raise InvalidInput([Problem(option, n, f"no such host in site {site_name}")
-                            for option, n in unknown])
+def _refuse_unknown(site_name: str, hosts: list[str], limit: list[str] | None,
+                    replace: str | None) -> None:
+    """--limit and --replace name hosts of the connection (Site.require_hosts' wording)."""
+    require_hosts(site_name, hosts, limit or [], "--limit")
+    require_hosts(site_name, hosts, [replace] if replace else [], "--replace")
 
 
 def trust(conn: Connection, limit: list[str] | None = None, replace: str | None = None,
@@ -191,7 +188,7 @@ def trust(conn: Connection, limit: list[str] | None = None, replace: str | None 
     and confirmed by fingerprint (bastions first: what sits behind them is reached through
     them, strictly). A host already pinned keeps its key unless it is `replace`d."""
     names = conn.jump_order()
-    _refuse_unknown(names, limit, replace, conn.site)
+    _refuse_unknown(conn.site, names, limit, replace)
     write(conn)
     if known_hosts_file is not None:
         keys = [k for k in import_file(conn, known_hosts_file)
@@ -238,5 +235,6 @@ def trust_site(site: Site, via: str | None, limit: list[str], replace: str | Non
                known_hosts_file: Path | None, confirm: Confirm) -> TrustResult:
     """`opsctl site trust`: the site's connection, then `trust`. A name that is no host of
     the site (nor its external bastion) is refused before the connection is looked for."""
-    _refuse_unknown([*site.hosts, EXTERNAL_JUMP], limit, replace, site.name)
+    site.require_hosts(limit, "--limit", also=[EXTERNAL_JUMP])
+    site.require_hosts([replace] if replace else [], "--replace", also=[EXTERNAL_JUMP])
     return trust(resolve(site, via), limit, replace, known_hosts_file, confirm)

@@ -49,6 +49,11 @@ def _crypt(password: str, salt_or_hash: str) -> str:
     return crypt.crypt(password, salt_or_hash) or ""
 
 
+def crypt_sha512(password: str, salt: str) -> str:
+    """SHA-512 crypt with a given salt: the hash a host's libcrypt makes for the same pair."""
+    return _crypt(password, f"$6${salt}")
+
+
 def sha512_crypt(password: str) -> str:
     """An /etc/shadow hash of password (SHA-512, a random salt), for accounts opsctl makes
     outside Ansible (the lab's bare servers)."""

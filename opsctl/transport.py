@@ -98,10 +98,12 @@ def remote_command(argv: list[str], sudo: bool, with_password: bool) -> str:
 class SshTransport:
     """ssh -F with the site's generated config; sudo for a login user other than root."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, password: str | None = None) -> None:
+        """`password`: sudo's, instead of the one the site's model names (a rotation
+        verifies a host with the new password before the site's file holds it)."""
         self.conn = conn
-        self._password: str | None = None
-        self._password_read = False
+        self._password = password
+        self._password_read = password is not None
         write(conn)
 
     def password(self) -> str | None:

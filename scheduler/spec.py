@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 CONCURRENCY = ("forbid", "replace", "allow")
 MISSED = ("skip", "run-once")
 SINGLETON = ("cluster",)
+RETRIES_MAX = 20
 # Built-in actions: what they are for. The jobs file maps each to the argv that performs it on
 # the host (the component that provides it installs it); the site validates names against this.
 ACTIONS = {
@@ -145,6 +147,9 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+Bad = Callable[[str, str], None]  # bad(key, reason): report one problem of a job
+
+
 def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
     """Validate one job mapping; append `where.key: reason` problems; None if invalid."""
     if not isinstance(data, dict):
@@ -155,19 +160,36 @@ def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
     def bad(key: str, reason: str) -> None:
         problems.append(f"{where}.{key}: {reason}")
 
+    for check in _JOB_CHECKS:
+        check(data, bad)
+    if len(problems) > start:
+        return None
+    return _job(data)
+
+
+def _check_keys(data: dict, bad: Bad) -> None:
     for key in sorted(set(data) - JOB_KEYS):
         bad(key, "unknown key")
+
+
+def _check_name(data: dict, bad: Bad) -> None:
     name = data.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         bad("name", f"required; lower-case letters, digits, - and _ (got {name!r})")
+
+
+def _check_schedule(data: dict, bad: Bad) -> None:
     schedule = data.get("schedule")
     if not isinstance(schedule, str):
         bad("schedule", "required: a cron expression")
-    else:
-        try:
-            parse(schedule)
-        except CronError as exc:
-            bad("schedule", str(exc))
+        return
+    try:
+        parse(schedule)
+    except CronError as exc:
+        bad("schedule", str(exc))
+
+
+def _check_command_or_action(data: dict, bad: Bad) -> None:
     command, action = data.get("command"), data.get("action")
     if (command is None) == (action is None):
         bad("command", "give exactly one of command (argv list) or action (built-in name)")
@@ -176,41 +198,58 @@ def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
         bad("command", "expected a non-empty list of strings (argv, no shell)")
     elif action is not None and action not in ACTIONS:
         bad("action", f"unknown action {action!r} (known: {', '.join(sorted(ACTIONS))})")
-    timezone = data.get("timezone", "Asia/Shanghai")
+
+
+def _check_timezone(data: dict, bad: Bad) -> None:
+    timezone = data.get("timezone", JobSpec.timezone)
     try:
         ZoneInfo(str(timezone))
     except (ZoneInfoNotFoundError, ValueError):
         bad("timezone", f"unknown time zone {timezone!r}")
-    values: dict[str, Any] = {}
-    for key, default in (("timeout", 3600.0), ("jitter", 0.0)):
+
+
+def _check_durations(data: dict, bad: Bad) -> None:
+    for key in ("timeout", "jitter"):
         try:
-            values[key] = parse_duration(data.get(key, default))
+            seconds = parse_duration(data.get(key, getattr(JobSpec, key)))
         except ValueError as exc:
             bad(key, str(exc))
-    if values.get("timeout") == 0:
-        bad("timeout", "must be more than 0")
-    retries = data.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
-        bad("retries", f"expected a whole number 0-20 (got {retries!r})")
+            continue
+        if key == "timeout" and seconds == 0:
+            bad("timeout", "must be more than 0")
+
+
+def _check_retries(data: dict, bad: Bad) -> None:
+    retries = data.get("retries", JobSpec.retries)
+    if (not isinstance(retries, int) or isinstance(retries, bool)
+            or not 0 <= retries <= RETRIES_MAX):
+        bad("retries", f"expected a whole number 0-{RETRIES_MAX} (got {retries!r})")
+
+
+def _check_backoff(data: dict, bad: Bad) -> None:
     backoff_raw = data.get("backoff", {})
-    backoff = Backoff()
     if not isinstance(backoff_raw, dict) or set(backoff_raw) - {"base", "max"}:
         bad("backoff", "expected a mapping with base and max (durations)")
-    else:
-        try:
-            backoff = Backoff(parse_duration(backoff_raw.get("base", 30)),
-                              parse_duration(backoff_raw.get("max", 600)))
-        except ValueError as exc:
-            bad("backoff", str(exc))
-        if backoff.max < backoff.base:
-            bad("backoff.max", f"{backoff.max:g}s is less than base {backoff.base:g}s")
-    for key, allowed, default in (("concurrency", CONCURRENCY, "forbid"),
-                                  ("missed", MISSED, "skip")):
-        if data.get(key, default) not in allowed:
+        return
+    try:
+        backoff = _backoff(backoff_raw)
+    except ValueError as exc:
+        bad("backoff", str(exc))
+        return
+    if backoff.max < backoff.base:
+        bad("backoff.max", f"{backoff.max:g}s is less than base {backoff.base:g}s")
+
+
+def _check_choices(data: dict, bad: Bad) -> None:
+    for key, allowed in (("concurrency", CONCURRENCY), ("missed", MISSED)):
+        if data.get(key, getattr(JobSpec, key)) not in allowed:
             bad(key, f"expected one of {', '.join(allowed)} (got {data.get(key)!r})")
     singleton = data.get("singleton")
     if singleton is not None and singleton not in SINGLETON:
         bad("singleton", f"expected 'cluster' or nothing (got {singleton!r})")
+
+
+def _check_enabled_user_group(data: dict, bad: Bad) -> None:
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", f"expected true or false (got {enabled!r})")
@@ -220,27 +259,64 @@ def parse_job(data: object, where: str, problems: list[str]) -> JobSpec | None:
     group = data.get("group")
     if group is not None and not isinstance(group, str):
         bad("group", "expected a group name")
-    if len(problems) > start:
-        return None
+
+
+# Each check reports its keys' problems, in the order they are reported.
+_JOB_CHECKS: tuple[Callable[[dict, Bad], None], ...] = (
+    _check_keys, _check_name, _check_schedule, _check_command_or_action, _check_timezone,
+    _check_durations, _check_retries, _check_backoff, _check_choices, _check_enabled_user_group)
+
+
+def _backoff(raw: dict) -> Backoff:
+    return Backoff(parse_duration(raw.get("base", Backoff.base)),
+                   parse_duration(raw.get("max", Backoff.max)))
+
+
+def _job(data: dict) -> JobSpec:
+    """The JobSpec of a job mapping that passed every check (defaults from JobSpec)."""
+    command = data.get("command")
     return JobSpec(
-        name=name, schedule=schedule, command=tuple(command) if command else None,
-        action=action, group=group, description=str(data.get("description", "")),
-        timezone=str(timezone), timeout=values["timeout"], retries=retries, backoff=backoff,
-        jitter=values["jitter"], concurrency=data.get("concurrency", "forbid"),
-        missed=data.get("missed", "skip"), singleton=singleton, user=user, enabled=enabled)
+        name=data["name"], schedule=data["schedule"],
+        command=tuple(command) if command else None, action=data.get("action"),
+        group=data.get("group"), description=str(data.get("description", "")),
+        timezone=str(data.get("timezone", JobSpec.timezone)),
+        timeout=parse_duration(data.get("timeout", JobSpec.timeout)),
+        retries=data.get("retries", JobSpec.retries),
+        backoff=_backoff(data.get("backoff", {})),
+        jitter=parse_duration(data.get("jitter", JobSpec.jitter)),
+        concurrency=data.get("concurrency", JobSpec.concurrency),
+        missed=data.get("missed", JobSpec.missed), singleton=data.get("singleton"),
+        user=data.get("user"), enabled=data.get("enabled", JobSpec.enabled))
 
 
 def parse_jobs_file(data: object, file: str) -> JobsFile:
-    problems: list[str] = []
+    """A jobs file's settings, each checked by its own step; SpecError names every problem."""
     if not isinstance(data, dict):
         raise SpecError([f"{file}: (root): expected a mapping with a jobs list"])
+    problems: list[str] = []
     for key in sorted(set(data) - FILE_KEYS):
         problems.append(f"{file}: {key}: unknown key (known: {', '.join(sorted(FILE_KEYS))})")
+    jobs = _file_jobs(data, file, problems)
+    actions = _file_actions(data, file, problems)
+    dsn = _file_lock_dsn(data, file, problems)
+    if dsn is None and any(j.singleton == "cluster" for j in jobs):
+        problems.append(f"{file}: cluster_lock: a singleton: cluster job needs cluster_lock.dsn")
+    tail = data.get("output_tail_kib", 16)
+    if not isinstance(tail, int) or isinstance(tail, bool) or not 1 <= tail <= 1024:
+        problems.append(f"{file}: output_tail_kib: expected 1-1024")
+        tail = 16
+    retention = _file_retention(data, file, problems)
+    if problems:
+        raise SpecError(problems)
+    return JobsFile(tuple(jobs), actions, dsn, tail, retention)
+
+
+def _file_jobs(data: dict, file: str, problems: list[str]) -> list[JobSpec]:
     raw_jobs = data.get("jobs", [])
-    jobs: list[JobSpec] = []
     if not isinstance(raw_jobs, list):
         problems.append(f"{file}: jobs: expected a list")
-        raw_jobs = []
+        return []
+    jobs: list[JobSpec] = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_jobs):
         job = parse_job(raw, f"{file}: jobs[{i}]", problems)
@@ -250,48 +326,50 @@ def parse_jobs_file(data: object, file: str) -> JobsFile:
             problems.append(f"{file}: jobs[{i}].name: duplicate job name {job.name!r}")
         seen.add(job.name)
         jobs.append(job)
+    return jobs
+
+
+def _file_actions(data: dict, file: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
     actions_raw = data.get("actions", {})
-    actions: dict[str, tuple[str, ...]] = {}
     if not isinstance(actions_raw, dict):
         problems.append(f"{file}: actions: expected a mapping of action name to argv")
-    else:
-        for name, argv in actions_raw.items():
-            if name not in ACTIONS:
-                problems.append(f"{file}: actions.{name}: unknown action")
-            elif not isinstance(argv, list) or not argv or not all(
-                    isinstance(a, str) for a in argv):
-                problems.append(f"{file}: actions.{name}: expected a non-empty argv list")
-            else:
-                actions[name] = tuple(argv)
-    lock = data.get("cluster_lock")
-    dsn = None
-    if lock is not None:
-        if not isinstance(lock, dict) or not isinstance(lock.get("dsn"), str):
-            problems.append(f"{file}: cluster_lock.dsn: expected a libpq connection string")
+        return {}
+    actions: dict[str, tuple[str, ...]] = {}
+    for name, argv in actions_raw.items():
+        if name not in ACTIONS:
+            problems.append(f"{file}: actions.{name}: unknown action")
+        elif not isinstance(argv, list) or not argv or not all(
+                isinstance(a, str) for a in argv):
+            problems.append(f"{file}: actions.{name}: expected a non-empty argv list")
         else:
-            dsn = lock["dsn"]
-    if dsn is None and any(j.singleton == "cluster" for j in jobs):
-        problems.append(f"{file}: cluster_lock: a singleton: cluster job needs cluster_lock.dsn")
-    tail = data.get("output_tail_kib", 16)
-    if not isinstance(tail, int) or isinstance(tail, bool) or not 1 <= tail <= 1024:
-        problems.append(f"{file}: output_tail_kib: expected 1-1024")
-        tail = 16
-    retention = Retention()
+            actions[name] = tuple(argv)
+    return actions
+
+
+def _file_lock_dsn(data: dict, file: str, problems: list[str]) -> str | None:
+    lock = data.get("cluster_lock")
+    if lock is None:
+        return None
+    if not isinstance(lock, dict) or not isinstance(lock.get("dsn"), str):
+        problems.append(f"{file}: cluster_lock.dsn: expected a libpq connection string")
+        return None
+    return lock["dsn"]
+
+
+def _file_retention(data: dict, file: str, problems: list[str]) -> Retention:
     ret_raw = data.get("retention", {})
     if not isinstance(ret_raw, dict) or set(ret_raw) - {"max_age_days", "max_runs_per_job"}:
         problems.append(f"{file}: retention: expected max_age_days and max_runs_per_job")
+        return Retention()
+    age = ret_raw.get("max_age_days", 90)
+    count = ret_raw.get("max_runs_per_job", 1000)
+    if not isinstance(age, int | float) or age <= 0:
+        problems.append(f"{file}: retention.max_age_days: expected a positive number")
+    elif not isinstance(count, int) or count < 1:
+        problems.append(f"{file}: retention.max_runs_per_job: expected a positive number")
     else:
-        age = ret_raw.get("max_age_days", 90)
-        count = ret_raw.get("max_runs_per_job", 1000)
-        if not isinstance(age, int | float) or age <= 0:
-            problems.append(f"{file}: retention.max_age_days: expected a positive number")
-        elif not isinstance(count, int) or count < 1:
-            problems.append(f"{file}: retention.max_runs_per_job: expected a positive number")
-        else:
-            retention = Retention(float(age), count)
-    if problems:
-        raise SpecError(problems)
-    return JobsFile(tuple(jobs), actions, dsn, tail, retention)
+        return Retention(float(age), count)
+    return Retention()
 
 
 def load_jobs_file(path: Path) -> JobsFile:

@@ -31,6 +31,7 @@ VERDICT_EN = {CONFORM: "conformant", PARTIAL: "partially conformant",
               MANUAL: "manual verification needed", NOT_TESTED: "not tested"}
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
 NOT_TESTED_KIND = "not_tested"
+EVIDENCE_ELSEWHERE_KIND = "evidence_elsewhere"
 # A step's status beyond a check's: its checks were not (all) evaluated, or it needs the assessor.
 NOT_EVALUATED, STEP_MANUAL = "not_evaluated", "manual"
 
@@ -76,11 +77,15 @@ class CheckResult:
     # how an assessor verifies the check by hand (the check's manual_verification): every
     # verdict carries it, so the report tells how to confirm what the scan claims
     manual_verification: str = ""
+    # evidence_elsewhere: the hosts whose result for this check answers it here
+    evidence_on: tuple[str, ...] = ()
 
     @property
     def not_evaluated(self) -> bool:
-        """No evidence either way: could not be read, or could not be tested here."""
-        return self.status == ERROR or (self.status == NA and self.kind == NOT_TESTED_KIND)
+        """No evidence either way: could not be read, could not be tested here, or held by
+        another host that this scan did not follow."""
+        return self.status == ERROR or (
+            self.status == NA and self.kind in (NOT_TESTED_KIND, EVIDENCE_ELSEWHERE_KIND))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -388,11 +393,12 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     noted = notes(check, facts)
 
     def result(status: str, reason: str, evidence: Iterable[Evidence] = (),
-               kind: str = "") -> CheckResult:
+               kind: str = "", evidence_on: tuple[str, ...] = ()) -> CheckResult:
         reason = "; ".join(part for part in (reason, *(n.note for n in noted)) if part)
         return CheckResult(spec.id, status, reason, check.clause, check.unit, spec.severity,
                            spec.major_risk, (*evidence, *noted), remediation, kind,
-                           manual_verification=spec.manual_verification)
+                           manual_verification=spec.manual_verification,
+                           evidence_on=evidence_on)
 
     for na in spec.not_applicable_when:
         ok, ev = eval_leaf(na, facts)
@@ -405,9 +411,12 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
                     extra = resolve(facts, na.reason_fact)
                 except FactUnavailable as exc:
                     extra = str(exc)
+                if isinstance(extra, list):
+                    extra = ", ".join(str(x) for x in extra)
                 if extra:
                     reason = f"{reason}: {extra}"
-            return result(NA, reason, [ev], na.kind)
+            hosts = () if na.elsewhere is None else _host_names(facts, na.elsewhere)
+            return result(NA, reason, [ev], na.kind, hosts)
     ok, evidence = eval_condition(spec.pass_, facts)
     if ok is None:
         errors = "; ".join(dict.fromkeys(e.where for e in evidence if e.ok is None))
@@ -417,6 +426,13 @@ def evaluate_check(check: CatalogCheck, facts: dict[str, Any]) -> CheckResult:
     failed = [e for e in evidence if e.ok is False]
     reason = "; ".join(f"{e.fact} is {_brief(e.found)}, expected {e.expected}" for e in failed)
     return result(FAIL, reason, evidence)
+
+
+def _host_names(facts: dict[str, Any], path: str) -> tuple[str, ...]:
+    try:
+        return tuple(str(h) for h in _as_list(resolve(facts, path)))
+    except FactUnavailable:
+        return ()
 
 
 def _brief(v: Any) -> str:
@@ -508,6 +524,48 @@ def evaluate_target(name: str, scope: str, checks: list[CatalogCheck],
     mine = [c for c in checks if c.spec.scope == scope]
     results = [evaluate_check(c, facts) for c in mine]
     return TargetResult(name, scope, results, unit_verdicts(results, scope, units))
+
+
+# ---------------------------------------------------------------- evidence on other hosts
+
+def follow_evidence(targets: list[TargetResult],
+                    units: Units | None = None) -> list[TargetResult]:
+    """Results whose evidence another host holds, answered by that host's result for the
+    same check (a database's backups judged where its repository is), units judged again.
+
+    The followed result keeps the host's own reason first and names whose evidence decided
+    it; failure on any holder fails it, an error or a holder outside the scan leaves it not
+    evaluated (never passed)."""
+    index = {(t.name, r.id): r for t in targets for r in t.results}
+    out = []
+    for target in targets:
+        followed = [_follow(r, index) if r.status == NA and r.kind == EVIDENCE_ELSEWHERE_KIND
+                    else r for r in target.results]
+        if followed == target.results:
+            out.append(target)
+        else:
+            out.append(replace(target, results=followed,
+                               units=unit_verdicts(followed, target.scope, units)))
+    return out
+
+
+def _follow(own: CheckResult, index: dict[tuple[str, str], CheckResult]) -> CheckResult:
+    held = {h: index.get((h, own.id)) for h in own.evidence_on}
+    missing = [h for h, r in held.items() if r is None]
+    if not held or missing:
+        return replace(own, reason=f"{own.reason}; not in this scan: "
+                       f"{', '.join(missing) or 'no host named'}")
+    results = list(held.values())
+    statuses = [ERROR if r.not_evaluated else r.status for r in results]
+    status = next((s for s in (FAIL, ERROR, EXCEPTION, PASS) if s in statuses), NA)
+    if status == NA:  # no holder has the requirement either: nothing answers it
+        status = ERROR
+    said = "; ".join(f"{h}: {r.status}" + (f" ({r.reason})" if r.reason else "")
+                     for h, r in held.items())
+    evidence = tuple(replace(e, where=f"{h}: {e.where}")
+                     for h, r in held.items() for e in r.evidence)
+    return replace(own, status=status, reason=f"{own.reason}; {said}",
+                   evidence=(*own.evidence, *evidence))
 
 
 # ---------------------------------------------------------------- the site's exceptions

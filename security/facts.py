@@ -1,7 +1,7 @@
 """The fact names the catalog may read: the contract between collectors and checks.
 
-Host facts come from `security/collector.py` (run on the host); `context` facts are what the
-scanner knows about the host from the site (its whitelisted ports, its zone);
+Host facts come from the collector (`security/collector/`, run on the host); `context` facts
+are what the scanner knows about the host from the site (its whitelisted ports, its zone);
 `debian_security` is the host's packages judged on the control node against Debian's security
 data (security/debsec.py); network facts
 (`site`, `probes`) are built on the control node from the site model and the flow probes.
@@ -136,7 +136,8 @@ GROUPS: dict[str, FactGroup] = {
                             "world_writable_dirs_without_sticky", "world_readable_dumps")),
     # What the scanner knows about a host from its site (absent values: scanned with --local).
     "context": FactGroup("host", "the site model (opsctl)",
-                         _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs")),
+                         _keys("site", "zone", "groups", "allowed_tcp_ports", "management_cidrs",
+                               "backup_repository_hosts")),
     # A host's packages judged on the control node against Debian's security data in the
     # offline mirror (security/debsec.py); an error when there is no data.
     "debian_security": FactGroup("host", "dpkg's source packages against Debian's security "

@@ -16,15 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from security.collector.bundle import collector_script
 from security.evaluate import TargetResult, evaluate_target, unreachable_target
 from security.schema import CatalogCheck
 
-COLLECTOR = Path(__file__).resolve().parent / "collector.py"
 COLLECTOR_TIMEOUT = 120
 
 # What the site says about a host when there is no site (an assessor's single server).
 NO_SITE_CONTEXT: dict[str, Any] = {"site": None, "zone": None, "groups": [],
-                                   "allowed_tcp_ports": None, "management_cidrs": []}
+                                   "allowed_tcp_ports": None, "management_cidrs": [],
+                                   "backup_repository_hosts": []}
 
 
 # Judges a host's `packages` facts against Debian's security data: returns the
@@ -47,7 +48,7 @@ class CollectorFailed(Exception):
 def run_collector_locally(timeout: float = COLLECTOR_TIMEOUT) -> dict[str, Any]:
     """Run the collector exactly as a host would (`python3 -`, script on stdin)."""
     try:
-        proc = subprocess.run([sys.executable, "-"], input=COLLECTOR.read_text(encoding="utf-8"),
+        proc = subprocess.run([sys.executable, "-"], input=collector_script(),
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise CollectorFailed(f"the collector took longer than {timeout:g}s") from None

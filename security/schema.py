@@ -109,8 +109,19 @@ class NotApplicableWhen(Leaf):
     reason_fact: str | None = None  # a fact whose value is appended to the reason
     # not_applicable: the requirement does not exist on this object (no sshd, no sudo);
     # not_tested: it exists but cannot be tested here (a container's kernel, --local without
-    # the site): the unit is then left to the assessor, never 不适用.
-    kind: Literal["not_applicable", "not_tested"] = "not_applicable"
+    # the site): the unit is then left to the assessor, never 不适用;
+    # evidence_elsewhere: another host holds the evidence (a database's backups are in the
+    # backup host's repository): `elsewhere` names the fact listing those hosts, and the
+    # result follows theirs in a scan of the site (security.evaluate.follow_evidence).
+    kind: Literal["not_applicable", "not_tested", "evidence_elsewhere"] = "not_applicable"
+    elsewhere: str | None = None
+
+    @model_validator(mode="after")
+    def _elsewhere_names_hosts(self) -> NotApplicableWhen:
+        if (self.kind == "evidence_elsewhere") != (self.elsewhere is not None):
+            raise ValueError("`elsewhere` (the fact naming the hosts) goes with "
+                             "kind: evidence_elsewhere, and only with it")
+        return self
 
 
 class Note(Strict):
@@ -308,6 +319,23 @@ def load_mapping(path: Path) -> tuple[Mapping | None, list[Problem]]:
 
 def load_catalog(directory: Path = CATALOG_DIR, level: int | None = None) -> list[CatalogCheck]:
     """Every check in the catalog with its clause; raises CatalogError naming every problem."""
+    checks, problems = _load_checks(directory)
+    mpath = directory / "mapping.yml"
+    mapping, found = load_mapping(mpath)
+    problems += found
+    result: list[CatalogCheck] = []
+    if mapping is not None:
+        mfile = _display(mpath)
+        problems += _unknown_mapped_ids(mapping, checks, problems, mfile)
+        problems += _clause_problems(mapping, mfile)
+        result = _with_clauses(checks, mapping, mfile, level, problems)
+    if problems:
+        raise CatalogError(problems)
+    return result
+
+
+def _load_checks(directory: Path) -> tuple[list[tuple[Check, str]], list[Problem]]:
+    """Every check file of every scope that loads without a problem, with its display path."""
     problems: list[Problem] = []
     checks: list[tuple[Check, str]] = []
     for scope in ("host", "network"):
@@ -316,45 +344,56 @@ def load_catalog(directory: Path = CATALOG_DIR, level: int | None = None) -> lis
             problems += found
             if check is not None and not found:
                 checks.append((check, _display(path)))
-    mpath = directory / "mapping.yml"
-    mapping, found = load_mapping(mpath)
-    problems += found
+    return checks, problems
+
+
+def _unknown_mapped_ids(mapping: Mapping, checks: list[tuple[Check, str]],
+                        problems: list[Problem], mfile: str) -> list[Problem]:
+    """Ids the mapping names that no check file has (a file that failed to load is already
+    named in `problems`)."""
+    ids = {c.id for c, _ in checks}
+    return [Problem(mfile, f"checks.{cid}", "no check file has this id")
+            for cid in mapping.checks
+            if cid not in ids and not any(p.file.endswith(f"/{cid}.yml") for p in problems)]
+
+
+def _clause_problems(mapping: Mapping, mfile: str) -> list[Problem]:
+    """Clause numbers are level-3 clauses; 8.1.4 clauses are CES1 test units."""
+    problems = []
+    for clause, spec in mapping.clauses.items():
+        if not re.match(CLAUSE, clause):
+            problems.append(Problem(mfile, f"clauses.{clause}",
+                                    f"not a GB/T 22239-2019 level-3 clause ({CLAUSE})"))
+        if clause.startswith("8.1.4") and "-CES1-" not in spec.unit:
+            problems.append(Problem(mfile, f"clauses.{clause}.unit",
+                                    f"{spec.unit}: 8.1.4 clauses are L3-CES1 test units"))
+    return problems
+
+
+def _with_clauses(checks: list[tuple[Check, str]], mapping: Mapping, mfile: str,
+                  level: int | None, problems: list[Problem]) -> list[CatalogCheck]:
+    """Each check joined with its clause (at `level`, if given); a check without a clause,
+    or claiming a level its clause lacks, is a problem appended to `problems`."""
     result: list[CatalogCheck] = []
-    if mapping is not None:
-        mfile = _display(mpath)
-        ids = {c.id for c, _ in checks}
-        for cid in mapping.checks:
-            if cid not in ids and not any(p.file.endswith(f"/{cid}.yml") for p in problems):
-                problems.append(Problem(mfile, f"checks.{cid}", "no check file has this id"))
-        for clause, spec in mapping.clauses.items():
-            if not re.match(CLAUSE, clause):
-                problems.append(Problem(mfile, f"clauses.{clause}",
-                                        f"not a GB/T 22239-2019 level-3 clause ({CLAUSE})"))
-            scope = "CES1" if clause.startswith("8.1.4") else None
-            if scope and "-CES1-" not in spec.unit:
-                problems.append(Problem(mfile, f"clauses.{clause}.unit",
-                                        f"{spec.unit}: 8.1.4 clauses are L3-CES1 test units"))
-        for check, file in checks:
-            entry = mapping.checks.get(check.id)
-            if entry is None:
-                problems.append(Problem(mfile, f"checks.{check.id}",
-                                        f"missing: check {file} has no clause"))
-                continue
-            clause = mapping.clauses.get(entry.clause)
-            if clause is None:
-                problems.append(Problem(mfile, f"checks.{check.id}.clause",
-                                        f"{entry.clause!r} is not listed under clauses"))
-                continue
-            if 2 in check.levels and clause.level2 is None:
-                problems.append(Problem(file, "levels", f"includes 2 but clause {entry.clause} "
-                                        "has no level-2 equivalent in the mapping"))
-                continue
-            if level is not None and level not in check.levels:
-                continue
-            result.append(CatalogCheck(check, entry.clause, clause.unit, clause.level2,
-                                       clause.title_zh, clause.title_en, file))
-    if problems:
-        raise CatalogError(problems)
+    for check, file in checks:
+        entry = mapping.checks.get(check.id)
+        if entry is None:
+            problems.append(Problem(mfile, f"checks.{check.id}",
+                                    f"missing: check {file} has no clause"))
+            continue
+        clause = mapping.clauses.get(entry.clause)
+        if clause is None:
+            problems.append(Problem(mfile, f"checks.{check.id}.clause",
+                                    f"{entry.clause!r} is not listed under clauses"))
+            continue
+        if 2 in check.levels and clause.level2 is None:
+            problems.append(Problem(file, "levels", f"includes 2 but clause {entry.clause} "
+                                    "has no level-2 equivalent in the mapping"))
+            continue
+        if level is not None and level not in check.levels:
+            continue
+        result.append(CatalogCheck(check, entry.clause, clause.unit, clause.level2,
+                                   clause.title_zh, clause.title_en, file))
     return result
 
 

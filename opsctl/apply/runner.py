@@ -61,14 +61,6 @@ def _playbook_path(name: str) -> Path:
     return path
 
 
-def _check_limit(site: Site, limit: tuple[str, ...]) -> None:
-    known = set(site.hosts) | set(site.groups) | set(site.zones) | {"all"}
-    unknown = [name for name in limit if name.lstrip("!&") not in known]
-    if unknown:
-        raise InvalidInput([Problem("--limit", name, "no such host or group in site "
-                                    f"{site.name}") for name in unknown])
-
-
 def _check_tags(playbook: Path, request: ApplyRequest) -> None:
     known = playbook_tags(playbook, project_root() / "roles")
     if known is None:  # a templated tag: only a run knows what it selects
@@ -95,7 +87,9 @@ def apply(site: Site, request: ApplyRequest, on_event: Sink = lambda _e: None) -
     """Converge `site`; returns the run record (result ok when no host failed)."""
     playbook = _playbook_path(request.playbook)
     if request.limit:
-        _check_limit(site, request.limit)
+        # a host, a group, a zone or all; `!x` leaves x out, `&x` keeps only what is in x
+        site.require_hosts([name.lstrip("!&") for name in request.limit], "--limit",
+                           also=[*site.groups, *site.zones, "all"])
     _check_tags(playbook, request)
     limit = _retry_limit(site) if request.retry_failed else request.limit
     # Every component's site release: present with the right checksum, or exit 2 here.

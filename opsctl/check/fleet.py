@@ -17,13 +17,18 @@ from opsctl.check.exceptions import SiteExceptions, load_site_exceptions
 from opsctl.check.netfacts import host_context, network_facts
 from opsctl.check.probes import ProbeRun, probe_site
 from opsctl.check.scan import Scan, catalog
-from opsctl.errors import NotFound
 from opsctl.mirror.build import mirror_dir
 from opsctl.mirror.secdata import judge
 from opsctl.site.model import Site, load_site
-from security.evaluate import TargetResult, evaluate_target, scan_document, unreachable_target
+from security.collector.bundle import collector_script
+from security.evaluate import (
+    TargetResult,
+    evaluate_target,
+    follow_evidence,
+    scan_document,
+    unreachable_target,
+)
 from security.local import (
-    COLLECTOR,
     COLLECTOR_TIMEOUT,
     CollectorFailed,
     SecurityFacts,
@@ -79,15 +84,12 @@ def _scan_host(site: Site, host: str, transport: Transport, checks: list,
 
 
 def limited_hosts(site: Site, limit: list[str] | None) -> list[str]:
-    """The site's hosts, or those `limit` names; NotFound for a name the site does not have."""
-    hosts = list(site.hosts)
+    """The site's hosts, or those `limit` names; InvalidInput for a name the site does not
+    have."""
     if not limit:
-        return hosts
-    unknown = [h for h in limit if h not in site.hosts]
-    if unknown:
-        raise NotFound(f"site {site.name} has no host {', '.join(unknown)} "
-                       f"(hosts: {', '.join(hosts)})")
-    return [h for h in hosts if h in limit]
+        return list(site.hosts)
+    site.require_hosts(limit, "--limit")
+    return [h for h in site.hosts if h in limit]
 
 
 def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
@@ -107,7 +109,7 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
     checks = catalog(level)
     hosts = limited_hosts(site, limit)
     run = transport or ssh_transport(site, via)
-    script = COLLECTOR.read_text(encoding="utf-8")
+    script = collector_script()
     security = security or judge(mirror_dir())
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         targets = list(pool.map(lambda h: _scan_host(site, h, run, checks, script, security),
@@ -116,7 +118,8 @@ def scan_site(site: Site, level: int = 3, limit: list[str] | None = None,
         facts = network_facts(site, probes.as_dicts() if probes else None,
                               probes.not_probed if probes else None)
         targets.append(evaluate_target(site.name, "network", checks, facts))
-    targets = exceptions.apply(targets)
+    # a database's backup evidence follows its backup host, exceptions included
+    targets = follow_evidence(exceptions.apply(targets))
     doc = scan_document(targets, level, started, time.monotonic() - t0, len(checks),
                         exceptions.report(targets))
     if probes is not None and not limit:

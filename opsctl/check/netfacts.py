@@ -20,6 +20,7 @@ from security.local import NO_SITE_CONTEXT
 MGMT, INTERNET, SECURE = "mgmt", "internet", "secure"
 TIME_PORT = 123
 LOG_GROUPS = ("logging",)
+DATABASE_GROUP, BACKUP_GROUP = "db", "backup"
 # The central log collector's TLS syslog port (the logserver role listens on it; hardening's
 # hardening_rsyslog_port sends to it, tied by tests/unit/test_one_source.py).
 LOG_TLS_PORT = role_default("logserver", "logserver_port")
@@ -249,4 +250,14 @@ def host_context(site: Site | None, host: str | None) -> dict[str, Any]:
     ports = sorted({p for r in inbound_rules(site, host) if r.proto == "tcp" for p in r.ports})
     return {"site": site.name, "zone": h.zone, "groups": sorted(h.groups),
             "allowed_tcp_ports": ports,
-            "management_cidrs": [str(site.zones[MGMT].cidr)] if MGMT in site.zones else []}
+            "management_cidrs": [str(site.zones[MGMT].cidr)] if MGMT in site.zones else [],
+            "backup_repository_hosts": backup_repository_hosts(site, host)}
+
+
+def backup_repository_hosts(site: Site, host: str) -> list[str]:
+    """Where a database host's backups are kept: the site's backup hosts (pgBackRest's
+    repository), none for any other host and for a backup host itself."""
+    if DATABASE_GROUP not in site.hosts[host].groups:
+        return []
+    return sorted(name for name, h in site.hosts.items()
+                  if BACKUP_GROUP in h.groups and name != host)

@@ -17,7 +17,8 @@ COMMANDS = {
     "apply": "apply:apply", "runs": "apply:runs", "up": "apply:up", "audit": "audit:audit",
     "status": "status:status", "check": "check:check", "deploy": "deploy:deploy",
     "rollback": "deploy:rollback", "releases": "deploy:releases", "jobs": "jobs:jobs",
-    "backup": "backup:backup", "db": "db:db", "harden": "harden:harden", "pki": "pki:pki",
+    "backup": "backup:backup", "db": "db:db", "harden": "harden:harden",
+    "state": "state:state", "pki": "pki:pki",
 }
 
 

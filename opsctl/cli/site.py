@@ -1,7 +1,8 @@
-"""`opsctl site validate|show|new|use|ssh-config|trust|boundary`."""
+"""`opsctl site validate|show|new|use|ssh-config|trust|boundary|password`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 from rich.table import Table
 
 from opsctl import audit
+from opsctl.admin import password as admin_password
 from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, site_to_read
 from opsctl.cli.render import console, emit_json
 from opsctl.connection import site_ssh_config
@@ -162,3 +164,52 @@ def boundary(name: str | None, fmt: str, out_file: Path | None) -> None:
         return
     write_named_file(out_file, text)
     click.echo(f"wrote {out_file}", err=True)
+
+
+@site.group()
+def password() -> None:
+    """The admin's password on every host: how long it keeps working, and a new one."""
+
+
+def _day(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+@password.command("status")
+@click.argument("name", required=False)
+@VIA_OPTION
+@OUTPUT_OPTION
+def password_status(name: str | None, via: str | None, output: str) -> None:
+    """When the admin's password expires and the account is disabled on each host, and
+    whether each host has the site's password. Exit 1 when a host is within
+    14 days of expiry, past it, or differs."""
+    ages = admin_password.status(site_to_read(name), via)
+    if output == "json":
+        emit_json([dataclasses.asdict(a) for a in ages])
+    else:
+        table = Table()
+        for column in ("host", "user", "changed", "expires", "days left", "disabled from",
+                       "site's", "state"):
+            table.add_column(column)
+        for a in ages:
+            table.add_row(a.host, a.user, _day(a.last_change), _day(a.expires),
+                          _day(a.days_left), _day(a.disabled),
+                          {True: "yes", False: "NO", None: "?"}[a.matches_site],
+                          a.state + (f": {a.error}" if a.error else ""))
+        console.print(table)
+    if not all(a.ok for a in ages):
+        raise SystemExit(1)
+
+
+@password.command("rotate")
+@click.argument("name", required=False)
+@VIA_OPTION
+def password_rotate(name: str | None, via: str | None) -> None:
+    """A new admin password on every host at once (all or none), kept where the site's
+    connection keeps it; on a site that types it (become.password: prompt), asks for it."""
+    def ask(text: str) -> str:
+        return click.prompt(text, hide_input=True, confirmation_prompt=True, err=True)
+
+    done = admin_password.rotate(site_to_read(name), via, prompt_new=ask)
+    where = f", kept in {done.password_file}" if done.password_file else ""
+    click.echo(f"{done.user}: new password on {len(done.hosts)} hosts of {done.site}{where}")

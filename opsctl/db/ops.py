@@ -160,10 +160,10 @@ def check_candidate(site: Site, to: str | None) -> None:
     host is asked (whether it is a running member is Patroni's to say, after)."""
     if to is None:
         return
+    site.require_hosts([to], "--to")
     members = db_hosts(site)
     if to not in members:
-        what = "not a database host of" if to in site.hosts else "no such host in"
-        raise InvalidInput([Problem("--to", to, f"{what} site {site.name} "
+        raise InvalidInput([Problem("--to", to, f"not a database host of site {site.name} "
                                     f"(database hosts: {', '.join(members)})")])
 
 

@@ -51,34 +51,6 @@ def backends_text(site: Site, component: str, drained: set[str] | frozenset[str]
                            int(defaults["lb_max_fails"]), str(defaults["lb_fail_timeout"]))
 
 
-# Run on the balancer as root, the new backends file on stdin: replace the file, refuse it
-# (and put the old one back) if nginx -t does, reload gracefully, then wait until every worker
-# of the old configuration has exited — that is, until every request in flight through the
-# old configuration has been answered. Exit 3: rejected; 4: old workers still busy.
-SWAP_SCRIPT = r"""
-set -u
-f="$1"; wait="$2"
-cat > "$f.new"
-cp -p "$f" "$f.bak" 2>/dev/null || true
-mv "$f.new" "$f"
-if ! out=$(nginx -t 2>&1); then
-  if [ -f "$f.bak" ]; then mv "$f.bak" "$f"; fi
-  echo "$out"; exit 3
-fi
-rm -f "$f.bak"
-master=$(cat /run/nginx.pid)
-old=$(pgrep -P "$master" | tr '\n' ' ')
-systemctl reload nginx.service || exit 5
-end=$(( $(date +%s) + wait ))
-while :; do
-  busy=""
-  for p in $old; do
-    if [ -d "/proc/$p" ] && [ "$(cat /proc/$p/stat 2>/dev/null | cut -d' ' -f4)" = "$master" ]; then
-      busy="$busy $p"
-    fi
-  done
-  [ -z "$busy" ] && exit 0
-  if [ "$(date +%s)" -ge "$end" ]; then echo "old workers still busy:$busy"; exit 4; fi
-  sleep 0.1
-done
-"""
+# nginx's master process id, where Debian's unit writes it (the reload's old workers are its
+# children). The swap itself is opsctl/deploy/remote/swap_backends.sh.
+NGINX_PID_FILE = "/run/nginx.pid"

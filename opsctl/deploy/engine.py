@@ -74,79 +74,22 @@ def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None =
     return done.rc, done.output
 
 
-PROBE = r"""
-import json, os, subprocess, sys
-base, unit = sys.argv[1], sys.argv[2]
-def link(name):
-    path = os.path.join(base, name)
-    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
-rel = os.path.join(base, "releases")
-names = [n for n in os.listdir(rel) if not n.startswith(".")] if os.path.isdir(rel) else []
-names.sort(key=lambda n: os.stat(os.path.join(rel, n)).st_mtime, reverse=True)
-active = subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
-print(json.dumps({"current": link("current"), "previous": link("previous"),
-                  "releases": names, "active": active}))
-"""
+# The programs run on the hosts and balancers: files in remote/, sent as the argument of
+# `python3 -c` / `sh -c` (stdin carries the artifact or the backends file), each with named
+# arguments and its own tests (tests/unit/test_deploy_remote.py).
+REMOTE = Path(__file__).resolve().parent / "remote"
 
-HEALTH = r"""
-import sys, time, urllib.error, urllib.request
-url, want, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-deadline, last = time.monotonic() + limit, "no answer"
-while True:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except OSError as exc:
-        code, last = None, f"{type(exc).__name__}: {exc}"
-    if code == want:
-        print(f"healthy: {url} answered {code}")
-        sys.exit(0)
-    if code is not None:
-        last = f"{url} answered {code}, expected {want}"
-    if time.monotonic() >= deadline:
-        print(f"unhealthy after {limit:g}s: {last}")
-        sys.exit(1)
-    time.sleep(0.25)
-"""
 
-# Switch a host to release $2 of component $1 (artifact on stdin unless $3 = present),
-# recording the release it ran as `previous` ($4 = record) or setting `previous` back to $4 (a
-# failed release is not one to return to; `-`: none), then restart the unit.
-SWITCH = r"""
-set -eu
-base="/opt/$1"; version="$2"; mode="$3"; previous="$4"
-rel="$base/releases/$version"
-if [ ! -d "$rel" ]; then
-  [ "$mode" = push ] || { echo "release $version is not on this host"; exit 3; }
-  rm -rf "$rel.incoming"; mkdir -p "$rel.incoming"
-  tar -xzf - -C "$rel.incoming" --no-same-owner
-  chown -R root:root "$rel.incoming"; chmod -R go-w "$rel.incoming"
-  mv "$rel.incoming" "$rel"
-else
-  cat > /dev/null
-fi
-touch "$rel"
-old=$(readlink "$base/current" || true)
-if [ "$previous" = record ]; then
-  if [ -n "$old" ] && [ "$old" != "releases/$version" ]; then
-    ln -sfn "$old" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
-  fi
-elif [ "$previous" = - ]; then
-  rm -f "$base/previous"
-else
-  ln -sfn "releases/$previous" "$base/previous.new" && mv -T "$base/previous.new" "$base/previous"
-fi
-ln -sfn "releases/$version" "$base/current.new" && mv -T "$base/current.new" "$base/current"
-systemctl restart "$1.service"
-"""
+def remote_program(name: str) -> str:
+    """The text of one of the programs in REMOTE."""
+    return (REMOTE / name).read_text(encoding="utf-8")
 
 
 def probe(transport: Transport, host: str, component: str) -> HostRelease:
     try:
-        code, out = _run(transport, host, ["python3", "-c", PROBE, f"/opt/{component}",
-                                           f"{component}.service"], timeout=20)
+        code, out = _run(transport, host, ["python3", "-c", remote_program("release_probe.py"),
+                                           "--base", f"/opt/{component}",
+                                           "--unit", f"{component}.service"], timeout=20)
     except HostError as exc:
         raise DeployFailed(f"cannot read the releases of {component}: {exc}") from None
     if code != 0:
@@ -182,9 +125,10 @@ def _set_drained(site: Site, transport: Transport, component: str, drained: set[
     path = balancer.backends_path(component)
     for lb in [h.name for h in site.hosts_in("lb")]:
         try:
-            code, out = _run(transport, lb, ["sh", "-c", balancer.SWAP_SCRIPT, "swap", path,
-                                             str(DRAIN_TIMEOUT)],
-                             stdin=text, timeout=DRAIN_TIMEOUT + 30)
+            code, out = _run(transport, lb, [
+                "sh", "-c", remote_program("swap_backends.sh"), "swap_backends", "--file", path,
+                "--wait", str(DRAIN_TIMEOUT), "--pid-file", balancer.NGINX_PID_FILE],
+                stdin=text, timeout=DRAIN_TIMEOUT + 30)
         except HostError as exc:
             code, out = None, str(exc)
         if code != 0:
@@ -196,9 +140,12 @@ def _switch(transport: Transport, host: str, component: str, version: str,
             artifact: Path | None, previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
     try:
-        code, out = _run(transport, host, ["sh", "-c", SWITCH, "switch", component, version,
-                                           "push" if artifact else "present", previous],
-                         stdin=data, timeout=120)
+        code, out = _run(transport, host, [
+            "sh", "-c", remote_program("switch_release.sh"), "switch_release",
+            "--base", f"/opt/{component}", "--unit", f"{component}.service",
+            "--version", version, "--owner", "root:root",
+            "--artifact", "push" if artifact else "present", "--previous", previous],
+            stdin=data, timeout=120)
     except HostError as exc:
         code, out = None, str(exc)
     if code != 0:
@@ -210,8 +157,9 @@ def _health(site: Site, transport: Transport, host: str, component: str,
     spec = site.spec.components[component]
     url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
     try:
-        code, out = _run(transport, host, ["python3", "-c", HEALTH, url,
-                                           str(spec.health.status), str(timeout)],
+        code, out = _run(transport, host, ["python3", "-c", remote_program("health_wait.py"),
+                                           "--url", url, "--status", str(spec.health.status),
+                                           "--timeout", str(timeout)],
                          timeout=timeout + 30)
     except HostError as exc:
         return False, str(exc)
@@ -262,10 +210,33 @@ def deploy(site: Site, request: DeployRequest,
         request.action == "deploy") else None
     transport = for_site(site)
     hosts = [h.name for h in site.hosts_in(spec.group)]
-    lbs = [h.name for h in site.hosts_in("lb")]
+    before = _preflight(site, transport, request, hosts)
+    batches = rolling_plan(hosts, {h: r.current for h, r in before.items()}, request.version,
+                           request.batch)
+    if artifact is None and any(request.version not in before[h].releases
+                                for b in batches for h in b):
+        artifact = verify_release(site, request.component, request.version)
     timeout = request.health_timeout or spec.health.timeout
+    record = _start_record(site, request, timeout, batches, before)
+    rollout = _Rollout(site, transport, request, before, artifact, timeout,
+                       DeployResult(record), progress)
+    reason = rollout.run(batches)
+    _finish_record(rollout.result, reason)
+    summary = (f"ok: {request.component} {request.version} on "
+               f"{', '.join(h for b in batches for h in b)} in {record.seconds}s"
+               if not reason else f"failed: {reason}")
+    audit.append(request.action, {"site": site.name, "run": record.id,
+                                  "component": request.component, "version": request.version,
+                                  "batch": request.batch}, summary)
+    return rollout.result
 
-    # Everything is checked before the first host is touched.
+
+def _preflight(site: Site, transport: Transport, request: DeployRequest,
+               hosts: list[str]) -> dict[str, HostRelease]:
+    """Everything is checked before the first host is touched: every host and balancer
+    answers, the dependencies are healthy (for a deploy), the component is installed on every
+    host. Returns what each host runs now; raises DeployRefused."""
+    lbs = [h.name for h in site.hosts_in("lb")]
     down = _unanswered(transport, hosts + lbs)
     if down:
         raise DeployRefused(f"{'; '.join(down)}: bring them back (or take them out of the "
@@ -285,12 +256,12 @@ def deploy(site: Site, request: DeployRequest,
     if missing:
         raise DeployRefused(f"{request.component} is not installed on {', '.join(missing)}: "
                             f"`opsctl apply --site {site.name}` first; nothing was changed")
-    batches = rolling_plan(hosts, {h: r.current for h, r in before.items()}, request.version,
-                           request.batch)
-    if artifact is None and any(request.version not in before[h].releases
-                                for b in batches for h in b):
-        artifact = verify_release(site, request.component, request.version)
+    return before
 
+
+def _start_record(site: Site, request: DeployRequest, timeout: float, batches: list[list[str]],
+                  before: dict[str, HostRelease]) -> history.RunRecord:
+    """The run record, saved before the first change (the plan and what ran before)."""
     record = history.RunRecord(
         id=history.new_run_id(), site=site.name,
         started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -300,77 +271,125 @@ def deploy(site: Site, request: DeployRequest,
                  "before": {h: r.current for h, r in before.items()}},
         engine="ssh")
     history.save(record)
-    result = DeployResult(record)
-    start = time.monotonic()
+    return record
 
-    def step(host: str, what: str, ok: bool = True, detail: str = "") -> None:
-        result.steps.append({"t": round(time.monotonic() - start, 2), "host": host,
-                             "step": what, "ok": ok, "detail": detail})
-        progress(f"{host}: {what}" + (f" ({detail})" if detail else ""))
 
-    reason = ""
-    try:
-        for batch in batches:
-            _set_drained(site, transport, request.component, set(batch))
-            for host in batch:
-                step(host, "drained")
-            for host in batch:
-                push = artifact if request.version not in before[host].releases else None
-                _switch(transport, host, request.component, request.version, push)
-                step(host, f"switched to {request.version}")
-            healthy: dict[str, bool] = {}
-            for host in batch:
-                healthy[host], detail = _health(site, transport, host, request.component, timeout)
-                step(host, "healthy" if healthy[host] else "unhealthy", healthy[host], detail)
-                record.hosts[host] = {"status": "ok" if healthy[host] else "failed",
-                                      "from": before[host].current, "to": request.version,
-                                      "detail": detail}
-            if after_health(healthy) is Next.ROLL_BACK:
-                bad = [h for h, ok in healthy.items() if not ok]
-                reason = (f"{', '.join(bad)}: {request.version} failed its health check "
-                          f"within {timeout:g}s; rolled back")
-                for host in batch:
-                    _switch(transport, host, request.component, before[host].current or "", None,
-                            previous=before[host].previous or "-")
-                    ok, detail = _health(site, transport, host, request.component, timeout)
-                    step(host, f"rolled back to {before[host].current}", ok, detail)
-                    record.hosts[host]["status"] = "failed" if ok else "unreachable"
-                    record.hosts[host]["rolled_back_to"] = before[host].current
-                    if not ok:
-                        reason += f"; {host} is unhealthy on {before[host].current} as well"
-                _set_drained(site, transport, request.component, set())
-                for host in batch:
-                    step(host, "restored to the balancer")
-                break
-            _set_drained(site, transport, request.component, set())
-            for host in batch:
-                step(host, "restored to the balancer")
-                pruned = _prune(transport, host, request.component)
-                if pruned:
-                    step(host, "pruned", detail=", ".join(pruned))
-    except DeployFailed as exc:
-        reason = str(exc)
+@dataclass
+class _Rollout:
+    """One deploy's batches, each drained, switched, health-checked, then restored or rolled
+    back; every step lands in result.steps and in progress."""
+
+    site: Site
+    transport: Transport
+    request: DeployRequest
+    before: dict[str, HostRelease]
+    artifact: Path | None
+    timeout: float
+    result: DeployResult
+    progress: Progress
+    start: float = field(default_factory=time.monotonic)
+
+    @property
+    def record(self) -> history.RunRecord:
+        return self.result.record
+
+    def step(self, host: str, what: str, ok: bool = True, detail: str = "") -> None:
+        self.result.steps.append({"t": round(time.monotonic() - self.start, 2), "host": host,
+                                  "step": what, "ok": ok, "detail": detail})
+        self.progress(f"{host}: {what}" + (f" ({detail})" if detail else ""))
+
+    def run(self, batches: list[list[str]]) -> str:
+        """Every batch in turn until one fails; the reason it failed, "" when none did. The
+        balancer gets every host back either way."""
+        reason = ""
         try:
-            _set_drained(site, transport, request.component, set())
-        except DeployFailed as again:
-            reason += f"; and the balancer could not be restored: {again}"
-    record.seconds = round(time.monotonic() - start, 2)
+            for batch in batches:
+                reason = self.batch(batch)
+                if reason:
+                    break
+        except DeployFailed as exc:
+            reason = str(exc)
+            try:
+                self.drain(set())
+            except DeployFailed as again:
+                reason += f"; and the balancer could not be restored: {again}"
+        self.record.seconds = round(time.monotonic() - self.start, 2)
+        return reason
+
+    def drain(self, hosts: set[str]) -> None:
+        _set_drained(self.site, self.transport, self.request.component, hosts)
+
+    def batch(self, batch: list[str]) -> str:
+        """Drain, switch, check health; restore and prune, or roll the batch back."""
+        self.drain(set(batch))
+        for host in batch:
+            self.step(host, "drained")
+        self.switch(batch)
+        healthy = self.health(batch)
+        if after_health(healthy) is Next.ROLL_BACK:
+            return self.roll_back(batch, healthy)
+        self.drain(set())
+        for host in batch:
+            self.step(host, "restored to the balancer")
+            pruned = _prune(self.transport, host, self.request.component)
+            if pruned:
+                self.step(host, "pruned", detail=", ".join(pruned))
+        return ""
+
+    def switch(self, batch: list[str]) -> None:
+        version = self.request.version
+        for host in batch:
+            push = self.artifact if version not in self.before[host].releases else None
+            _switch(self.transport, host, self.request.component, version, push)
+            self.step(host, f"switched to {version}")
+
+    def health(self, batch: list[str]) -> dict[str, bool]:
+        healthy: dict[str, bool] = {}
+        for host in batch:
+            healthy[host], detail = _health(self.site, self.transport, host,
+                                            self.request.component, self.timeout)
+            self.step(host, "healthy" if healthy[host] else "unhealthy", healthy[host], detail)
+            self.record.hosts[host] = {"status": "ok" if healthy[host] else "failed",
+                                       "from": self.before[host].current,
+                                       "to": self.request.version, "detail": detail}
+        return healthy
+
+    def roll_back(self, batch: list[str], healthy: dict[str, bool]) -> str:
+        """Switch the batch back to what it ran before and restore it: the reason the deploy
+        stops (and any host that is unhealthy on its old release as well)."""
+        bad = [h for h, ok in healthy.items() if not ok]
+        reason = (f"{', '.join(bad)}: {self.request.version} failed its health check "
+                  f"within {self.timeout:g}s; rolled back")
+        for host in batch:
+            old = self.before[host]
+            _switch(self.transport, host, self.request.component, old.current or "", None,
+                    previous=old.previous or "-")
+            ok, detail = _health(self.site, self.transport, host, self.request.component,
+                                 self.timeout)
+            self.step(host, f"rolled back to {old.current}", ok, detail)
+            self.record.hosts[host]["status"] = "failed" if ok else "unreachable"
+            self.record.hosts[host]["rolled_back_to"] = old.current
+            if not ok:
+                reason += f"; {host} is unhealthy on {old.current} as well"
+        self.drain(set())
+        for host in batch:
+            self.step(host, "restored to the balancer")
+        return reason
+
+
+def _finish_record(result: DeployResult, reason: str) -> None:
+    """The record's result (ok, or failed naming each host that is not ok) and its steps."""
+    record = result.record
+    action = record.request["action"]
     record.finished = datetime.now(UTC).isoformat(timespec="seconds")
     record.result = "failed" if reason else "ok"
     record.rc = 1 if reason else 0
     if reason:
-        record.failures = [{"host": h, "task": request.action, "message": reason}
+        record.failures = [{"host": h, "task": action, "message": reason}
                            for h, t in record.hosts.items() if t.get("status") != "ok"] or [
-            {"host": "", "task": request.action, "message": reason}]
+            {"host": "", "task": action, "message": reason}]
     history.save(record)
     (history.run_dir(record.id) / "steps.json").write_text(json.dumps(result.steps, indent=1))
-    summary = (f"ok: {request.component} {request.version} on "
-               f"{', '.join(h for b in batches for h in b)} in {record.seconds}s"
-               if not reason else f"failed: {reason}")
-    audit.append(request.action, {"site": site.name, "run": record.id,
-                                  "component": request.component, "version": request.version,
-                                  "batch": request.batch}, summary)
-    return result
 
 
 def rollback(site: Site, component: str, batch: int = 1,

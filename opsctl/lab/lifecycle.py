@@ -229,17 +229,11 @@ def status(site: Site) -> list[HostStatus]:
         return list(pool.map(one, state.plan.hosts()))
 
 
-def _require_site_host(site: Site, host: str) -> None:
-    """HOST is a host of the site's model: said before the lab is looked at."""
-    if host not in site.hosts:
-        raise NotFound(f"site {site.name} has no host {host!r} (hosts: {', '.join(site.hosts)})")
-
-
 def stop_host(site: Site | str, host: str) -> bool:
     """Power one container off (to stand for a host that fails); `lab up` boots it again.
     Given the site (not only its name), a host it does not have is refused first."""
     if isinstance(site, Site):
-        _require_site_host(site, host)
+        site.require_hosts([host], "HOST")  # said before the lab is looked at
     site_name = site.name if isinstance(site, Site) else site
     lab = lab_dir(site_name)
     state = LabState.load(lab)
@@ -256,7 +250,7 @@ def stop_host(site: Site | str, host: str) -> bool:
 
 def ssh_command(site: Site, host: str, command: list[str]) -> list[str]:
     """ssh's argv for a lab host: the transport's, over the lab's connection model."""
-    _require_site_host(site, host)
+    site.require_hosts([host], "HOST")  # said before the lab is looked at
     state = LabState.load(lab_dir(site.name))
     if state is None:
         raise NotFound(f"lab {site.name} is not up (opsctl lab up --site {site.name})")

@@ -221,15 +221,13 @@ def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
 
 
 def select_hosts(site: Site, limit: tuple[str, ...] | list[str] | None) -> list[str]:
-    """The site's hosts, or those `limit` names (hosts or groups); exit 2 for an unknown one."""
+    """The site's hosts, or those `limit` names (hosts or groups); exit 2 for an unknown one,
+    asked before any host is reached."""
     if not limit:
         return sorted(site.hosts)
-    unknown = [n for n in limit if n not in site.hosts and n not in site.groups]
-    if unknown:
-        raise InvalidInput([Problem("--limit", n, f"no such host or group in site {site.name}")
-                            for n in unknown])
-    chosen = {h for n in limit for h in ({n} if n in site.hosts else site.groups[n])}
-    return sorted(chosen)
+    names = site.require_hosts(limit, also=site.groups)
+    hosts = {h.name for n in names for h in site.hosts_in(n)}
+    return sorted(hosts | (set(names) & set(site.hosts)))
 
 
 def _read(path: Path) -> CertInfo | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,13 @@ class Site:
         """The site's components, each after the ones it depends on (validated acyclic)."""
         return component_order({n: list(c.depends_on) for n, c in self.spec.components.items()})
 
+    def require_hosts(self, names: Iterable[str], option: str = "--limit",
+                      also: Iterable[str] = ()) -> list[str]:
+        """NAMES as given, each a host of the site (or one of `also`: what OPTION accepts
+        besides, e.g. groups); asked before any host is reached. InvalidInput names OPTION,
+        every unknown name, the site and its hosts."""
+        return require_hosts(self.name, list(self.hosts), names, option, also)
+
     def hosts_in(self, endpoint: str) -> list[Host]:
         """Managed hosts an endpoint (group, zone or `all`) names, in inventory order."""
         if endpoint == "all":
@@ -181,6 +189,19 @@ class Site:
         if endpoint in self.zones:
             return [h for h in self.hosts.values() if h.zone == endpoint]
         return []
+
+
+def require_hosts(site_name: str, hosts: list[str], names: Iterable[str],
+                  option: str = "--limit", also: Iterable[str] = ()) -> list[str]:
+    """Site.require_hosts for a caller that holds the site's host names, not the Site
+    (the connection model): the one wording of "no such host"."""
+    names = list(names)
+    known = set(hosts) | set(also)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput([Problem(option, n, f"no such host in site {site_name} "
+                                    f"(hosts: {', '.join(hosts)})") for n in unknown])
+    return names
 
 
 def load_site(site: str | Path) -> Site:
@@ -224,80 +245,160 @@ def _pydantic_problem(file: str, err: dict) -> Problem:
 def _build(
     directory: Path, inv_file: Path, inv: Inventory, spec: SiteSpec, sfile: str
 ) -> Site:
+    """The site from its two files, in the order a reader checks them: zones, the inventory's
+    groups, hosts, external endpoints, flows, the rules that span them, jobs. Every problem
+    found is reported at once."""
     problems: list[Problem] = []
-    ifile = inv.file
-
-    zones = {name: Zone(name, z.cidr, z.purpose, z.managed,
-                        z.cidr.network_address + spec.router.host_number)
-             for name, z in spec.zones.items()}
+    zones = _zones(spec)
     problems += _zone_problems(zones, spec, sfile)
+    problems += _zone_group_problems(inv, zones)
+    problems += _required_group_problems(inv, spec)
+    problems += _group_host_clashes(inv)
+    hosts, host_problems = _hosts(inv, zones, spec)
+    problems += host_problems
+    groups = {g: frozenset(inv.members(g)) for g in inv.groups}
+    problems += _external_problems(spec, groups, zones, sfile)
+    flows, flow_problems = _flows(spec, groups, zones, sfile)
+    problems += flow_problems
+    problems += _component_problems(spec, groups, flows, sfile)
+    problems += _connection_problems(spec, hosts, zones, sfile)
+    problems += _ssh_flow_problems(spec, hosts, zones, groups, flows, sfile)
+    problems += mirror_problems(spec, zones, hosts, flows, groups, sfile)
+    site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+    site.jobs, job_problems = _jobs(site, sfile)
+    problems += job_problems
+    if problems:
+        raise InvalidInput(problems)
+    return site
 
-    # Every managed zone is a group in hosts.yml that holds that zone's hosts.
+
+def _zones(spec: SiteSpec) -> dict[str, Zone]:
+    """site.zones with each zone's router address (its host number in the zone)."""
+    return {name: Zone(name, z.cidr, z.purpose, z.managed,
+                       z.cidr.network_address + spec.router.host_number)
+            for name, z in spec.zones.items()}
+
+
+def _zone_group_problems(inv: Inventory, zones: dict[str, Zone]) -> list[Problem]:
+    """Every managed zone is a group in hosts.yml that holds that zone's hosts; an unmanaged
+    zone holds none."""
+    problems = []
     for name, zone in zones.items():
         if zone.managed and name not in inv.groups:
-            problems.append(Problem(ifile, f"all.children.{name}",
+            problems.append(Problem(inv.file, f"all.children.{name}",
                                     f"zone group {name!r} (site.zones.{name}) is missing"))
         if not zone.managed and inv.members(name):
-            problems.append(Problem(ifile, inv.group_paths[name],
+            problems.append(Problem(inv.file, inv.group_paths[name],
                                     f"zone {name} is not managed (managed: false) but holds hosts"))
+    return problems
+
+
+def _required_group_problems(inv: Inventory, spec: SiteSpec) -> list[Problem]:
+    """The groups opsctl's roles need (and site.groups names) exist and hold hosts."""
+    problems = []
     for group in sorted(set(REQUIRED_GROUPS) | set(spec.groups)):
         if group not in inv.groups:
-            problems.append(Problem(ifile, f"all.children.{group}", "required group is missing"))
+            problems.append(Problem(inv.file, f"all.children.{group}",
+                                    "required group is missing"))
         elif not inv.members(group):
-            problems.append(Problem(ifile, inv.group_paths[group], "required group has no hosts"))
-    for group in inv.groups:
-        if group in inv.hosts:
-            problems.append(Problem(ifile, inv.group_paths[group],
-                                    f"{group!r} is both a group and a host"))
+            problems.append(Problem(inv.file, inv.group_paths[group],
+                                    "required group has no hosts"))
+    return problems
 
-    reserved = {spec.router.name, "control", "public"}
+
+def _group_host_clashes(inv: Inventory) -> list[Problem]:
+    return [Problem(inv.file, inv.group_paths[group], f"{group!r} is both a group and a host")
+            for group in inv.groups if group in inv.hosts]
+
+
+def _hosts(inv: Inventory, zones: dict[str, Zone],
+           spec: SiteSpec) -> tuple[dict[str, Host], list[Problem]]:
+    """Each inventory host with its one zone, its address in it and its login settings."""
+    problems: list[Problem] = []
     hosts: dict[str, Host] = {}
     seen_addr: dict[ipaddress.IPv4Address, str] = {}
-    for hname, ihost in inv.hosts.items():
-        where = next(iter(ihost.declared_at.values()))
-        if hname in reserved:
-            problems.append(Problem(ifile, where, f"host name {hname!r} is reserved"))
-        in_zones = sorted(z for z in zones if hname in inv.members(z))
-        if not in_zones:
-            problems.append(Problem(ifile, where, f"host {hname} is in no zone group "
-                                    f"(one of {', '.join(z for z in zones if zones[z].managed)})"))
-            continue
-        if len(in_zones) > 1:
-            problems.append(Problem(ifile, where, f"host {hname} is in more than one zone: "
-                                    f"{', '.join(in_zones)}"))
-            continue
-        zone = zones[in_zones[0]]
-        addr_path = f"{ihost.declared_at.get(zone.name, where)}.ansible_host"
-        raw_addr = ihost.vars.get("ansible_host")
-        if raw_addr is None:
-            problems.append(Problem(ifile, addr_path, "missing: every host needs its address"))
-            continue
-        try:
-            addr = ipaddress.IPv4Address(str(raw_addr))
-        except ValueError:
-            problems.append(Problem(ifile, addr_path, f"{raw_addr!r} is not an IPv4 address"))
-            continue
-        if addr not in zone.cidr:
-            problems.append(Problem(ifile, addr_path,
-                                    f"{addr} is outside zone {zone.name} ({zone.cidr})"))
-        elif addr in (zone.cidr.network_address, zone.cidr.broadcast_address):
-            problems.append(
-                Problem(ifile, addr_path, f"{addr} is not a host address of {zone.cidr}")
-            )
-        elif addr == zone.router_address:
-            problems.append(Problem(ifile, addr_path, f"{addr} is the router's address"))
-        elif addr == spec.control.address:
-            problems.append(Problem(ifile, addr_path, f"{addr} is the control node's address"))
-        if addr in seen_addr:
-            problems.append(Problem(ifile, addr_path,
-                                    f"duplicate address {addr} (also host {seen_addr[addr]})"))
-        seen_addr[addr] = hname
-        login, login_problems = _host_login(ifile, ihost.declared_at.get(zone.name, where),
-                                            ihost.vars)
-        problems.extend(login_problems)
-        hosts[hname] = Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)), login)
+    for hname in inv.hosts:
+        host = _host(inv, hname, zones, spec, seen_addr, problems)
+        if host is not None:
+            hosts[hname] = host
+    return hosts, problems
 
-    groups = {g: frozenset(inv.members(g)) for g in inv.groups}
+
+def _host(inv: Inventory, hname: str, zones: dict[str, Zone], spec: SiteSpec,
+          seen_addr: dict[ipaddress.IPv4Address, str], problems: list[Problem]) -> Host | None:
+    """One host, or None when its zone or address cannot be known (the problem is appended);
+    `seen_addr` collects the addresses taken so far."""
+    ifile, ihost = inv.file, inv.hosts[hname]
+    where = next(iter(ihost.declared_at.values()))
+    if hname in {spec.router.name, "control", "public"}:
+        problems.append(Problem(ifile, where, f"host name {hname!r} is reserved"))
+    zone = _host_zone(ifile, where, hname, inv, zones, problems)
+    if zone is None:
+        return None
+    declared = ihost.declared_at.get(zone.name, where)
+    addr = _host_address(ifile, f"{declared}.ansible_host", ihost.vars.get("ansible_host"),
+                         problems)
+    if addr is None:
+        return None
+    problems += _address_problems(ifile, f"{declared}.ansible_host", addr, zone, spec)
+    if addr in seen_addr:
+        problems.append(Problem(ifile, f"{declared}.ansible_host",
+                                f"duplicate address {addr} (also host {seen_addr[addr]})"))
+    seen_addr[addr] = hname
+    login, login_problems = _host_login(ifile, declared, ihost.vars)
+    problems.extend(login_problems)
+    return Host(hname, addr, zone.name, frozenset(inv.host_groups(hname)), login)
+
+
+def _host_zone(ifile: str, where: str, hname: str, inv: Inventory, zones: dict[str, Zone],
+               problems: list[Problem]) -> Zone | None:
+    """The one zone group that holds the host."""
+    in_zones = sorted(z for z in zones if hname in inv.members(z))
+    if not in_zones:
+        problems.append(Problem(ifile, where, f"host {hname} is in no zone group "
+                                f"(one of {', '.join(z for z in zones if zones[z].managed)})"))
+        return None
+    if len(in_zones) > 1:
+        problems.append(Problem(ifile, where, f"host {hname} is in more than one zone: "
+                                f"{', '.join(in_zones)}"))
+        return None
+    return zones[in_zones[0]]
+
+
+def _host_address(ifile: str, addr_path: str, raw_addr: object,
+                  problems: list[Problem]) -> ipaddress.IPv4Address | None:
+    """ansible_host as an IPv4 address."""
+    if raw_addr is None:
+        problems.append(Problem(ifile, addr_path, "missing: every host needs its address"))
+        return None
+    try:
+        return ipaddress.IPv4Address(str(raw_addr))
+    except ValueError:
+        problems.append(Problem(ifile, addr_path, f"{raw_addr!r} is not an IPv4 address"))
+        return None
+
+
+def _address_problems(ifile: str, addr_path: str, addr: ipaddress.IPv4Address, zone: Zone,
+                      spec: SiteSpec) -> list[Problem]:
+    """A host's address is a host address of its zone, neither the router's nor the control
+    node's."""
+    if addr not in zone.cidr:
+        reason = f"{addr} is outside zone {zone.name} ({zone.cidr})"
+    elif addr in (zone.cidr.network_address, zone.cidr.broadcast_address):
+        reason = f"{addr} is not a host address of {zone.cidr}"
+    elif addr == zone.router_address:
+        reason = f"{addr} is the router's address"
+    elif addr == spec.control.address:
+        reason = f"{addr} is the control node's address"
+    else:
+        return []
+    return [Problem(ifile, addr_path, reason)]
+
+
+def _external_problems(spec: SiteSpec, groups: dict[str, frozenset[str]],
+                       zones: dict[str, Zone], sfile: str) -> list[Problem]:
+    """site.external names are new, and their ranges lie outside the site's zones."""
+    problems = []
     for name, ext in spec.external.items():
         if name in groups or name in zones or name in SPECIAL_ENDPOINTS:
             problems.append(Problem(sfile, f"site.external.{name}",
@@ -306,7 +407,14 @@ def _build(
             if not zone.internet and ext.cidr.overlaps(zone.cidr):
                 problems.append(Problem(sfile, f"site.external.{name}.cidr",
                                         f"{ext.cidr} overlaps zone {zone.name} ({zone.cidr})"))
+    return problems
+
+
+def _flows(spec: SiteSpec, groups: dict[str, frozenset[str]], zones: dict[str, Zone],
+           sfile: str) -> tuple[list[Flow], list[Problem]]:
+    """site.flows: unique names, endpoints that are groups, zones, externals or special."""
     known = set(groups) | set(zones) | set(SPECIAL_ENDPOINTS) | set(spec.external)
+    problems: list[Problem] = []
     flows: list[Flow] = []
     seen_flows: set[str] = set()
     for i, f in enumerate(spec.flows):
@@ -317,30 +425,28 @@ def _build(
         problems.extend(_endpoint_problems(sfile, fpath, "from", f.from_, known))
         problems.extend(_endpoint_problems(sfile, fpath, "to", f.to, known))
         flows.append(_flow(f))
-    problems.extend(_component_problems(spec, groups, flows, sfile))
-    problems.extend(_connection_problems(spec, hosts, zones, sfile))
-    problems.extend(_ssh_flow_problems(spec, hosts, zones, groups, flows, sfile))
-    problems.extend(mirror_problems(spec, zones, hosts, flows, groups, sfile))
+    return flows, problems
 
-    site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+
+def _jobs(site: Site, sfile: str) -> tuple[list[Job], list[Problem]]:
+    """site.jobs: unique names, each on the hosts of a group or zone that has some."""
+    problems: list[Problem] = []
+    jobs: list[Job] = []
     seen_jobs: set[str] = set()
-    for i, j in enumerate(spec.jobs):
+    for i, j in enumerate(site.spec.jobs):
         jpath = f"site.jobs[{i}]"
         if j.name in seen_jobs:
             problems.append(Problem(sfile, f"{jpath}.name", f"duplicate job name {j.name!r}"))
         seen_jobs.add(j.name)
         job_hosts = site.hosts_in(j.group)
-        if j.group != "all" and j.group not in groups and j.group not in zones:
+        if j.group != "all" and j.group not in site.groups and j.group not in site.zones:
             problems.append(Problem(sfile, f"{jpath}.group",
                                     f"unknown group {j.group!r} (known: all, "
-                                    f"{', '.join(sorted(set(groups) | set(zones)))})"))
+                                    f"{', '.join(sorted(set(site.groups) | set(site.zones)))})"))
         elif not job_hosts:
             problems.append(Problem(sfile, f"{jpath}.group", f"group {j.group!r} has no hosts"))
-        site.jobs.append(Job(j.to_scheduler(), j.group, tuple(h.name for h in job_hosts)))
-
-    if problems:
-        raise InvalidInput(problems)
-    return site
+        jobs.append(Job(j.to_scheduler(), j.group, tuple(h.name for h in job_hosts)))
+    return jobs, problems
 
 
 def _host_login(ifile: str, where: str, hvars: dict) -> tuple[HostLogin, list[Problem]]:

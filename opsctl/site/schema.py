@@ -152,8 +152,8 @@ def _seconds(value: Duration) -> float:
 
 
 class BackoffSpec(Strict):
-    base: Duration = 30
-    max: Duration = 600
+    base: Duration = sched.Backoff.base
+    max: Duration = sched.Backoff.max
 
     @field_validator("base", "max")
     @classmethod
@@ -168,26 +168,32 @@ class BackoffSpec(Strict):
         return self
 
 
-class JobSpec(Strict):
-    """A scheduled job (scheduler/spec.py interprets it on the host; same keys)."""
+_JOB = sched.JobSpec  # the one definition of a job: its names, choices and defaults
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
-    description: str = ""
+
+class JobSpec(Strict):
+    """A scheduled job as site.yml holds it: scheduler/spec.py's job (the one definition; the
+    hosts interpret it with the stdlib only) with `group` required. Every pattern, choice,
+    limit and default below is the scheduler's; `to_scheduler` is the scheduler's own parse,
+    and tests/unit/test_scheduler_site.py ties the keys and defaults."""
+
+    name: str = Field(pattern=sched.NAME.pattern)
+    description: str = _JOB.description
     group: str = Field(min_length=1)  # a group, a zone or `all`: the hosts it runs on
     command: list[str] | None = Field(default=None, min_length=1)
     action: str | None = None
     schedule: str
-    timezone: str = "Asia/Shanghai"
-    timeout: Duration = 3600
-    retries: int = Field(default=0, ge=0, le=20)
+    timezone: str = _JOB.timezone
+    timeout: Duration = _JOB.timeout
+    retries: int = Field(default=_JOB.retries, ge=0, le=sched.RETRIES_MAX)
     backoff: BackoffSpec = BackoffSpec()
-    jitter: Duration = 0
-    concurrency: Literal["forbid", "replace", "allow"] = "forbid"
-    missed: Literal["skip", "run-once"] = "skip"
-    singleton: Literal["cluster"] | None = None
+    jitter: Duration = _JOB.jitter
+    concurrency: Literal[sched.CONCURRENCY] = _JOB.concurrency
+    missed: Literal[sched.MISSED] = _JOB.missed
+    singleton: Literal[sched.SINGLETON] | None = None
     # The account the job runs as; without it, the scheduler agent's own account.
-    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
-    enabled: bool = True
+    user: str | None = Field(default=None, pattern=sched.USER.pattern)
+    enabled: bool = _JOB.enabled
 
     @field_validator("schedule")
     @classmethod
@@ -226,15 +232,24 @@ class JobSpec(Strict):
             raise ValueError("give exactly one of command (argv list) or action")
         return self
 
+    @model_validator(mode="after")
+    def _the_scheduler_accepts_it(self) -> JobSpec:
+        """What the fields above let through, the host's own check must accept too (a
+        `timeout: 0` passes them, and the scheduler refuses it)."""
+        problems: list[str] = []
+        sched.parse_job(self._as_job(), "job", problems)
+        if problems:
+            raise ValueError("; ".join(p.removeprefix("job.") for p in problems))
+        return self
+
+    def _as_job(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
     def to_scheduler(self) -> sched.JobSpec:
-        return sched.JobSpec(
-            name=self.name, schedule=self.schedule,
-            command=tuple(self.command) if self.command else None, action=self.action,
-            group=self.group, description=self.description, timezone=self.timezone,
-            timeout=_seconds(self.timeout), retries=self.retries,
-            backoff=sched.Backoff(_seconds(self.backoff.base), _seconds(self.backoff.max)),
-            jitter=_seconds(self.jitter), concurrency=self.concurrency, missed=self.missed,
-            singleton=self.singleton, user=self.user, enabled=self.enabled)
+        problems: list[str] = []
+        job = sched.parse_job(self._as_job(), "job", problems)
+        assert job is not None, f"validated: {problems}"
+        return job
 
 
 class DatabaseSpec(Strict):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from security import collector
+from security.collector import audit
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "roles" / "hardening" / "templates" / "50-opsctl-hardening.rules.j2"
@@ -39,7 +39,7 @@ def _kernel_audit() -> str | None:
         return "needs root"
     if not shutil.which("auditctl", path=ENV["PATH"]):
         return "auditctl is not installed on this machine (Debian's auditd package)"
-    facts = collector.fact_audit()  # the kernel's own answer; needs no auditctl
+    facts = audit.fact_audit()  # the kernel's own answer; needs no auditctl
     if not facts["kernel_available"]:
         return f"the kernel refuses audit here: {facts['unavailable_reason']}"
     if facts["immutable"]:

@@ -31,8 +31,9 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 def recorded() -> dict[str, Any]:
     """The control node's facts as `opsctl check --local` would evaluate them."""
     facts = dict(load("control-node.json")["facts"])
-    facts["context"] = {"site": None, "zone": None, "groups": [], "allowed_tcp_ports": None,
-                        "management_cidrs": []}
+    from security.local import NO_SITE_CONTEXT
+
+    facts["context"] = dict(NO_SITE_CONTEXT)
     return facts
 
 

@@ -27,7 +27,8 @@ def assert_nothing_ran(state_dir):
 def test_unknown_limit_names_the_host(capsys, state_dir, empty_cache):
     code, err = run(capsys, "apply", "--site", "reference", "--limit", "app9")
     assert code == 2
-    assert err.strip() == "opsctl: --limit: app9: no such host or group in site reference"
+    assert err.strip() == ("opsctl: --limit: app9: no such host in site reference "
+                           "(hosts: mon1, lb1, app1, app2, db1, db2, bak1)")
     assert_nothing_ran(state_dir)
 
 

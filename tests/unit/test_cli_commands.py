@@ -46,11 +46,15 @@ def test_cli_doc_covers_every_command_and_subcommand():
 
     ctx = click.Context(cli)
     expected = {"opsctl"}
-    for name in COMMANDS:
-        command = cli.get_command(ctx, name)
-        expected.add(f"opsctl {name}")
+
+    def add(path: str, command: click.Command) -> None:
+        expected.add(path)
         if isinstance(command, click.Group):
-            expected |= {f"opsctl {name} {sub}" for sub in command.commands}
+            for sub, child in command.commands.items():
+                add(f"{path} {sub}", child)
+
+    for name in COMMANDS:
+        add(f"opsctl {name}", cli.get_command(ctx, name))
     documented = {line[3:] for line in cli_markdown().splitlines() if line.startswith("## ")}
     assert documented == expected
 

@@ -207,11 +207,11 @@ class FakeHosts:
         self.commands.append((host, argv))
         if argv == ["true"]:
             return Result(0, "", "")
-        if "/opt/" in " ".join(argv) and "releases" in argv[2]:  # the release probe
+        if argv[0] == "python3" and "--base" in argv:  # the release probe
             return Result(0, json.dumps({"current": "1.0.0", "previous": None,
                                          "releases": ["1.0.0"], "active": True}), "")
-        if argv[0] == "python3":  # the health check: url is argv[3]
-            port = argv[3].split(":")[2].split("/")[0]
+        if argv[0] == "python3" and "--url" in argv:  # the health check
+            port = argv[argv.index("--url") + 1].split(":")[2].split("/")[0]
             component = "query-service" if port == "8080" else "access-gateway"
             ok = self.healthy.get((host, component), True)
             return Result(0 if ok else 1, "healthy" if ok else "unhealthy: answered 500", "")

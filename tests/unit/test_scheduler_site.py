@@ -116,6 +116,8 @@ def test_job_with_bad_cron(capsys, site_copy):
     ({"timeout": "forever"}, "site.jobs[3].timeout"),
     ({"command": ["true"]}, "site.jobs[3]: Value error, give exactly one of command"),
     ({"timezone": "Asia/Beijing"}, "site.jobs[3].timezone: Value error, unknown time zone"),
+    # what the site's fields let through, the host's own check refuses: site validation says so
+    ({"timeout": 0}, "site.jobs[3]: Value error, timeout: must be more than 0"),
 ])
 def test_other_bad_jobs(capsys, site_copy, change, fragment):
     def apply(d):
@@ -128,6 +130,27 @@ def test_other_bad_jobs(capsys, site_copy, change, fragment):
     code, _, err = run(capsys, "site", "validate", str(site_copy))
     assert code == 2
     assert_one_line_errors(err, fragment)
+
+
+def test_the_site_job_is_the_scheduler_job_with_a_group() -> None:
+    """One definition of a job (scheduler/spec.py, shipped to the hosts); the site's pydantic
+    model repeats its keys and defaults only so that site.yml's errors read like the rest."""
+    import dataclasses
+
+    from opsctl.site.schema import BackoffSpec, JobSpec
+    from scheduler import spec as sched
+
+    assert set(JobSpec.model_fields) == sched.JOB_KEYS
+    for f in dataclasses.fields(sched.JobSpec):
+        if f.name in ("name", "schedule", "group", "backoff"):
+            continue  # required in both (group: required in the site), or a mapping below
+        assert JobSpec.model_fields[f.name].default == f.default, f.name
+    assert BackoffSpec().base == sched.Backoff.base and BackoffSpec().max == sched.Backoff.max
+    raw = {"name": "nightly", "group": "db", "command": ["true"], "schedule": "0 1 * * *",
+           "timeout": "4h", "backoff": {"base": "1m"}, "user": "postgres"}
+    problems: list[str] = []
+    assert JobSpec.model_validate(raw).to_scheduler() == sched.parse_job(raw, "job", problems)
+    assert problems == []
 
 
 def test_duplicate_job_name(capsys, site_copy):

@@ -47,15 +47,11 @@ executed:
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.opsctl_psql import psql as run_psql  # noqa: E402
 
 
 def psql(module: AnsibleModule, database: str, port: int, sql: str) -> str:
-    argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t",
-            "-v", "ON_ERROR_STOP=1", "-p", str(port), "-d", database, "-f", "-"]
-    rc, out, err = module.run_command(argv, data=sql, binary_data=True)
-    if rc != 0:
-        module.fail_json(msg=f"psql on {database}: {err.strip() or out.strip()}", sql=sql)
-    return out.strip()
+    return run_psql(module, sql, port, database, what=f"psql on {database}", sql=sql)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.opsctl_psql import psql as run_psql  # noqa: E402
 
 ITERATIONS = 4096
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -88,12 +89,7 @@ def matches(verifier: str | None, password: str) -> bool:
 
 
 def psql(module: AnsibleModule, port: int, sql: str) -> str:
-    argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-A", "-t", "-F", "|",
-            "-v", "ON_ERROR_STOP=1", "-p", str(port), "-d", "postgres", "-f", "-"]
-    rc, out, err = module.run_command(argv, data=sql, binary_data=True)
-    if rc != 0:
-        module.fail_json(msg=f"psql: {err.strip() or out.strip()}")
-    return out.strip()
+    return run_psql(module, sql, port, separator="|")
 
 
 def main() -> None:
