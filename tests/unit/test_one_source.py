@@ -203,7 +203,8 @@ def test_roles_paths_under_another_roles_directory_agree():
     assert role_default("prometheus", "prometheus_agent_ca_file") == f"{pki}/ca.crt"
     assert role_default("monitor_agent", "monitor_agent_tls_cert") == f"{pki}/host.crt"
     assert role_default("monitor_agent", "monitor_agent_tls_key") == f"{pki}/host.key"
-    assert role_default("monitor_agent", "monitor_agent_certificates") == [f"{pki}/host.crt"]
+    assert role_default("monitor_agent", "monitor_agent_certificates") == [f"{pki}/host.crt",
+                                                                          f"{pki}/ca.crt"]
     assert role_default("monitor_agent", "monitor_agent_scheduler_history") == (
         f"{role_default('scheduler_agent', 'scheduler_agent_state_dir')}/history.db")
     assert role_default("scheduler_agent", "scheduler_agent_compliance_file") == (
