@@ -60,8 +60,9 @@ class ScrapeServer:
     def _serve_one(self, conn: socket.socket, peer: tuple) -> None:
         try:
             conn.settimeout(self.timeout)
-            if self.web.tls is not None:
-                conn = self.web.tls.wrap_socket(conn, server_side=True)
+            tls = self.web.current_tls()  # a rotated certificate is taken up here
+            if tls is not None:
+                conn = tls.wrap_socket(conn, server_side=True)
             _Handler(conn, peer, self)
         except (OSError, ssl.SSLError):
             pass  # a client that went away or spoke nonsense costs only its own thread

@@ -2,6 +2,10 @@
 
 Supported: tls_server_config (cert_file, key_file, client_ca_file, client_auth_type,
 min_version) and basic_auth_users (bcrypt hashes, checked with the system's crypt(3)).
+
+Like exporter-toolkit, which reads the certificate at each handshake, the TLS context is made
+again when the certificate, key or client CA file changes (`WebConfig.current_tls`): a
+rotated host certificate is served without restarting the agent.
 """
 
 from __future__ import annotations
@@ -31,13 +35,45 @@ def _crypt(password: str, stored: str) -> str:
     return crypt.crypt(password, stored) or ""
 
 
+def _stamp(tls: dict) -> tuple:
+    """What identifies the TLS files' current contents, cheaply (one stat each)."""
+    out = []
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        try:
+            st = Path(tls[key]).stat() if tls.get(key) else None
+        except OSError:
+            st = None
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns) if st else None)
+    return tuple(out)
+
+
 @dataclass
 class WebConfig:
     tls: ssl.SSLContext | None = None
     users: dict[str, str] = field(default_factory=dict)
+    # the web config file and its tls_server_config, to make the context again
+    source: tuple[Path, dict] | None = None
+    loaded: tuple = ()  # _stamp of the files self.tls was made from
     # bcrypt is slow on purpose; remember credentials already proven, as exporter-toolkit does.
     _proven: set[bytes] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current_tls(self) -> ssl.SSLContext | None:
+        """The TLS context for a new connection: made again when its files changed. A pair
+        that does not load (a key written before its certificate) keeps the old context
+        serving; the next connection tries again."""
+        if self.tls is None or self.source is None:
+            return self.tls
+        stamp = _stamp(self.source[1])
+        if stamp != self.loaded:
+            with self._lock:
+                if stamp != self.loaded:
+                    try:
+                        self.tls = _tls_context(*self.source)
+                        self.loaded = stamp
+                    except (ConfigError, OSError, ssl.SSLError):
+                        pass
+        return self.tls
 
     def authorised(self, user: str | None, password: str | None) -> bool:
         if not self.users:
@@ -70,7 +106,11 @@ def load_web_config(path: Path | None) -> WebConfig:
         if not isinstance(stored, str) or not stored.startswith(("$2a$", "$2b$", "$2y$")):
             raise ConfigError(f"{path}: basic_auth_users.{user}: expected a bcrypt hash")
     tls_data = data.get("tls_server_config")
-    return WebConfig(tls=_tls_context(path, tls_data) if tls_data else None, users=dict(users))
+    if not tls_data:
+        return WebConfig(users=dict(users))
+    stamp = _stamp(tls_data)
+    return WebConfig(tls=_tls_context(path, tls_data), users=dict(users),
+                     source=(path, dict(tls_data)), loaded=stamp)
 
 
 def _tls_context(path: Path, tls: dict) -> ssl.SSLContext:

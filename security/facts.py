@@ -48,6 +48,7 @@ GROUPS: dict[str, FactGroup] = {
                                 "login_accounts_without_home", "password_accounts",
                                 "password_max_days_max", "password_min_days_min",
                                 "password_warn_days_min", "password_oldest_change_days",
+                                "password_expires",
                                 "groups", "group_members", "duplicate_gids",
                                 "duplicate_group_names", "gid0_groups", "gid0_primary_accounts",
                                 "password_hash_by_account", "password_hash_schemes",

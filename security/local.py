@@ -83,21 +83,46 @@ def scan_this_host(checks: list[CatalogCheck], context: dict[str, Any] | None = 
                    name: str | None = None,
                    security: SecurityFacts | None = None) -> TargetResult:
     """Collect and evaluate here; a collector that fails makes every check `error`."""
+    return scan_this_host_with_facts(checks, context, name, security)[0]
+
+
+def scan_this_host_with_facts(
+        checks: list[CatalogCheck], context: dict[str, Any] | None = None,
+        name: str | None = None, security: SecurityFacts | None = None,
+) -> tuple[TargetResult, dict[str, Any]]:
+    """scan_this_host's result and the facts it collected (empty when the collector failed)."""
     try:
         collected = run_collector_locally()
     except CollectorFailed as exc:
-        return unreachable_target(name or "localhost", "host", checks, str(exc))
-    return evaluate_facts(collected, checks, context or NO_SITE_CONTEXT, name=name,
-                          security=security)
+        return unreachable_target(name or "localhost", "host", checks, str(exc)), {}
+    return (evaluate_facts(collected, checks, context or NO_SITE_CONTEXT, name=name,
+                           security=security), collected.get("facts", {}))
 
 
-def monitor_summary(target: TargetResult, level: int, finished: float) -> dict[str, Any]:
+EPOCH_DAY = 86400
+
+
+def password_expiry(facts: dict[str, Any]) -> dict[str, float]:
+    """Each account's password expiry as Unix time, from the collector's derived days (no
+    hash, no date of change): the monitor alerts before the admin is locked out."""
+    accounts = facts.get("accounts")
+    days = accounts.get("password_expires") if isinstance(accounts, dict) else None
+    if not isinstance(days, dict):
+        return {}
+    return {name: float(day) * EPOCH_DAY for name, day in sorted(days.items())
+            if isinstance(day, int)}
+
+
+def monitor_summary(target: TargetResult, level: int, finished: float,
+                    facts: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the monitoring agent reads (monitor/collectors/compliance.py): counts by result,
-    when, and which checks failed (ids only: evidence stays in `opsctl check` reports)."""
+    when, which checks failed (ids only: evidence stays in `opsctl check` reports), and when
+    each account's password expires."""
     return {"finished": finished, "level": level, "host": target.name,
             "counts": target.counts(), "error": target.error,
             "failed": sorted(r.id for r in target.results if r.status == "fail"),
-            "major_risks": target.major_risks}
+            "major_risks": target.major_risks,
+            "password_expiry": password_expiry(facts or {})}
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -12,7 +12,8 @@ RESULTS = ("pass", "fail", "not_applicable", "error", "exception")
 
 
 class ComplianceCollector:
-    """Expects {"finished": unix_time, "counts": {"pass": n, "fail": n, ...}}."""
+    """Expects {"finished": unix_time, "counts": {"pass": n, "fail": n, ...}} and, from
+    scans since password expiry was reported, {"password_expiry": {user: unix_time}}."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -40,3 +41,13 @@ class ComplianceCollector:
                                  "When the last scan finished.")
         when.add_metric([], finished)
         yield when
+        expiry = data.get("password_expiry")
+        if isinstance(expiry, dict) and expiry:
+            family = GaugeMetricFamily(
+                "opsctl_account_password_expiry_timestamp_seconds",
+                "When the account's password stops working without a change (last scan).",
+                labels=["user"])
+            for user, when_ts in sorted(expiry.items()):
+                if isinstance(when_ts, int | float):
+                    family.add_metric([str(user)], float(when_ts))
+            yield family

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from security.local import (  # noqa: PLC0415
             monitor_summary,
-            scan_this_host,
+            scan_this_host_with_facts,
             write_atomically,
         )
         from security.schema import CatalogError, load_catalog  # noqa: PLC0415
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compliance-scan: the catalog is invalid: {exc.problems[0]}", file=sys.stderr)
         return 1
     name = (context or {}).get("host")
-    target = scan_this_host(checks, context, name=name)
-    summary = monitor_summary(target, args.level, time.time())
+    target, facts = scan_this_host_with_facts(checks, context, name=name)
+    summary = monitor_summary(target, args.level, time.time(), facts)
     write_atomically(args.out, json.dumps(summary, ensure_ascii=False) + "\n")
     print(json.dumps({k: summary[k] for k in ("host", "counts", "error", "failed")},
                      ensure_ascii=False))

@@ -154,7 +154,20 @@ def password_ages(shadow: dict[str, list[str]], with_password: list[str], today:
                                       default=None),
         "password_oldest_change_days": max((today - d for d in ages(SHADOW_CHANGED)
                                             if d is not None), default=None),
+        "password_expires": password_expiry_days(shadow, with_password),
     }
+
+
+def password_expiry_days(shadow: dict[str, list[str]], with_password: list[str]) -> dict:
+    """The day (since 1970-01-01) each password stops working without a change: its last
+    change plus its maximum age; accounts whose password never expires are left out."""
+    out = {}
+    for name in with_password:
+        changed = shadow_days(shadow, name, SHADOW_CHANGED)
+        max_days = shadow_days(shadow, name, SHADOW_MAX)
+        if changed is not None and max_days is not None and 0 <= max_days < NEVER:
+            out[name] = changed + max_days
+    return out
 
 
 def duplicate_gids(groups: list[tuple[str, str, list[str]]]) -> list[int]:

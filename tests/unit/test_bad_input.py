@@ -165,6 +165,16 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("backup", "verify", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
     (("backup", "drill", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
     (("backup", "drill", *EX, "--target-time", "notatime"), ("--target-time", "notatime")),
+    # pki
+    (("pki", "status", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
+    (("pki", "status", *REF, "--limit", "NOSUCH"), ("--limit", "NOSUCH")),
+    (("pki", "status", *EX, "--limit", "NOSUCH"), ("--limit", "NOSUCH")),
+    (("pki", "status", *EX), ("example-bastion", "no CA yet", "opsctl apply")),
+    (("pki", "status", *EX, "-o", "yaml"), ("--output", "yaml")),
+    (("pki", "rotate", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
+    (("pki", "rotate", *REF, "--limit", "NOSUCH"), ("--limit", "NOSUCH")),
+    (("pki", "rotate", *EX), ("example-bastion", "no CA yet")),
+    (("pki", "rotate", *EX, "--ca"), ("--ca", "not built yet")),
 ]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -116,6 +116,8 @@ def test_accounts_from_passwd_shadow_and_group() -> None:
     assert (got["password_max_days_max"], got["password_min_days_min"],
             got["password_warn_days_min"], got["password_oldest_change_days"]) == (90, 1, 14, 10)
     assert got["human_inactive_days_max"] == 30
+    # ops changed its password on day 19990 with a 90-day maximum; root's never expires
+    assert got["password_expires"] == {"ops": 20080}
     assert got["password_hash_by_account"] == {"ops": "yescrypt"}
     assert got["group_members"] == {"sudo": ["ops"]} and got["inactive_default"] == -1
     assert "$y$" not in json.dumps(got)

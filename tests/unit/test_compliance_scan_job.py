@@ -69,6 +69,9 @@ def test_the_installed_action_scans_this_host_and_feeds_the_monitor(tmp_path: Pa
     counts = {s.labels["result"]: s.value for s in metrics["opsctl_compliance_checks"].samples}
     assert counts == {k: float(v) for k, v in summary["counts"].items()}
     assert 0.0 <= metrics["opsctl_compliance_pass_ratio"].samples[0].value <= 1.0
+    # this machine's accounts with an ageing password, each as the day it expires
+    assert all(isinstance(t, float) and t % 86400 == 0 for t in
+               summary["password_expiry"].values())
 
 
 def test_bad_context_is_a_clear_error(tmp_path: Path) -> None:

@@ -266,6 +266,22 @@ def test_compliance_file_gives_counts_and_ratio(tmp_path):
     assert samples(ComplianceCollector(tmp_path / "missing.json")) == {}
 
 
+
+def test_compliance_file_gives_password_expiry(tmp_path):
+    path = tmp_path / "last-scan.json"
+    path.write_text('{"finished": 1764000000, "counts": {"pass": 1}, '
+                    '"password_expiry": {"ops": 1765000000.0, "alice": 1766000000}}')
+    found = samples(ComplianceCollector(path))
+    assert found[("opsctl_account_password_expiry_timestamp_seconds", (("user", "ops"),))] \
+        == 1765000000
+    assert found[("opsctl_account_password_expiry_timestamp_seconds", (("user", "alice"),))] \
+        == 1766000000
+    # a summary from before expiry was reported: no family at all
+    path.write_text('{"finished": 1764000000, "counts": {"pass": 1}}')
+    assert not any(name.startswith("opsctl_account_") for name, _ in
+                   samples(ComplianceCollector(path)))
+
+
 def test_metric_names_follow_prometheus_conventions():
     registry = build_registry(AgentConfig())
     text = generate_latest(registry).decode()
@@ -397,3 +413,45 @@ def test_agent_runs_in_the_foreground_and_stops_on_sigterm(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_rotated_certificate_is_served_without_a_restart(tmp_path):
+    """The agent makes its TLS context again when the certificate files change (opsctl pki
+    rotate writes new ones); a key that does not match its certificate yet keeps the old
+    pair serving."""
+    def make(name: str) -> tuple[Path, Path]:
+        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True)
+        return cert, key
+
+    def put(source: Path, dest: Path) -> None:  # as Ansible's copy does: a new file renamed
+        (tmp_path / "tmp").write_bytes(source.read_bytes())
+        os.replace(tmp_path / "tmp", dest)
+
+    old, new = make("old"), make("new")
+    cert, key = tmp_path / "host.crt", tmp_path / "host.key"
+    put(old[0], cert)
+    put(old[1], key)
+    config = tmp_path / "web-config.yml"
+    config.write_text(f'{{"tls_server_config": {{"cert_file": "{cert}", "key_file": "{key}"}}}}')
+    server = serve(load_web_config(config))
+    host, port = server.address
+
+    def presented() -> bytes:
+        return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((host, port)))
+
+    def der(path: Path) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+    try:
+        assert presented() == der(old[0])
+        put(new[1], key)  # half-way: the new key beside the old certificate
+        assert presented() == der(old[0])
+        put(new[0], cert)
+        assert presented() == der(new[0])
+        assert b"opsctl_host_memory_total_bytes" in scrape(f"https://{host}:{port}/metrics")
+    finally:
+        server.shutdown()

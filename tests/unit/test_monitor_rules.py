@@ -106,7 +106,8 @@ def recorded_systemd(tmp_path: Path) -> SystemdCollector:
 
 def exported_by_agent(tmp_path: Path) -> set[str]:
     compliance = tmp_path / "compliance.json"
-    compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
+    compliance.write_text('{"finished": 1, "counts": {"pass": 1}, '
+                          '"password_expiry": {"ops": 1765000000}}')
     cert = tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=x",
@@ -131,7 +132,8 @@ def test_every_metric_a_rule_names_is_exported(tmp_path):
 
 def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
     compliance = tmp_path / "compliance.json"
-    compliance.write_text('{"finished": 1, "counts": {"pass": 1}}')
+    compliance.write_text('{"finished": 1, "counts": {"pass": 1}, '
+                          '"password_expiry": {"ops": 1765000000}}')
     registry = build_registry(AgentConfig(compliance_file=compliance),
                               systemd=recorded_systemd(tmp_path))
     # one of each: a registry refuses two collectors of the same metric names

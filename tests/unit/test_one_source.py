@@ -203,7 +203,8 @@ def test_roles_paths_under_another_roles_directory_agree():
     assert role_default("prometheus", "prometheus_agent_ca_file") == f"{pki}/ca.crt"
     assert role_default("monitor_agent", "monitor_agent_tls_cert") == f"{pki}/host.crt"
     assert role_default("monitor_agent", "monitor_agent_tls_key") == f"{pki}/host.key"
-    assert role_default("monitor_agent", "monitor_agent_certificates") == [f"{pki}/host.crt"]
+    assert role_default("monitor_agent", "monitor_agent_certificates") == [f"{pki}/host.crt",
+                                                                          f"{pki}/ca.crt"]
     assert role_default("monitor_agent", "monitor_agent_scheduler_history") == (
         f"{role_default('scheduler_agent', 'scheduler_agent_state_dir')}/history.db")
     assert role_default("scheduler_agent", "scheduler_agent_compliance_file") == (
@@ -283,3 +284,16 @@ def test_status_lag_bounds_are_the_alerts():
     for factor in factors:
         product *= int(factor)
     assert (float(seconds), product) == (LAG_SECONDS_MAX, LAG_BYTES_MAX)
+
+
+def test_the_password_alert_warns_when_password_status_does() -> None:
+    """`opsctl site password status` and the monitor's alert name the same fortnight."""
+    import yaml
+
+    from opsctl.admin.password import WARN_DAYS
+
+    rules = yaml.safe_load((ROOT / "monitor" / "rules" / "opsctl.rules.yml").read_text())
+    rule = next(r for g in rules["groups"] for r in g["rules"]
+                if r.get("alert") == "OpsctlPasswordExpiring")
+    assert rule["expr"].endswith(f"< {WARN_DAYS} * 86400")
+    assert f"within {WARN_DAYS} days" in rule["annotations"]["summary"]

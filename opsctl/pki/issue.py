@@ -1,4 +1,4 @@
-"""The site's own certificate authority and one certificate per host (openssl at the edge).
+"""Issuing: the site's own certificate authority and one certificate per host (openssl at the edge).
 
 Graded protection asks for encrypted channels between the platform's parts (TLS to the
 databases, the balancer, the monitoring agents). A site gets a CA made once on the control
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.errors import OpsctlError, PrerequisiteMissing
+from opsctl.errors import NotFound, OpsctlError, PrerequisiteMissing
 from opsctl.paths import ensure_private_dir, state_dir
 from opsctl.site.model import Site
 
@@ -85,7 +85,8 @@ def _subject_alt_names(cert: Path) -> set[str]:
     return names
 
 
-def _wanted_names(site: Site, host: str) -> set[str]:
+def wanted_names(site: Site, host: str) -> set[str]:
+    """The names a host's certificate must carry: its name and its site address."""
     address = site.hosts[host].address
     return {f"DNS:{host}", f"IP:{ipaddress.IPv4Address(address)}"}
 
@@ -105,6 +106,26 @@ def ensure_ca(site: Site) -> SitePki:
     return pki
 
 
+def existing(site: Site) -> SitePki:
+    """The site's PKI as it stands (read-only: nothing is made); NotFound before the first
+    apply made it."""
+    pki = SitePki(pki_dir(site.name))
+    if not pki.ca_cert.exists():
+        raise NotFound(f"site {site.name} has no CA yet ({pki.ca_cert}): `opsctl apply` "
+                       "makes it and the host certificates")
+    return pki
+
+
+def reissue(site: Site, hosts: list[str]) -> SitePki:
+    """A new key and certificate for each of `hosts`, whatever their current ones' age, from
+    the site's CA as it is (a new CA is `pki rotate --ca`'s business, never a side effect)."""
+    pki = existing(site)
+    ensure_private_dir(pki.directory / "hosts")
+    for host in hosts:
+        _issue(pki, host, wanted_names(site, host))
+    return pki
+
+
 def ensure_host_certificates(site: Site) -> tuple[SitePki, list[str]]:
     """A current certificate for every host; returns the hosts (re)issued this time."""
     pki = ensure_ca(site)
@@ -112,7 +133,7 @@ def ensure_host_certificates(site: Site) -> tuple[SitePki, list[str]]:
     issued = []
     for host in sorted(site.hosts):
         cert, key = pki.host_cert(host), pki.host_key(host)
-        wanted = _wanted_names(site, host)
+        wanted = wanted_names(site, host)
         if (cert.exists() and key.exists() and not _expires_within(cert, RENEW_BEFORE_DAYS)
                 and _subject_alt_names(cert) == wanted
                 and cert.stat().st_mtime >= pki.ca_cert.stat().st_mtime):
@@ -123,13 +144,16 @@ def ensure_host_certificates(site: Site) -> tuple[SitePki, list[str]]:
 
 
 def _issue(pki: SitePki, host: str, names: set[str]) -> None:
-    key, cert = pki.host_key(host), pki.host_cert(host)
-    csr = key.with_suffix(".csr")
+    """Key and certificate made beside the current pair, then renamed over it: a failure
+    half-way leaves the old, matching pair in place."""
+    final_key, final_cert = pki.host_key(host), pki.host_cert(host)
+    key, cert = final_key.with_suffix(".key.new"), final_cert.with_suffix(".crt.new")
+    csr = final_key.with_suffix(".csr")
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-out", str(key))
     os.chmod(key, 0o600)
     _openssl("req", "-new", "-key", str(key), "-subj", f"/O=opsctl/CN={host}", "-out", str(csr))
-    extensions = key.with_suffix(".ext")
+    extensions = final_key.with_suffix(".ext")
     extensions.write_text(
         "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
@@ -140,6 +164,8 @@ def _issue(pki: SitePki, host: str, names: set[str]) -> None:
              "-out", str(cert))
     csr.unlink()
     extensions.unlink()
+    os.replace(key, final_key)
+    os.replace(cert, final_cert)
     # Later than the CA, whatever the clock's resolution: the freshness test compares mtimes.
     now = time.time()
-    os.utime(cert, (now, max(now, pki.ca_cert.stat().st_mtime)))
+    os.utime(final_cert, (now, max(now, pki.ca_cert.stat().st_mtime)))
