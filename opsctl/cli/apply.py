@@ -8,6 +8,7 @@ from rich.table import Table
 from opsctl.apply import history
 from opsctl.apply.engine import ENGINES
 from opsctl.apply.runner import ApplyRequest, stdout_path
+from opsctl.apply.up import up as run_up
 from opsctl.cli.converge import converge, exit_for, recap, show_event
 from opsctl.cli.options import (
     OUTPUT_OPTION,
@@ -17,7 +18,6 @@ from opsctl.cli.options import (
     site_to_change,
 )
 from opsctl.cli.render import console, emit_json, err_console
-from opsctl.up import up as run_up
 
 
 def _apply_options(func):

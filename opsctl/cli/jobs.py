@@ -10,7 +10,8 @@ from rich.table import Table
 
 from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
 from opsctl.cli.render import console, emit_json
-from opsctl.jobs import FleetAnswer, find_job, job_history, list_jobs, run_job
+from opsctl.jobs.catalog import find_job, list_jobs
+from opsctl.jobs.fleet import FleetAnswer, job_history, run_job
 from opsctl.transport import for_site
 
 

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_read
 from opsctl.cli.render import console, emit_json
-from opsctl.status import SiteStatus, fetch
+from opsctl.status.fetch import fetch
+from opsctl.status.view import SiteStatus
 
 
 def _pct(value: float | None) -> str:

@@ -59,8 +59,9 @@ def release_problem(site: Site, name: str, version: str,
     else:
         path = (project_root() / release.artifact).resolve()
         if not path.is_file():
-            return None, Problem(site_file(site), f"{key}.artifact", f"missing artifact {path} "
-                                 "(reference components: python -m opsctl.components.build)")
+            return None, Problem(
+                site_file(site), f"{key}.artifact", f"missing artifact {path} (reference "
+                "components: python -m opsctl.reference_components.build)")
     actual = sha256_of(path)
     if actual != release.sha256:
         return None, Problem(site_file(site), f"{key}.sha256",

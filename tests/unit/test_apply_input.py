@@ -40,7 +40,7 @@ def test_unknown_playbook(capsys, state_dir, empty_cache):
 
 
 def test_missing_mirror_key_says_what_to_run(capsys, state_dir, empty_cache):
-    from opsctl.components.build import build_reference
+    from opsctl.reference_components.build import build_reference
 
     build_reference()  # the site's component artifacts exist; only the mirror is missing
     code, err = run(capsys, "apply", "--site", "reference")

@@ -12,11 +12,11 @@ import yaml
 
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.cli.main import main
-from opsctl.components.build import build_reference
 from opsctl.deploy import balancer, engine
 from opsctl.deploy.artifacts import site_artifacts, verify_release
 from opsctl.deploy.plan import DependencyState, DeployRefused, dependency_problem
 from opsctl.errors import InvalidInput
+from opsctl.reference_components.build import build_reference
 from opsctl.site import load_site
 from opsctl.site.model import component_order
 from opsctl.transport import Result

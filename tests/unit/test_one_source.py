@@ -120,7 +120,7 @@ def test_scheduler_defaults_are_the_files_the_roles_service_names():
 
 
 def test_the_jobs_commands_use_the_files_the_roles_service_names():
-    from opsctl.jobs import REMOTE_SCHEDULER  # noqa: PLC0415
+    from opsctl.jobs.fleet import REMOTE_SCHEDULER  # noqa: PLC0415
 
     unit = (ROOT / "roles/scheduler_agent/templates/opsctl-scheduler.service.j2").read_text()
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
@@ -273,7 +273,7 @@ def test_opsctl_keeps_no_copy_of_a_roles_value():
 def test_status_lag_bounds_are_the_alerts():
     import yaml  # noqa: PLC0415
 
-    from opsctl.status import LAG_BYTES_MAX, LAG_SECONDS_MAX  # noqa: PLC0415
+    from opsctl.status.view import LAG_BYTES_MAX, LAG_SECONDS_MAX  # noqa: PLC0415
 
     rules = yaml.safe_load((ROOT / "monitor/rules/opsctl.rules.yml").read_text())
     alert = next(r for g in rules["groups"] for r in g["rules"]

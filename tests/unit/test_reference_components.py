@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from opsctl.components.build import build_reference
+from opsctl.reference_components.build import build_reference
 
 
 def free_port() -> int:

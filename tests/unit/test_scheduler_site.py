@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from opsctl.cli.main import main
-from opsctl.jobs import REMOTE_SCHEDULER, job_history, list_jobs, run_job
+from opsctl.jobs.catalog import list_jobs
+from opsctl.jobs.fleet import REMOTE_SCHEDULER, job_history, run_job
 from opsctl.site import load_site
 from opsctl.transport import BecomeRefused, HostUnreachable, Result
 from scheduler.spec import parse_jobs_file

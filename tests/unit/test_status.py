@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opsctl.site import load_site
-from opsctl.status import build
+from opsctl.status.view import build
 
 
 def sample(host: str, value: float, **labels: str) -> dict:
@@ -224,8 +224,8 @@ def test_fetch_runs_the_queries_on_the_monitoring_host(monkeypatch) -> None:
     import threading
     import urllib.parse
 
-    from opsctl import status as status_module
     from opsctl.site import load_site
+    from opsctl.status import fetch as status_module
 
     asked: list[str] = []
 
@@ -274,8 +274,8 @@ def test_fetch_says_when_prometheus_does_not_answer(monkeypatch) -> None:
 
     import pytest
 
-    from opsctl import status as status_module
     from opsctl.site import load_site
+    from opsctl.status import fetch as status_module
 
     site = load_site("reference")
     site.hosts["mon1"] = type(site.hosts["mon1"])(

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from opsctl import audit
 from opsctl.apply.history import RunRecord
 from opsctl.apply.runner import ApplyRequest, Sink, apply
-from opsctl.components.build import build_reference
 from opsctl.lab import lifecycle
 from opsctl.mirror.build import MirrorResult
 from opsctl.mirror.build import build as build_mirror
+from opsctl.reference_components.build import build_reference
 from opsctl.site.model import Site
 
 Progress = Callable[[str], None]

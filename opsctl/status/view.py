@@ -1,23 +1,15 @@
-"""`opsctl status`: one view of the site from its Prometheus and Alertmanager.
+"""`opsctl status`'s view: Prometheus's and Alertmanager's answers in, a SiteStatus out.
 
-The fetching is at the edge (`fetch`): one call through the site's transport runs the
-queries on the monitoring host itself (opsctl/remote/monitoring_query.py), so status reaches a
-site behind its bastion like every other command, and nothing speaks plain HTTP across the
-network from the control node. `build` is pure: API answers in, a SiteStatus out, so it is
-tested with recorded answers and no hosts.
+Pure (tested with recorded answers and no hosts); the queries it needs are QUERIES, which
+opsctl.status.fetch runs on the monitoring host.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsctl.errors import OpsctlError
-from opsctl.remote import program
-from opsctl.roles import role_default
 from opsctl.site.model import Site
-from opsctl.transport import HostError, Transport, for_site
 
 QUERIES = {
     "up": 'up{job="opsctl-agent"}',
@@ -45,10 +37,6 @@ QUERIES = {
 # tests/unit/test_one_source.py).
 LAG_SECONDS_MAX = 300.0
 LAG_BYTES_MAX = 256 * 1024 * 1024
-
-
-class MonitoringUnreachable(OpsctlError):
-    exit_code = 1
 
 
 @dataclass
@@ -170,14 +158,6 @@ class SiteStatus:
         return data
 
 
-def monitoring_host(site: Site) -> str:
-    """The first host of group `monitoring` (the one Prometheus and Alertmanager run on)."""
-    hosts = sorted(site.groups.get("monitoring", ()))
-    if not hosts:
-        raise MonitoringUnreachable(f"site {site.name} has no host in group `monitoring`")
-    return hosts[0]
-
-
 def _by_host(results: list[dict]) -> dict[str, list[tuple[dict, float]]]:
     grouped: dict[str, list[tuple[dict, float]]] = {}
     for result in results:
@@ -255,27 +235,3 @@ def _platform(status: SiteStatus, data: dict[str, dict[str, list[tuple[dict, flo
     for host in sorted(data["job_failures"]):
         for labels, count in sorted(data["job_failures"][host], key=lambda i: str(i[0])):
             status.failing_jobs.append(FailingJob(host, labels.get("job_name", "?"), int(count)))
-
-
-def fetch(site: Site, timeout: float = 5.0, via: str | None = None,
-          transport: Transport | None = None) -> SiteStatus:
-    host = monitoring_host(site)
-    address = site.hosts[host].address
-    prometheus = f"http://{address}:{role_default('prometheus', 'prometheus_port')}"
-    request = {"prometheus": prometheus, "queries": QUERIES, "timeout": timeout,
-               "alertmanager": f"http://{address}:"
-                               f"{role_default('alertmanager', 'alertmanager_port')}"}
-    t = transport or for_site(site, via)
-    try:
-        done = t.run(host, ["python3", "-", json.dumps(request)],
-                     stdin=program("monitoring_query"), timeout=timeout * (len(QUERIES) + 2))
-    except HostError as exc:
-        raise MonitoringUnreachable(str(exc)) from None
-    try:
-        answer = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise MonitoringUnreachable(f"{host}: the monitoring query failed: {done.message}"
-                                    ) from None
-    if answer.get("error"):
-        raise MonitoringUnreachable(f"{host}: {answer['error']}")
-    return build(site, prometheus, answer["answers"], answer["alerts"])

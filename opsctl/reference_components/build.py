@@ -1,9 +1,10 @@
 """Build the reference components (components/<name>/) into versioned tarball artifacts.
 
-`python -m opsctl.components.build [OUTDIR]` writes build/components/<name>-<version>.tar.gz
-for every release below and prints each one's sha256. The tarballs are reproducible (sorted
-members, fixed owner and times, gzip without a timestamp), so the checksums the reference
-site names stay valid from build to build; a unit test fails when they drift.
+`python -m opsctl.reference_components.build [OUTDIR]` writes
+build/components/<name>-<version>.tar.gz for every release below and prints each one's
+sha256. The tarballs are reproducible (sorted members, fixed owner and times, gzip without a
+timestamp), so the checksums the reference site names stay valid from build to build; a unit
+test fails when they drift.
 
 What differs between releases is release.json: its version (what /version answers) and
 `healthy` — 9.9.9-broken is deliberately built to answer /healthz with 500, for the

@@ -1,9 +1,5 @@
-"""Scheduled jobs from the control node: list them from the site (pure), run them and read
-their history on the hosts (one SSH command per host, through the scheduler's own CLI).
-
-The hosts' side is `python3 -m scheduler run NAME` and `history [NAME] --json`
-(scheduler/__main__.py).
-"""
+"""Jobs run now, and their history read, on the hosts: one command per host through the
+transport, answered in JSON by the scheduler's own CLI."""
 
 from __future__ import annotations
 
@@ -11,14 +7,13 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from opsctl.errors import NotFound
+from opsctl.jobs.catalog import find_job
 from opsctl.roles import role_default
-from opsctl.site.model import Job, Site
+from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport
-from scheduler.cron import next_fire
 
 # How a host runs the scheduler's CLI, on the files its service uses: where the
 # scheduler_agent role installs the package, its jobs file and its history (as the role's
@@ -29,46 +24,6 @@ REMOTE_SCHEDULER = [
     "--jobs", f"{role_default('scheduler_agent', 'scheduler_agent_config_dir')}/jobs.json",
     "--history", f"{role_default('scheduler_agent', 'scheduler_agent_state_dir')}/history.db",
 ]
-
-
-
-@dataclass(frozen=True)
-class JobRow:
-    name: str
-    group: str
-    hosts: tuple[str, ...]
-    schedule: str
-    timezone: str
-    next_fire: str | None  # ISO 8601 in the job's time zone; None when disabled
-    what: str
-    singleton: str | None
-    enabled: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "group": self.group, "hosts": list(self.hosts),
-                "schedule": self.schedule, "timezone": self.timezone,
-                "next_fire": self.next_fire, "what": self.what,
-                "singleton": self.singleton, "enabled": self.enabled}
-
-
-def list_jobs(site: Site, now: datetime) -> list[JobRow]:
-    """Every job of the site with its hosts and next fire time after `now` (aware)."""
-    rows = []
-    for job in site.jobs:
-        spec = job.spec
-        fire = next_fire(spec.cron, now, spec.tz).isoformat() if spec.enabled else None
-        what = f"action {spec.action}" if spec.action else " ".join(spec.command or ())
-        rows.append(JobRow(spec.name, job.group, job.hosts, spec.schedule, spec.timezone,
-                           fire, what, spec.singleton, spec.enabled))
-    return rows
-
-
-def find_job(site: Site, name: str) -> Job:
-    for job in site.jobs:
-        if job.name == name:
-            return job
-    raise NotFound(f"no job {name!r} in site {site.name} "
-                   f"(jobs: {', '.join(j.name for j in site.jobs) or 'none'})")
 
 
 @dataclass

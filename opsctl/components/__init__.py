@@ -1,1 +1,0 @@
-"""The platform's components as artifacts: building the reference ones, verifying any."""
