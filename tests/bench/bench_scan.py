@@ -1,0 +1,52 @@
+"""The compliance scan's own speed: one host and the whole fleet, interleaved, on a
+converged lab of the site (`opsctl up --site S` first). OpenSCAP and Lynis beside it are
+bench_check.py's job; this is the quick figure to rerun when the catalog grows.
+
+    .venv/bin/python tests/bench/bench_scan.py --site reference --host db1 --runs 5
+
+Each run is the CLI as a user types it (start-up included); `scan s` is the document's own
+`seconds` (collection and evaluation, after start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+
+def scan(site: str, limit: str | None) -> tuple[float, float, int]:
+    argv = [sys.executable, "-m", "opsctl", "check", "--site", site, "--format", "json"]
+    argv += ["--limit", limit] if limit else []
+    t0 = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.monotonic() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"opsctl check failed ({done.returncode}): {done.stderr.strip()}")
+    doc = json.loads(done.stdout)
+    return wall, float(doc["seconds"]), int(doc["checks_evaluated"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--site", default="reference")
+    parser.add_argument("--host", default="db1")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    results: dict[str, list[tuple[float, float, int]]] = {"host": [], "fleet": []}
+    scan(args.site, args.host)  # warm: bytecode, SSH master connections
+    for _ in range(args.runs):
+        results["host"].append(scan(args.site, args.host))
+        results["fleet"].append(scan(args.site, None))
+    for name, rows in results.items():
+        walls = [r[0] for r in rows]
+        print(f"{name:6} median wall {statistics.median(walls):.2f} s "
+              f"({' '.join(f'{w:.2f}' for w in walls)}), scan s "
+              f"{statistics.median(r[1] for r in rows):.2f}, checks evaluated {rows[0][2]}")
+
+
+if __name__ == "__main__":
+    main()
