@@ -80,7 +80,7 @@ _SSH_FAILURE = re.compile(
     r"Permission denied \(|Host key verification failed|channel \d+: open failed|"
     r"mux_client|Control socket connect|ssh_exchange_identification|banner exchange|"
     r"Bad owner or permissions|Could not resolve|No route to host|Received disconnect|"
-    r"@@@@|Load key|Timeout, server)", re.MULTILINE)
+    r"@@@@|Load key|Timeout, server|ControlPath too long)", re.MULTILINE)
 _SUDO_NEEDS_PASSWORD = ("a password is required", "a terminal is required")
 _SUDO_REFUSED = ("incorrect password attempt", "Sorry, try again", "is not in the sudoers",
                  "is not allowed to execute", "no askpass program")

@@ -175,8 +175,10 @@ def judge(host: str, entry: ShadowEntry, today: date, expected_hash: str | None)
 
 def _read_entry(transport: Transport, host: str, user: str) -> ShadowEntry:
     done = transport.run(host, ["getent", "shadow", user], timeout=TIMEOUT)
+    if done.rc == 2:  # getent: the key is not in the database
+        raise HostError(f"{host}: no shadow entry for {user}")
     if done.rc != 0:
-        raise HostError(f"{host}: no shadow entry for {user} ({done.message})")
+        raise HostError(f"{host}: getent shadow {user} failed ({done.message})")
     return ShadowEntry.parse(done.stdout)
 
 

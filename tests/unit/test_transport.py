@@ -33,6 +33,9 @@ mode = os.environ.get("FAKE_SSH_MODE", "ok")
 if mode == "unreachable":
     sys.stderr.write("ssh: connect to host 172.31.30.11 port 2222: No route to host\n")
     sys.exit(255)
+if mode == "controlpath":  # a state directory too deep for a socket's path
+    sys.stderr.write("ControlPath too long ('/very/deep/cm-6156388f' >= 108 bytes)\n")
+    sys.exit(255)
 if mode == "changed":
     sys.stderr.write("@@@@@@@@\n@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\n"
                      "The fingerprint for the ED25519 key sent by the remote host is\n"
@@ -122,6 +125,11 @@ def test_unreachable_and_timeout(fake, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_SSH_MODE", "unreachable")
     with pytest.raises(HostUnreachable, match=r"db1: unreachable over SSH via ssh \(ssh: "
                                               r"connect to host .* No route to host\)"):
+        t.run("db1", ["true"], timeout=10)
+    # ssh never ran the command: said as ssh said it, not taken for the command's exit 255
+    monkeypatch.setenv("FAKE_SSH_MODE", "controlpath")
+    with pytest.raises(HostUnreachable, match=r"db1: unreachable over SSH via ssh "
+                                              r"\(ControlPath too long"):
         t.run("db1", ["true"], timeout=10)
 
 
