@@ -5,7 +5,8 @@ bench_check.py's job; this is the quick figure to rerun when the catalog grows.
     .venv/bin/python tests/bench/bench_scan.py --site reference --host db1 --runs 5
 
 Each run is the CLI as a user types it (start-up included); `scan s` is the document's own
-`seconds` (collection and evaluation, after start-up).
+`seconds` (collection and evaluation, after start-up). The fleet runs with and without the
+boundary probes (`--no-probes`: the figure the catalog's own cost is compared by).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import sys
 import time
 
 
-def scan(site: str, limit: str | None) -> tuple[float, float, int]:
+def scan(site: str, limit: str | None, probes: bool = True) -> tuple[float, float, int]:
     argv = [sys.executable, "-m", "opsctl", "check", "--site", site, "--format", "json"]
     argv += ["--limit", limit] if limit else []
+    argv += [] if probes else ["--no-probes"]
     t0 = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     wall = time.monotonic() - t0
@@ -36,14 +38,16 @@ def main() -> None:
     parser.add_argument("--host", default="db1")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float, int]]] = {"host": [], "fleet": []}
+    results: dict[str, list[tuple[float, float, int]]] = {
+        "host": [], "fleet, --no-probes": [], "fleet, probes": []}
     scan(args.site, args.host)  # warm: bytecode, SSH master connections
     for _ in range(args.runs):
         results["host"].append(scan(args.site, args.host))
-        results["fleet"].append(scan(args.site, None))
+        results["fleet, --no-probes"].append(scan(args.site, None, probes=False))
+        results["fleet, probes"].append(scan(args.site, None))
     for name, rows in results.items():
         walls = [r[0] for r in rows]
-        print(f"{name:6} median wall {statistics.median(walls):.2f} s "
+        print(f"{name:18} median wall {statistics.median(walls):.2f} s "
               f"({' '.join(f'{w:.2f}' for w in walls)}), scan s "
               f"{statistics.median(r[1] for r in rows):.2f}, checks evaluated {rows[0][2]}")
 
