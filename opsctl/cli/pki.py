@@ -10,7 +10,7 @@ from rich.table import Table
 
 from opsctl.cli.converge import recap, show_event
 from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_change, site_to_read
-from opsctl.cli.render import console, emit_json
+from opsctl.cli.render import console, emit_json, show_health
 from opsctl.pki.certs import CertInfo
 from opsctl.pki.rotate import RotationResult
 from opsctl.pki.rotate import rotate as run_rotate
@@ -90,13 +90,7 @@ def status(site: str | None, limit: tuple[str, ...], via: str | None, output: st
     service presents another certificate than the one issued, a host certificate does not
     name the host's current address, or a host cannot be reached.
     """
-    current = pki_status(site_to_read(site), limit, via)
-    if output == "json":
-        emit_json(current.as_dict())
-    else:
-        console.print(render(current))
-    if not current.healthy:
-        sys.exit(1)
+    show_health(pki_status(site_to_read(site), limit, via), output, render)
 
 
 def _render_rotation(result: RotationResult) -> None:

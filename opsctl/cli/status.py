@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
@@ -11,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_read
-from opsctl.cli.render import console, emit_json
+from opsctl.cli.render import console, show_health
 from opsctl.status.fetch import fetch
 from opsctl.status.view import SiteStatus
 
@@ -127,10 +126,4 @@ def status(site: str | None, watch: float | None, via: str | None, output: str) 
             while True:
                 time.sleep(watch)
                 live.update(render(fetch(loaded, via=via)), refresh=True)
-    current = fetch(loaded, via=via)
-    if output == "json":
-        emit_json(current.as_dict())
-    else:
-        console.print(render(current))
-    if not current.healthy:
-        sys.exit(1)
+    show_health(fetch(loaded, via=via), output, render)
