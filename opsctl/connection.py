@@ -300,8 +300,9 @@ def become_password(conn: Connection) -> str | None:
         raise BecomePasswordMissing(
             f"site {conn.site}: no sudo password for {conn.user} at {conn.become_file} "
             f"({exc.strerror}); write it there (mode 0600)") from None
-    # The password lookup's format (hardening keeps the admin's password so): VALUE salt=...
-    return text.split(" salt=")[0].rstrip("\n")
+    from opsctl.secrets import password_in  # noqa: PLC0415
+
+    return password_in(text)
 
 
 def site_ssh_config(site: Site, via: str | None = None) -> str:

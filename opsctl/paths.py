@@ -59,3 +59,16 @@ def write_named_file(path: Path, text: str, option: str = "--out") -> Path:
         raise InvalidInput([Problem(option, str(path),
                                     f"cannot write: {exc.strerror or exc}")]) from None
     return path
+
+
+def write_private(path: Path, content: str | bytes) -> Path:
+    """Replace `path` whole with a file only root reads (mode 0600 from the start): readers
+    see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.touch(mode=0o600)
+    if isinstance(content, bytes):
+        tmp.write_bytes(content)
+    else:
+        tmp.write_text(content)
+    tmp.replace(path)
+    return path

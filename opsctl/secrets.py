@@ -13,7 +13,7 @@ import string
 import warnings
 from pathlib import Path
 
-from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.paths import ensure_private_dir, state_dir, write_private
 
 ALPHABET = string.ascii_letters + string.digits
 # The monitoring agents' basic-auth credential for Prometheus's scrapes.
@@ -24,11 +24,10 @@ def secrets_dir(site_name: str) -> Path:
     return state_dir() / "secrets" / site_name
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(text)
-    tmp.replace(path)
+def password_in(text: str) -> str:
+    """The password a file holds, in Ansible's password lookup format (`VALUE salt=...`,
+    how hardening keeps the admin's password; a plain line is the same without the salt)."""
+    return text.split(" salt=")[0].rstrip("\n")
 
 
 def ensure_secret(site_name: str, name: str, length: int = 32) -> str:
@@ -37,7 +36,7 @@ def ensure_secret(site_name: str, name: str, length: int = 32) -> str:
     if path.exists():
         return path.read_text().split(" salt=")[0].strip()
     value = "".join(secrets.choice(ALPHABET) for _ in range(length))
-    _write_private(path, value + "\n")
+    write_private(path, value + "\n")
     return value
 
 
@@ -79,7 +78,7 @@ def ensure_bcrypt(site_name: str, name: str) -> Path:
     hashed = _crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
     if not hashed.startswith("$2"):
         raise RuntimeError("this Python's crypt has no bcrypt")
-    _write_private(path, hashed + "\n")
+    write_private(path, hashed + "\n")
     return path
 
 

@@ -25,13 +25,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from opsctl import audit
-from opsctl.connection import Connection, resolve
+from opsctl.connection import Connection
 from opsctl.errors import OpsctlError
-from opsctl.paths import ensure_private_dir
+from opsctl.paths import ensure_private_dir, write_private
 from opsctl.roles import role_default
-from opsctl.secrets import crypt_sha512, secrets_dir
+from opsctl.secrets import crypt_sha512, password_in, secrets_dir
 from opsctl.site.model import Site
-from opsctl.transport import HostError, SshTransport, Transport
+from opsctl.transport import HostError, SshTransport, Transport, for_site
 
 TIMEOUT = 30
 # Days before expiry from which `status` reports a host (exit 1): a fortnight to act.
@@ -185,7 +185,7 @@ def _read_entry(transport: Transport, host: str, user: str) -> ShadowEntry:
 def status(site: Site, via: str | None = None, today: date | None = None) -> list[HostAge]:
     """How long the admin's password keeps working on each host, and whether it is the
     site's (the hash of the password opsctl keeps, with the role's per-host salt)."""
-    transport = SshTransport(resolve(site, via))
+    transport = for_site(site, via)
     conn = transport.conn
     user = admin_user(conn)
     today = today or datetime.now(UTC).date()
@@ -207,7 +207,7 @@ def _known_password(conn: Connection, transport: SshTransport) -> str | None:
     if path is None:
         return transport.password()
     try:
-        return path.read_text().split(" salt=")[0].rstrip("\n")
+        return password_in(path.read_text())
     except OSError:
         return None
 
@@ -221,15 +221,6 @@ class Rotation:
     user: str
     hosts: list[str]
     password_file: Path | None
-
-
-def _write_private(path: Path, text: str) -> None:
-    if not path.parent.exists():  # the site's secrets before its first hardening
-        ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _set(transport: Transport, host: str, user: str, hashed: str) -> None:
@@ -252,7 +243,7 @@ def _set_change_day(transport: Transport, host: str, user: str, days: int | None
 def rotate(site: Site, via: str | None = None, new_password: str | None = None,
            prompt_new: Prompt | None = None) -> Rotation:
     """A new admin password on every host of the site, or on none of them."""
-    old_transport = SshTransport(resolve(site, via))
+    old_transport = for_site(site, via)
     conn = old_transport.conn
     user = admin_user(conn)
     path = password_file(conn)
@@ -273,7 +264,8 @@ def rotate(site: Site, via: str | None = None, new_password: str | None = None,
     old_transport.password()
     pending = None if path is None else path.with_name(path.name + ".next")
     if pending is not None:
-        _write_private(pending, new_password + "\n")
+        ensure_private_dir(pending.parent)  # the site's secrets before its first hardening
+        write_private(pending, new_password + "\n")
     new_transport = SshTransport(conn, password=new_password)
     try:
         change_hosts(old_transport, new_transport, user, hosts, new_password)

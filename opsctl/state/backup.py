@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from opsctl import audit
 from opsctl.errors import InvalidInput, OpsctlError, Problem
-from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.paths import ensure_private_dir, state_dir, write_private
 
 MAGIC = b"OPSCTL-STATE-1\n"
 SALT_BYTES, NONCE_BYTES = 16, 12
@@ -193,10 +192,7 @@ def backup(out: Path, passphrase: str, option: str = "--passphrase-file") -> Sum
         raise StateBackupError(f"{root / 'audit.log'}: line {verdict.first_bad}: "
                                f"{verdict.reason}; back up after `opsctl audit verify` passes")
     data = pack(root, passphrase)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    write_private(out, data)
     digest = _sha256(data)
     got = unpack(data, passphrase, str(out))  # what was written reads back
     audit.append("state.backup", {"file": str(out)},
