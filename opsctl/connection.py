@@ -11,7 +11,9 @@ running lab to decide. Everything here is pure but `resolve` (reads the lab's mo
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, Problem
-from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.paths import ensure_own_private_dir, ensure_private_dir, state_dir
 from opsctl.site.model import Site
 from opsctl.site.schema import BecomeSpec, ConnectionSpec
 
@@ -68,6 +70,10 @@ class Connection:
         return self.directory / "ssh_config"
 
     @property
+    def control_dir(self) -> Path:
+        return control_dir(self.directory)
+
+    @property
     def sudo(self) -> bool:
         """Whether commands go through sudo: every login user but root."""
         return any(e.user != "root" for e in self.endpoints.values())
@@ -81,6 +87,23 @@ class Connection:
         names = [EXTERNAL_JUMP] if self.bastion else []
         names += [n for n in self.endpoints if n in first]
         return names + [n for n in self.endpoints if n not in first]
+
+
+# ssh's control socket is DIR/cm-<%C: 40 hex>, and while binding it ssh adds a 17-character
+# suffix; a unix socket's whole path must fit 107 bytes (sun_path less its NUL).
+_CONTROL_SOCKET = "cm-%C"
+_CONTROL_SOCKET_LEN = len("/cm-") + 40 + 17
+_SOCKET_PATH_MAX = 107
+
+
+def control_dir(directory: Path) -> Path:
+    """Where a site's ssh control sockets live: beside its ssh_config when the socket's path
+    fits, else (a state directory under a deep path) a private directory of this user under
+    the system's temp dir, one per site directory."""
+    if len(os.fsencode(directory)) + _CONTROL_SOCKET_LEN <= _SOCKET_PATH_MAX:
+        return directory
+    digest = hashlib.sha256(os.fsencode(directory)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"opsctl-{os.getuid()}" / digest
 
 
 def site_conn_dir(site_name: str) -> Path:
@@ -209,7 +232,7 @@ def render_ssh_config(conn: Connection) -> str:
         f"  ConnectTimeout {conn.connect_timeout}",
         "  ServerAliveInterval 15",
         "  ControlMaster auto",
-        f"  ControlPath {conn.directory}/cm-%C",
+        f"  ControlPath {conn.control_dir}/{_CONTROL_SOCKET}",
         "  ControlPersist 60s",
         "  LogLevel ERROR",
     ]
@@ -236,6 +259,8 @@ def write(conn: Connection) -> Path:
     """Write the site's ssh_config (0600) and return its path; the known_hosts file is
     made empty when missing (opsctl site trust fills it)."""
     ensure_private_dir(conn.directory)
+    if conn.control_dir != conn.directory:
+        ensure_own_private_dir(conn.control_dir)
     conn.known_hosts.parent.mkdir(parents=True, exist_ok=True)
     if not conn.known_hosts.exists():
         conn.known_hosts.touch(mode=0o600)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
-from opsctl.errors import InvalidInput, NotFound, Problem
+from opsctl.errors import InvalidInput, NotFound, OpsctlError, Problem
 
 
 def project_root() -> Path:
@@ -36,6 +38,21 @@ def cache_dir() -> Path:
 def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
+    return path
+
+
+def ensure_own_private_dir(path: Path) -> Path:
+    """A 0700 directory in a place others can write (the system's temp dir): made by us, or,
+    when it exists, a real directory we own; anything else is refused rather than used,
+    since another user's directory there could catch what we put in it."""
+    for part in (path.parent, path):
+        with contextlib.suppress(FileExistsError):
+            part.mkdir(mode=0o700)
+        st = part.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            raise OpsctlError(f"{part}: not a directory of this user's own; remove it or set "
+                              "TMPDIR to a private directory")
+        part.chmod(0o700)
     return path
 
 

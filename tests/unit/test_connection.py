@@ -3,21 +3,30 @@ Ansible's variables, for the lab, a direct site and a site behind a bastion."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from connection_sites import BASTION, ROOT, load_copy, site_copy
 
 from opsctl import connection
 from opsctl.connection import ansible_vars, become_password, render_ssh_config, resolve
-from opsctl.errors import InvalidInput, NotFound
+from opsctl.errors import InvalidInput, NotFound, OpsctlError
 from opsctl.site.schema import ConnectionSpec
 
 
 @pytest.fixture(autouse=True)
 def state(tmp_path, monkeypatch):
     monkeypatch.setenv("OPSCTL_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def short_tmp(private_temp_dir):
+    """The system's temp dir, as short as a control node's /tmp (pytest's tmp_path is not)."""
+    return private_temp_dir
 
 
 def _blocks(config: str) -> dict[str, list[str]]:
@@ -187,3 +196,41 @@ def test_bad_connection_is_one_line_and_exit_2(tmp_path, connection_section, hos
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def _control_path(config: str) -> str:
+    return next(line.split(None, 1)[1] for line in config.splitlines()
+                if line.strip().startswith("ControlPath "))
+
+
+def test_a_deep_state_directory_still_gets_a_control_socket_ssh_can_bind(tmp_path, monkeypatch,
+                                                                         short_tmp):
+    # A province's state directory may sit under a long path; ssh refuses a ControlPath longer
+    # than a unix socket allows ("ControlPath too long") and every command fails.
+    deep = tmp_path / ("province-" + "x" * 60) / "state"
+    monkeypatch.setenv("OPSCTL_STATE_DIR", str(deep))
+    conn = resolve(load_copy(tmp_path, BASTION))
+    config_file = connection.write(conn)
+    path = _control_path(config_file.read_text())
+    assert not path.startswith(str(deep))
+    # the longest name ssh binds: %C (40 hex) and its 17-character temporary suffix
+    longest = path.replace("%C", "f" * 40) + ".abcdefghijklmnop"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(longest)
+    mode = os.stat(os.path.dirname(longest)).st_mode & 0o777
+    assert mode == 0o700
+    # a short state directory keeps its sockets beside its ssh_config, as before
+    monkeypatch.setenv("OPSCTL_STATE_DIR", f"{short_tmp}/s")
+    short = resolve(load_copy(tmp_path / "b", BASTION))
+    assert _control_path(render_ssh_config(short)) == f"{short.directory}/cm-%C"
+
+
+def test_a_socket_directory_someone_else_owns_is_refused(tmp_path, monkeypatch, short_tmp):
+    monkeypatch.setenv("OPSCTL_STATE_DIR", str(tmp_path / ("deep-" + "y" * 80)))
+    monkeypatch.setattr(tempfile, "tempdir", f"{short_tmp}/other")
+    conn = resolve(load_copy(tmp_path, BASTION))
+    theirs = conn.control_dir.parent
+    theirs.mkdir(parents=True)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(OpsctlError, match="not a directory of this user's own"):
+        connection.write(conn)
