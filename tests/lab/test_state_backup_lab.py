@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,25 +35,23 @@ def test_a_restored_state_manages_the_site(reference, lab_state_dir, tmp_path):
     written = json.loads(done.stdout)
     assert site.name in written["sites"]
 
-    # a short path: ssh's ControlPath (DIR/labs/SITE/cm-<40 hex>) must fit a socket's 108 bytes
-    fresh = Path(tempfile.mkdtemp(prefix="opsctl-st-", dir="/tmp"))
-    try:
-        done = opsctl(fresh, "state", "restore", str(archive), "--passphrase-file", str(secret))
-        assert done.returncode == 0, done.stderr
-        for name in (f"secrets/{site.name}/ops-password", f"pki/{site.name}/ca.key"):
-            assert (fresh / name).read_bytes() == (lab_state_dir / name).read_bytes(), name
-        # the lab's model of how its containers are reached (its paths point into the lab's
-        # own directory): the lab belongs to this machine, as a real site's hosts stay where they
-        # are. Only that file: the lab directory also holds the containers' live root filesystems.
-        (fresh / "labs" / site.name).mkdir(parents=True)
-        shutil.copy2(lab_state_dir / "labs" / site.name / "connection.yml",
-                     fresh / "labs" / site.name / "connection.yml")
-        done = opsctl(fresh, "site", "password", "status", str(site.directory), "-o", "json")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert all(a["matches_site"] is True for a in json.loads(done.stdout))
-        # the archived chain, then the restore's record (status reads, it records nothing)
-        done = opsctl(fresh, "audit", "verify", "-o", "json")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert json.loads(done.stdout)["records"] == written["audit_records"] + 1
-    finally:
-        shutil.rmtree(fresh, ignore_errors=True)
+    # a new control node under a deep path (pytest's own): its ssh control sockets must still
+    # fit a unix socket's 108 bytes
+    fresh = tmp_path / "new-control-node"
+    done = opsctl(fresh, "state", "restore", str(archive), "--passphrase-file", str(secret))
+    assert done.returncode == 0, done.stderr
+    for name in (f"secrets/{site.name}/ops-password", f"pki/{site.name}/ca.key"):
+        assert (fresh / name).read_bytes() == (lab_state_dir / name).read_bytes(), name
+    # the lab's model of how its containers are reached (its paths point into the lab's
+    # own directory): the lab belongs to this machine, as a real site's hosts stay where they
+    # are. Only that file: the lab directory also holds the containers' live root filesystems.
+    (fresh / "labs" / site.name).mkdir(parents=True)
+    shutil.copy2(lab_state_dir / "labs" / site.name / "connection.yml",
+                 fresh / "labs" / site.name / "connection.yml")
+    done = opsctl(fresh, "site", "password", "status", str(site.directory), "-o", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(a["matches_site"] is True for a in json.loads(done.stdout))
+    # the archived chain, then the restore's record (status reads, it records nothing)
+    done = opsctl(fresh, "audit", "verify", "-o", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["records"] == written["audit_records"] + 1
