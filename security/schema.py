@@ -6,6 +6,7 @@ interprets it with a small fixed set of operators.
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from security import facts
+from security.kept import digest, kept
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
@@ -318,7 +320,17 @@ def load_mapping(path: Path) -> tuple[Mapping | None, list[Problem]]:
 
 
 def load_catalog(directory: Path = CATALOG_DIR, level: int | None = None) -> list[CatalogCheck]:
-    """Every check in the catalog with its clause; raises CatalogError naming every problem."""
+    """Every check in the catalog with its clause; raises CatalogError naming every problem.
+
+    The validated catalog is kept (security.kept) under the hash of its files and of the
+    code that reads them: a command validates the YAML again only after one changed."""
+    made_from = digest([*sorted(p for p in directory.rglob("*.yml") if p.is_file()),
+                        *sorted(Path(__file__).parent.glob("*.py"))])
+    return kept(directory / "__pycache__", f"catalog-L{level}.pickle", made_from,
+                lambda: _validated_catalog(directory, level), pickle.dumps, pickle.loads)
+
+
+def _validated_catalog(directory: Path, level: int | None) -> list[CatalogCheck]:
     checks, problems = _load_checks(directory)
     mpath = directory / "mapping.yml"
     mapping, found = load_mapping(mpath)

@@ -17,6 +17,8 @@ import hashlib
 import sys
 from pathlib import Path
 
+from security.kept import digest, kept
+
 PACKAGE = "security.collector"
 HERE = Path(__file__).resolve().parent
 # Dependencies first: every module may use `base`; `audit` and `kernel` use `system`; `run`
@@ -120,9 +122,13 @@ def build_script(directory: Path = HERE) -> str:
 
 
 @functools.cache
-def collector_script() -> str:
-    """The script every host runs (`python3 -`, the script on stdin); built once per process."""
-    return build_script()
+def collector_script(directory: Path = HERE) -> str:
+    """The script every host runs (`python3 -`, the script on stdin), kept (security.kept)
+    under the hash of every module on disk and this builder: a command parses the modules
+    only after one of them changed."""
+    return kept(directory / "__pycache__", "collector.py",
+                digest(sorted(directory.glob("*.py"))), lambda: build_script(directory),
+                str.encode, bytes.decode)
 
 
 def script_sha256(script: str | None = None) -> str:

@@ -40,6 +40,33 @@ def test_two_builds_are_the_same_bytes(tmp_path: Path) -> None:
     assert collector_script() is collector_script()  # built once per process
 
 
+def test_the_built_script_is_kept_until_a_module_changes(tmp_path: Path) -> None:
+    copy = tmp_path / "collector"
+    shutil.copytree(HERE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    built = collector_script.__wrapped__(copy)
+    kept = list((copy / "__pycache__").glob("collector.py-*"))
+    assert len(kept) == 1 and kept[0].read_text() == built == build_script(copy)
+    # the next command reads it instead of building: what is kept is what it runs
+    kept[0].write_text(built + "# kept\n")
+    assert collector_script.__wrapped__(copy).endswith("# kept\n")
+    # a changed module is built again, and the old script goes
+    (copy / "clock.py").write_text((copy / "clock.py").read_text() + "\nCHANGED = 1\n")
+    rebuilt = collector_script.__wrapped__(copy)
+    assert "CHANGED = 1" in rebuilt
+    assert [p.read_text() for p in (copy / "__pycache__").glob("collector.py-*")] == [rebuilt]
+    # a module on disk the order does not list is refused, cached or not
+    (copy / "stray.py").write_text("X = 1\n")
+    with pytest.raises(BundleError, match="stray"):
+        collector_script.__wrapped__(copy)
+
+
+def test_an_unwritable_cache_only_costs_the_build(tmp_path: Path) -> None:
+    copy = tmp_path / "collector"
+    shutil.copytree(HERE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "__pycache__").write_text("a file where the cache directory would be")
+    assert collector_script.__wrapped__(copy) == build_script(copy)
+
+
 def test_the_modules_come_in_the_declared_order() -> None:
     script = collector_script()
     marks = [script.index(f"security/collector/{name}.py\n") for name in MODULES]
