@@ -7,6 +7,7 @@ from rich.table import Table
 
 from opsctl.apply import history
 from opsctl.apply.engine import ENGINES
+from opsctl.apply.profile import load_events, profile
 from opsctl.apply.runner import ApplyRequest, stdout_path
 from opsctl.apply.up import up as run_up
 from opsctl.cli.converge import converge, exit_for, recap, show_event
@@ -90,6 +91,36 @@ def runs_show(run_id: str, output: str) -> None:
         console.print(f"  {failure['host']}: {failure['task']}: {failure['message']}",
                       highlight=False)
     console.print(f"[dim]full output: {stdout_path(record)}[/dim]")
+
+
+@runs.command("profile")
+@click.argument("run_id", default="last")
+@click.option("--top", type=click.IntRange(1, 500), default=15, show_default=True,
+              help="How many of the dearest tasks to list.")
+@OUTPUT_OPTION
+def runs_profile(run_id: str, top: int, output: str) -> None:
+    """Where a run's time went: each role's and the dearest tasks' wall time (RUN_ID or
+    `last`), from the run's Ansible events."""
+    record = history.resolve(run_id)
+    found = profile(load_events(history.run_dir(record.id)))
+    if output == "json":
+        emit_json({"run": record.id, **found.as_dict(top)})
+        return
+    roles = Table(title=f"run {record.id}: {found.seconds} s, {len(found.tasks)} tasks, "
+                        f"{found.before_first_task} s before the first")
+    for column in ("role", "tasks", "seconds", "share", "hosts' seconds", "changed"):
+        roles.add_column(column, justify="left" if column == "role" else "right")
+    for r in found.roles():
+        roles.add_row(r.role, str(r.tasks), f"{r.seconds:.1f}",
+                      f"{100 * r.seconds / (found.seconds or 1):.0f}%",
+                      f"{r.host_seconds:.1f}", str(r.changed))
+    console.print(roles)
+    tasks = Table(title=f"the {top} dearest tasks")
+    for column in ("seconds", "role", "task", "where"):
+        tasks.add_column(column, justify="right" if column == "seconds" else "left")
+    for t in found.dearest(top):
+        tasks.add_row(f"{t.seconds:.1f}", t.role, t.task, t.path)
+    console.print(tasks)
 
 
 @click.command()

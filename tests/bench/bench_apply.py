@@ -7,6 +7,10 @@ Per round: the lab is brought up fresh (new overlays, nothing installed), then
                    plain `ansible-playbook` with Ansible's default settings (no ansible.cfg:
                    no pipelining, 5 forks, per-task modules over fresh SSH sessions)
 Run as root with no other lab of the site up.
+
+`--profile` instead: one no-change `opsctl apply` on the lab that is up (OPSCTL_STATE_DIR as
+it is, e.g. right after `opsctl up`), then where its time went, by role and by task, as the
+markdown docs/BENCHMARKS.md keeps (`opsctl runs profile` shows the same for any run).
 """
 
 from __future__ import annotations
@@ -56,12 +60,37 @@ def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
     return cmd, env
 
 
+def profile_no_change(site: str, top: int) -> None:
+    seconds = timed(opsctl("apply", "--site", site), dict(os.environ))
+    done = subprocess.run(opsctl("runs", "profile", "last", "--top", str(top), "-o", "json"),
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    found = json.loads(done.stdout)
+    print(f"# {' '.join(sys.argv)}: run {found['run']}, {seconds:.1f} s wall "
+          f"({found['seconds']} s in Ansible, {found['before_first_task']} s before its "
+          f"first task), {found['tasks']} tasks\n")
+    print("| role | tasks | s | share | hosts' s | changed |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in found["roles"]:
+        share = 100 * r["seconds"] / (found["seconds"] or 1)
+        print(f"| {r['role']} | {r['tasks']} | {r['seconds']:.1f} | {share:.0f}% | "
+              f"{r['host_seconds']:.1f} | {r['changed']} |")
+    print(f"\n| the {top} dearest tasks | role | s | where |\n| --- | --- | ---: | --- |")
+    for t in found["dearest_tasks"]:
+        print(f"| {t['task']} | {t['role']} | {t['seconds']:.1f} | `{t['path']}` |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--site", default="reference")
     parser.add_argument("--runs", type=int, default=3, help="no-change runs of each kind")
     parser.add_argument("--rounds", type=int, default=1, help="fresh labs (first applies)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one no-change apply of the lab that is up")
+    parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
+    if args.profile:
+        profile_no_change(args.site, args.top)
+        return
     state = tempfile.mkdtemp(prefix="opsctl-bench-")
     env = dict(os.environ, OPSCTL_STATE_DIR=state)
     plain_cmd, plain_env = plain_ansible(args.site, state)
