@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def scan(site: str, limit: str | None, probes: bool = True,
          checkout: Path | None = None) -> tuple[float, float, int]:
@@ -32,11 +34,12 @@ def scan(site: str, limit: str | None, probes: bool = True,
     argv += ["--limit", limit] if limit else []
     argv += [] if probes else ["--no-probes"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    if checkout is not None:
-        env |= {"PYTHONPATH": str(checkout), "OPSCTL_ROOT": str(checkout)}
+    # `-m` puts the working directory first on sys.path: run in the checkout that is meant
+    where = checkout or ROOT
+    env |= {"PYTHONPATH": str(where), "OPSCTL_ROOT": str(where)}
     t0 = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
-                          env=env)
+                          env=env, cwd=where)
     wall = time.monotonic() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"opsctl check failed ({done.returncode}): {done.stderr.strip()}")
