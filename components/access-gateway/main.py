@@ -6,6 +6,8 @@ POST /uploads   JSON {"province": "xx", "batch": "id", "records": [{"contract_id
                 "contractor": ..., "area_mu": n}, ...]}
                 -> 201 {"stored": n, "upload": id} or 400 with the reasons
 GET  /healthz   200 "ok";   GET /version
+GET  /metrics   on `metrics_port` only (gateway_metrics.py): uploads per province and outcome,
+                records, bytes, last upload, spool depth, request durations
 
 Valid uploads go to the `operational` database (table `uploads`, psycopg2) when a DSN is
 configured, otherwise into a spool directory, one JSON file per upload. When the database
@@ -21,8 +23,11 @@ import json
 import os
 import re
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from gateway_metrics import GatewayMetrics, serve
 
 HERE = Path(__file__).resolve().parent
 RELEASE = json.loads((HERE / "release.json").read_text())
@@ -92,6 +97,7 @@ def store_database(dsn: str, upload: dict) -> str:
 class Handler(BaseHTTPRequestHandler):
     server_version = "access-gateway"
     config: dict = {}
+    metrics: GatewayMetrics
 
     def _send(self, status: int, body: dict | str) -> None:
         data = json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else body
@@ -103,45 +109,58 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/healthz":
-            self._send(200 if RELEASE.get("healthy", True) else 500, "ok")
-        elif self.path == "/version":
-            self._send(200, {"component": "access-gateway", "version": RELEASE["version"]})
-        else:
-            self._send(404, {"error": "not found"})
+        with self.metrics.timer(self.path):
+            if self.path == "/healthz":
+                self._send(200 if RELEASE.get("healthy", True) else 500, "ok")
+            elif self.path == "/version":
+                self._send(200, {"component": "access-gateway", "version": RELEASE["version"]})
+            else:
+                self._send(404, {"error": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/uploads":
-            self._send(404, {"error": "not found"})
-            return
+        with self.metrics.timer(self.path):
+            if self.path != "/uploads":
+                self._send(404, {"error": "not found"})
+                return
+            self._send(*self._upload())
+
+    def _upload(self) -> tuple[int, dict]:
+        """Read, validate and store one upload, counting it in the metrics."""
         length = int(self.headers.get("Content-Length") or 0)
         if length <= 0 or length > MAX_BODY:
-            self._send(400, {"errors": [f"body must be 1..{MAX_BODY} bytes"]})
-            return
+            problems = [f"body must be 1..{MAX_BODY} bytes"]
+            self.metrics.upload(self.metrics.province(None), 0, "rejected", problems)
+            return 400, {"errors": problems}
         try:
             upload = json.loads(self.rfile.read(length))
         except ValueError:
-            self._send(400, {"errors": ["body is not JSON"]})
-            return
-        problems = validate(upload)
+            upload = None
+            problems = ["body is not JSON"]
+        else:
+            problems = validate(upload)
+        province = self.metrics.province(upload.get("province")
+                                         if isinstance(upload, dict) else None)
         if problems:
-            self._send(400, {"errors": problems})
-            return
-        dsn = self.config.get("database_dsn", "")
-        spooled = not dsn
+            self.metrics.upload(province, length, "rejected", problems)
+            return 400, {"errors": problems}
         try:
-            if dsn:
-                try:
-                    ident = store_database(dsn, upload)
-                except ConnectionError:
-                    spooled = True
-            if spooled:
-                ident = store_spool(Path(self.config["spool_dir"]), upload)
+            ident, spooled = self._store(upload)
         except Exception as exc:  # noqa: BLE001 - storage failure: unavailable, retry later
-            self._send(503, {"errors": [f"storage: {type(exc).__name__}"]})
-            return
-        self._send(201, {"stored": len(upload["records"]), "upload": ident,
-                         "spooled": spooled})
+            self.metrics.upload(province, length, "failed")
+            return 503, {"errors": [f"storage: {type(exc).__name__}"]}
+        self.metrics.upload(province, length, "spooled" if spooled else "accepted",
+                            records=len(upload["records"]))
+        return 201, {"stored": len(upload["records"]), "upload": ident, "spooled": spooled}
+
+    def _store(self, upload: dict) -> tuple[str, bool]:
+        """The upload's id, and whether it went to the spool rather than the database."""
+        dsn = self.config.get("database_dsn", "")
+        if dsn:
+            try:
+                return store_database(dsn, upload), False
+            except ConnectionError:
+                pass
+        return store_spool(Path(self.config["spool_dir"]), upload), True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
@@ -149,9 +168,13 @@ class Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str]) -> None:
     config = json.loads(Path(argv[1]).read_text())
+    listen = config.get("listen", "127.0.0.1")
     Handler.config = config
-    server = ThreadingHTTPServer((config.get("listen", "127.0.0.1"), int(config["port"])),
-                                 Handler)
+    Handler.metrics = GatewayMetrics(config.get("provinces") or {}, Path(config["spool_dir"]))
+    if config.get("metrics_port"):
+        exporter = serve(Handler.metrics, listen, int(config["metrics_port"]))
+        threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    server = ThreadingHTTPServer((listen, int(config["port"])), Handler)
     server.daemon_threads = True
     server.serve_forever()
 

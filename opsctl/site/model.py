@@ -261,6 +261,7 @@ def _build(
     flows, flow_problems = _flows(spec, groups, zones, sfile)
     problems += flow_problems
     problems += _component_problems(spec, groups, flows, sfile)
+    problems += _component_metrics_flow_problems(spec, hosts, groups, flows, sfile)
     problems += _connection_problems(spec, hosts, zones, sfile)
     problems += _ssh_flow_problems(spec, hosts, zones, groups, flows, sfile)
     problems += mirror_problems(spec, zones, hosts, flows, groups, sfile)
@@ -682,5 +683,28 @@ def _component_problems(spec: SiteSpec, groups: dict[str, frozenset[str]], flows
         component_order(known)
     except ValueError as cycle:
         problems.append(Problem(sfile, "site.components", f"depends_on has a cycle: {cycle}"))
+    return problems
+
+
+def _component_metrics_flow_problems(spec: SiteSpec, hosts: dict[str, Host],
+                                     groups: dict[str, frozenset[str]], flows: list[Flow],
+                                     sfile: str) -> list[Problem]:
+    """Prometheus (the monitoring group) must be let in where a component serves metrics."""
+    problems = []
+    monitors = set(groups.get("monitoring", ())) & set(hosts)
+    for name, comp in spec.components.items():
+        if comp.metrics_port is None or comp.group not in groups:
+            continue
+        blocked = sorted(
+            f"{src}->{dst}" for src in monitors for dst in set(groups[comp.group]) & set(hosts)
+            if not any(f.proto == "tcp" and comp.metrics_port in f.ports
+                       and any(src in _endpoint_hosts(e, hosts, groups) for e in f.sources)
+                       and any(dst in _endpoint_hosts(e, hosts, groups) for e in f.destinations)
+                       for f in flows))
+        if blocked:
+            problems.append(Problem(sfile, f"site.components.{name}.metrics_port",
+                                    f"no tcp flow lets monitoring reach {comp.group}:"
+                                    f"{comp.metrics_port} ({', '.join(blocked)}); "
+                                    "add it to site.flows"))
     return problems
 # --- end components ---------------------------------------------------------------------

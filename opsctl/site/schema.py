@@ -128,12 +128,22 @@ class ComponentSpec(Strict):
     version: str = Field(pattern=VERSION)  # what a first converge installs
     group: str = Field(pattern=NAME)
     port: int = Field(ge=1024, le=65535)
+    # Where the component serves /metrics for Prometheus, apart from `port` so that the
+    # balancer never forwards to them; the prometheus role scrapes it as job <component>.
+    metrics_port: int | None = Field(default=None, ge=1024, le=65535)
     location: str = Field(pattern=r"^/[a-z0-9/_-]*/$")  # its path prefix at the balancer
     unit: str = Field(default="component.service.j2", pattern=r"^[A-Za-z0-9_.-]+\.j2$")
     health: HealthSpec = HealthSpec()
     config: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     releases: dict[str, ReleaseSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> ComponentSpec:
+        if self.metrics_port == self.port:
+            raise ValueError(f"metrics_port {self.metrics_port} is the component's own port "
+                             "(the balancer forwards to it): give metrics a port of their own")
+        return self
 
     @field_validator("releases")
     @classmethod
@@ -144,6 +154,15 @@ class ComponentSpec(Strict):
         return releases
 
 # --- end components ---------------------------------------------------------------------
+
+
+class ProvinceSpec(Strict):
+    """A province that uploads its incremental data to this node's access gateway (平台接入),
+    and how often it is expected to: ProvinceUploadSilent fires when its last upload is older
+    than `upload_interval_hours` (the gateway exports the interval next to the upload times)."""
+
+    title: str = ""
+    upload_interval_hours: float = Field(gt=0, le=24 * 366)
 Duration = float | int | str
 
 
@@ -351,6 +370,9 @@ class SiteSpec(Strict):
     # --- components (opsctl deploy) ---
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
     jobs: list[JobSpec] = Field(default_factory=list)
+    # The provinces the access gateway expects uploads from, by site name (the gateway's
+    # own PROVINCE pattern is NAME: tests/unit/test_one_source.py).
+    provinces: dict[str, ProvinceSpec] = Field(default_factory=dict)
     backup: BackupSpec = BackupSpec()
     database: DatabaseSpec = DatabaseSpec()
 
@@ -361,3 +383,11 @@ class SiteSpec(Strict):
             if not re.match(NAME, name):
                 raise ValueError(f"zone name {name!r} must match {NAME}")
         return zones
+
+    @field_validator("provinces")
+    @classmethod
+    def _province_names(cls, provinces: dict[str, ProvinceSpec]) -> dict[str, ProvinceSpec]:
+        for name in provinces:
+            if not re.match(NAME, name):
+                raise ValueError(f"province name {name!r} must match {NAME}")
+        return provinces

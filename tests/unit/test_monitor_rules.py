@@ -1,8 +1,9 @@
 """The alert rules: promtool accepts them, its unit tests show each alert firing and
-resolving, and every metric they name is one the agent exports."""
+resolving, and every metric they name is one the agent (or the access gateway) exports."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -60,8 +61,24 @@ def metric_names_in_rules() -> set[str]:
     groups = yaml.safe_load((RULES / "opsctl.rules.yml").read_text())["groups"]
     names = set()
     for rule in (r for g in groups for r in g["rules"]):
-        names |= set(re.findall(r"\b(opsctl_[a-z0-9_]+|up)\b", rule["expr"]))
+        names |= set(re.findall(r"\b((?:opsctl|access_gateway)_[a-z0-9_]+|up)\b",
+                                rule["expr"]))
     return names
+
+
+def gateway_registry(tmp_path: Path):
+    """The access gateway's metrics (components/access-gateway/gateway_metrics.py: the
+    component ships it beside its main.py, so it is loaded from its file)."""
+    path = ROOT / "components" / "access-gateway" / "gateway_metrics.py"
+    spec = importlib.util.spec_from_file_location("gateway_metrics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metrics = module.GatewayMetrics({"hubei": {"upload_interval_hours": 24}}, tmp_path)
+    metrics.upload("hubei", 10, "accepted", records=1)
+    metrics.upload("other", 10, "rejected", ["province: missing or not a site name"])
+    with metrics.timer("/uploads"):
+        pass
+    return metrics.registry
 
 
 FACTS = ROOT / "tests" / "unit" / "facts"
@@ -120,7 +137,7 @@ def exported_by_agent(tmp_path: Path) -> set[str]:
     for collector in platform_collectors(tmp_path):
         names |= {m.name for m in collector.collect()}
         names |= {s.name for m in collector.collect() for s in m.samples}
-    text = generate_latest(registry).decode()
+    text = generate_latest(registry).decode() + generate_latest(gateway_registry(tmp_path)).decode()
     return names | {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
@@ -140,5 +157,12 @@ def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
     for collector in platform_collectors(tmp_path)[1:]:
         registry.register(collector)
     done = subprocess.run([promtool(), "check", "metrics"], input=generate_latest(registry),
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
+
+
+def test_promtool_check_metrics_is_clean_on_the_gateways_exposition(tmp_path):
+    done = subprocess.run([promtool(), "check", "metrics"],
+                          input=generate_latest(gateway_registry(tmp_path)),
                           capture_output=True, timeout=60)
     assert done.returncode == 0, (done.stdout + done.stderr).decode()

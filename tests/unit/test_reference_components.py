@@ -94,3 +94,87 @@ def test_access_gateway_validates_and_spools_uploads(serve, tmp_path):
     assert code == 400
     assert "province: missing or not a site name" in body["errors"]
     assert "records[0].area_mu: must be a positive number" in body["errors"]
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """The exposition as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, text = get(url)
+    assert code == 200, text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_access_gateway_metrics_count_uploads_per_province(serve, tmp_path):
+    metrics_port = free_port()
+    provinces = {"hubei": {"upload_interval_hours": 24}, "hunan": {"upload_interval_hours": 0.5}}
+    before = time.time()
+    base = serve("access-gateway", "1.0.0", metrics_port=metrics_port, provinces=provinces)
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    # the gateway's upload port does not serve them: the balancer forwards to it
+    assert get(base + "/metrics")[0] == 404
+    start = scrape(metrics)
+    assert start[("access_gateway_expected_upload_interval_seconds",
+                  (("province", "hunan"),))] == 1800
+    assert start[("access_gateway_spool_uploads", ())] == 0
+    # the gateway's start stands for the last upload of a province it has not heard from
+    assert start[("access_gateway_last_upload_timestamp_seconds",
+                  (("province", "hubei"),))] >= int(before)
+
+    good = {"province": "hubei", "batch": "b1",
+            "records": [{"contract_id": "420100-0001", "contractor": "张三", "area_mu": 3.5},
+                        {"contract_id": "420100-0002", "contractor": "李四", "area_mu": 1}]}
+    assert post(base + "/uploads", good)[0] == 201
+    assert post(base + "/uploads", {**good, "batch": "b2"})[0] == 201
+    bad = {"province": "hubei", "batch": "b3", "records": [{"contract_id": "x",
+                                                             "contractor": "y", "area_mu": 0}]}
+    assert post(base + "/uploads", bad)[0] == 400
+    # unknown, malformed and hostile provinces all land in one bucket
+    for name in ("xizang-unlisted", "Hubei!", "a" * 500, "../../etc"):
+        post(base + "/uploads", {**good, "province": name})
+    post(base + "/uploads", [1, 2])
+
+    after = scrape(metrics)
+
+    def uploads(province: str, outcome: str, reason: str = "none") -> float:
+        key = (("outcome", outcome), ("province", province), ("reason", reason))
+        return after.get(("access_gateway_uploads_total", key), 0)
+
+    assert uploads("hubei", "spooled") == 2 and uploads("hubei", "accepted") == 0
+    assert uploads("hubei", "rejected", "area_mu") == 1
+    assert uploads("other", "spooled") == 1  # xizang-unlisted is valid, only not the site's
+    assert uploads("other", "rejected", "province") == 3
+    assert uploads("other", "rejected", "body") == 1
+    assert after[("access_gateway_records_total", (("province", "hubei"),))] == 4
+    size = len(json.dumps(good).encode()) + len(json.dumps({**good, "batch": "b2"}).encode())
+    size += len(json.dumps(bad).encode())
+    assert after[("access_gateway_received_bytes_total", (("province", "hubei"),))] == size
+    last = after[("access_gateway_last_upload_timestamp_seconds", (("province", "hubei"),))]
+    assert last >= start[("access_gateway_last_upload_timestamp_seconds",
+                          (("province", "hubei"),))]
+    assert last <= time.time()
+    assert after[("access_gateway_spool_uploads", ())] == 3  # spool depth, read at scrape time
+    provinces_seen = {dict(labels).get("province") for _name, labels in after} - {None}
+    assert provinces_seen == {"hubei", "hunan", "other"}
+    assert after[("access_gateway_request_duration_seconds_count",
+                  (("endpoint", "/uploads"),))] == 8
+    # the spool drains (the database took the files): the depth follows at the next scrape
+    for spooled in (tmp_path / "spool").glob("*.json"):
+        spooled.unlink()
+    assert scrape(metrics)[("access_gateway_spool_uploads", ())] == 0
+
+
+def test_rejection_reasons_are_field_classes_never_text():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gateway_metrics", Path(__file__).resolve().parents[2] / "components" /
+        "access-gateway" / "gateway_metrics.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.reason_of("records[12].area_mu: must be a positive number") == "area_mu"
+    assert module.reason_of("records[0]: not an object") == "records"
+    assert module.reason_of("province: missing or not a site name") == "province"
+    assert module.reason_of("the body must be a JSON object") == "body"
+    assert module.reason_of("anything: else at all") == "body"
