@@ -319,3 +319,16 @@ def test_check_names_a_host_it_cannot_reach(site):
     report = check(site, transport=fake, data=(None, "none"))
     assert not report.ok
     assert "bak1: unreachable" in next(h.error for h in report.hosts if h.host == "bak1")
+
+
+def test_the_check_table_shows_versions_cves_and_the_reboot(site):
+    from rich.console import Console
+
+    from opsctl.cli.patch import render_check
+
+    report = check(site, transport=FakeSite(reboot={"db1"}), data=(DATA, "test data"))
+    console = Console(width=200, record=True)
+    console.print(render_check(report))
+    text = console.export_text()
+    assert "3.0.17-1~deb12u1 → 3.0.19-1~deb12u2" in text and "CVE-2026-0002" in text
+    assert "/run/reboot-required" in text
