@@ -5,7 +5,8 @@
 - `parse_simulation`: `apt-get -s dist-upgrade`'s `Inst pkg [old] (new suite [arch])` and
   `Remv pkg [old]` lines and its "kept back" list;
 - `parse_installed`: dpkg-query's binary → (source, source version, version);
-- `cves_fixed`: which of Debian's resolved CVEs an upgrade fixes (installed < fixed <= new).
+- `upgrade_fixes`: which of Debian's resolved CVEs each upgrade fixes (security/debsec.py's
+  `fixed_between`: installed < fixed <= new).
 
 Why `dist-upgrade`: Debian's point releases and security updates bring a kernel with a new
 ABI as a new package (linux-image-6.1.0-N), which `upgrade` keeps back; `dist-upgrade` may
@@ -18,8 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from security.debsec import Cve, SecurityData
-from security.versions import older
+from security.debsec import Cve, SecurityData, fixed_between
 
 ENV = ["env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"]
 UPDATE = [*ENV, "apt-get", "-q", "update"]
@@ -113,16 +113,6 @@ def source_after(installed: Installed | None, package: str, after: str) -> tuple
     return source, re.sub(r"\+b\d+$", "", after)
 
 
-def cves_fixed(data: SecurityData, source: str, before: str, after: str) -> tuple[Cve, ...]:
-    """Debian's resolved CVEs of `source` whose fixed version is newer than `before` and
-    at most `after`: those this upgrade fixes."""
-    found: list[Cve] = []
-    for fixed, cves in (data.fixed.get(source) or {}).items():
-        if older(before, fixed) and not older(after, fixed):
-            found += cves
-    return tuple(sorted(set(found)))
-
-
 def upgrade_fixes(sim: Simulation, installed: dict[str, Installed],
                   data: SecurityData | None) -> dict[str, tuple[Cve, ...]]:
     """{binary package: the CVEs its upgrade fixes} for every upgrade that fixes any (one
@@ -134,7 +124,7 @@ def upgrade_fixes(sim: Simulation, installed: dict[str, Installed],
         have = installed.get(change.package)
         source, after = source_after(have, change.package, change.after)
         before = have.source_version if have else (change.before or "")
-        cves = cves_fixed(data, source, before, after)
+        cves = fixed_between(data, source, before, after)
         if cves:
             out[change.package] = cves
     return out
