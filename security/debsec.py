@@ -275,6 +275,14 @@ def assess(packages: Mapping[str, Any], data: SecurityData,
                       sum(len(b) for b in groups.values()), len(groups), open_cves)
 
 
+def fixed_between(data: SecurityData, source: str, before: str, after: str) -> tuple[Cve, ...]:
+    """The resolved CVEs of `source` an upgrade from source version `before` to `after` fixes:
+    those whose fixed version is newer than `before` and at most `after` (`opsctl patch`)."""
+    found = [c for fixed, cves in (data.fixed.get(source) or {}).items()
+             if older(before, fixed) and not older(after, fixed) for c in cves]
+    return _rank(set(found))
+
+
 def _ordered(findings: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=lambda f: (-URGENCY_RANK.get(f.urgency, 0),
                                                  -len(f.cves), f.source)))

@@ -50,6 +50,8 @@ class Stanza:
     backups: list[Backup] = field(default_factory=list)
     wal_min: str | None = None
     wal_max: str | None = None
+    # pgBackRest holds the stanza's backup lock: a backup (or expire) is running now
+    backup_running: bool = False
 
     @property
     def ok(self) -> bool:
@@ -65,7 +67,8 @@ class Stanza:
 
     def as_dict(self) -> dict[str, Any]:
         return {"stanza": self.name, "status": self.status, "status_code": self.status_code,
-                "cipher": self.cipher, "wal_min": self.wal_min, "wal_max": self.wal_max,
+                "cipher": self.cipher, "backup_running": self.backup_running,
+                "wal_min": self.wal_min, "wal_max": self.wal_max,
                 "backups": [b.as_dict() for b in self.backups]}
 
 
@@ -99,7 +102,9 @@ def parse_info(text: str) -> list[Stanza]:
                 backups=sorted((_backup(b) for b in raw.get("backup") or []),
                                key=lambda b: b.stopped),
                 wal_min=min((a["min"] for a in archives if a.get("min")), default=None),
-                wal_max=max((a["max"] for a in archives if a.get("max")), default=None)))
+                wal_max=max((a["max"] for a in archives if a.get("max")), default=None),
+                backup_running=bool(((raw["status"].get("lock") or {}).get("backup") or {})
+                                    .get("held", False))))
     except (ValueError, KeyError, TypeError) as exc:
         raise InfoUnreadable(f"pgbackrest info: unexpected output ({exc})") from exc
     return stanzas

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from opsctl import audit
 from opsctl.apply import history
-from opsctl.deploy import balancer
 from opsctl.deploy.artifacts import component_spec, verify_release
 from opsctl.deploy.plan import (
     DependencyState,
@@ -36,12 +35,15 @@ from opsctl.deploy.plan import (
     rollback_target,
     rolling_plan,
 )
+from opsctl.deploy.steps import health as _health
+from opsctl.deploy.steps import remote_program, unanswered
+from opsctl.deploy.steps import run as _run
+from opsctl.deploy.steps import set_drained as _set_drained
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
 
 Progress = Callable[[str], None]
 KEEP_RELEASES = 3
-DRAIN_TIMEOUT = 60
 DEPENDENCY_HEALTH_TIMEOUT = 5
 
 
@@ -66,25 +68,6 @@ class DeployResult:
 
 # --- talking to hosts ------------------------------------------------------------------------
 
-def _run(transport: Transport, host: str, argv: list[str], stdin: bytes | None = None,
-         timeout: float = 60) -> tuple[int, str]:
-    """(exit code, what it said). A host that cannot be asked (unreachable, a changed key,
-    sudo refused) raises HostError: each step says what that means for it."""
-    done = transport.run(host, argv, stdin=stdin, timeout=timeout)
-    return done.rc, done.output
-
-
-# The programs run on the hosts and balancers: files in remote/, sent as the argument of
-# `python3 -c` / `sh -c` (stdin carries the artifact or the backends file), each with named
-# arguments and its own tests (tests/unit/test_deploy_remote.py).
-REMOTE = Path(__file__).resolve().parent / "remote"
-
-
-def remote_program(name: str) -> str:
-    """The text of one of the programs in REMOTE."""
-    return (REMOTE / name).read_text(encoding="utf-8")
-
-
 def probe(transport: Transport, host: str, component: str) -> HostRelease:
     try:
         code, out = _run(transport, host, ["python3", "-c", remote_program("release_probe.py"),
@@ -108,34 +91,6 @@ def releases(site: Site, component: str) -> list[HostRelease]:
         return list(pool.map(lambda h: probe(transport, h, component), hosts))
 
 
-def _unanswered(transport: Transport, hosts: list[str]) -> list[str]:
-    """Why each host that cannot be acted on cannot (unreachable, changed key, sudo)."""
-    def why(host: str) -> str | None:
-        try:
-            code, out = _run(transport, host, ["true"], timeout=10)
-        except HostError as exc:
-            return str(exc)
-        return None if code == 0 else f"{host}: `true` exited {code} ({out})"
-    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        return [w for w in pool.map(why, hosts) if w]
-
-
-def _set_drained(site: Site, transport: Transport, component: str, drained: set[str]) -> None:
-    text = balancer.backends_text(site, component, drained).encode()
-    path = balancer.backends_path(component)
-    for lb in [h.name for h in site.hosts_in("lb")]:
-        try:
-            code, out = _run(transport, lb, [
-                "sh", "-c", remote_program("swap_backends.sh"), "swap_backends", "--file", path,
-                "--wait", str(DRAIN_TIMEOUT), "--pid-file", balancer.NGINX_PID_FILE],
-                stdin=text, timeout=DRAIN_TIMEOUT + 30)
-        except HostError as exc:
-            code, out = None, str(exc)
-        if code != 0:
-            raise DeployFailed(f"{lb}: could not set the backends of {component} "
-                               f"(drained: {', '.join(sorted(drained)) or 'none'}): {out}")
-
-
 def _switch(transport: Transport, host: str, component: str, version: str,
             artifact: Path | None, previous: str = "record") -> None:
     data = artifact.read_bytes() if artifact else b""
@@ -150,20 +105,6 @@ def _switch(transport: Transport, host: str, component: str, version: str,
         code, out = None, str(exc)
     if code != 0:
         raise DeployFailed(f"{host}: switching {component} to {version} failed: {out}")
-
-
-def _health(site: Site, transport: Transport, host: str, component: str,
-            timeout: float) -> tuple[bool, str]:
-    spec = site.spec.components[component]
-    url = f"http://{site.hosts[host].address}:{spec.port}{spec.health.path}"
-    try:
-        code, out = _run(transport, host, ["python3", "-c", remote_program("health_wait.py"),
-                                           "--url", url, "--status", str(spec.health.status),
-                                           "--timeout", str(timeout)],
-                         timeout=timeout + 30)
-    except HostError as exc:
-        return False, str(exc)
-    return code == 0, out.splitlines()[-1] if out else f"exit {code}"
 
 
 def _prune(transport: Transport, host: str, component: str) -> list[str]:
@@ -237,7 +178,7 @@ def _preflight(site: Site, transport: Transport, request: DeployRequest,
     answers, the dependencies are healthy (for a deploy), the component is installed on every
     host. Returns what each host runs now; raises DeployRefused."""
     lbs = [h.name for h in site.hosts_in("lb")]
-    down = _unanswered(transport, hosts + lbs)
+    down = unanswered(transport, hosts + lbs)
     if down:
         raise DeployRefused(f"{'; '.join(down)}: bring them back (or take them out of the "
                             f"inventory) before deploying {request.component}; nothing was "

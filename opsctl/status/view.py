@@ -144,6 +144,24 @@ class SiteStatus:
         return (all(h.healthy for h in self.hosts) and not self.alerts
                 and self.database_healthy and self.backups_healthy and not self.failing_jobs)
 
+    def problems(self) -> list[str]:
+        """Why the site is not healthy, one line each (empty exactly when `healthy`): what
+        `opsctl patch` names when it refuses to start."""
+        found = [_host_problem(h) for h in self.hosts if not h.healthy]
+        found += [f"alert {a.name} firing" + (f" on {a.host}" if a.host else "")
+                  for a in self.alerts]
+        found += [f"database on {s.host} is down" for s in self.database if s.role == "down"]
+        found += [f"replica {r.name} " + ("not streaming" if not r.streaming else
+                                          f"lagging ({r.lag_seconds or 0:g} s, "
+                                          f"{r.lag_bytes or 0:g} bytes)")
+                  for r in self.replicas if not r.healthy]
+        found += [f"backup {b.stanza} on {b.host}: " + (
+            "no backup" if b.newest_age_seconds is None else "newest backup too old")
+            for b in self.backups if not b.healthy]
+        found += [f"job {j.job} on {j.host} failed {j.consecutive_failures} times in a row"
+                  for j in self.failing_jobs]
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for host, out in zip(self.hosts, data["hosts"], strict=True):
@@ -156,6 +174,14 @@ class SiteStatus:
         data["backups_healthy"] = self.backups_healthy
         data["healthy"] = self.healthy
         return data
+
+
+def _host_problem(host: HostStatus) -> str:
+    if host.agent != "up":
+        return f"{host.name}: monitoring agent {host.agent}"
+    if host.failed_units:
+        return f"{host.name}: failed units {', '.join(host.failed_units)}"
+    return f"{host.name}: systemd {host.system_state}"
 
 
 def _by_host(results: list[dict]) -> dict[str, list[tuple[dict, float]]]:

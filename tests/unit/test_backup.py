@@ -36,6 +36,14 @@ def test_info_parses_the_recorded_repository():
     assert json.loads(json.dumps(main.as_dict()))["backups"][2]["type"] == "full"
 
 
+def test_a_held_backup_lock_is_a_running_backup():
+    assert not stanza(parse_info(INFO), "main").backup_running
+    data = json.loads(INFO)
+    data[0]["status"]["lock"]["backup"]["held"] = True
+    running = stanza(parse_info(json.dumps(data)), "main")
+    assert running.backup_running and running.as_dict()["backup_running"] is True
+
+
 def test_info_without_backups_and_garbage():
     raw = json.loads(INFO)
     raw[0]["backup"] = []

@@ -284,3 +284,18 @@ def test_a_host_whose_packages_could_not_be_read_is_an_error() -> None:
                  "facts": {"packages": {"error": "EACCES"}}}
     [result] = evaluate_facts(collected, check(), {}, security=judge).results
     assert result.status == ERROR and "EACCES" in result.reason
+
+
+def test_fixed_between_is_newer_than_installed_and_at_most_the_upgrade():
+    from security.debsec import SecurityData, fixed_between
+
+    data = SecurityData.from_document({
+        "format": "opsctl-debsec/1", "release": "bookworm", "fetched": "f", "source": "s",
+        "open": {}, "fixed": {"openssl": {
+            "3.0.15-1~deb12u1": [["CVE-2024-1", "high"]],
+            "3.0.17-1~deb12u2": [["CVE-2025-2", "low"], ["CVE-2025-3", "high"]],
+            "3.0.18-1~deb12u1": [["CVE-2026-4", "medium"]]}}})
+    assert fixed_between(data, "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2") == (
+        ("CVE-2025-3", "high"), ("CVE-2025-2", "low"))
+    assert fixed_between(data, "openssl", "3.0.18-1~deb12u1", "3.0.19-1") == ()
+    assert fixed_between(data, "zlib", "1", "2") == ()

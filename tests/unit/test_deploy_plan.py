@@ -95,8 +95,9 @@ class _Hosts:
 
 
 def test_a_host_that_cannot_be_asked_is_named_with_why_not_as_an_exit_code():
-    from opsctl.deploy.engine import _unanswered, probe
+    from opsctl.deploy.engine import probe
     from opsctl.deploy.plan import DeployFailed
+    from opsctl.deploy.steps import unanswered as _unanswered
     from opsctl.transport import HostKeyChanged, HostUnreachable
 
     hosts = _Hosts({

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from opsctl.deploy import engine
+from opsctl.deploy import engine, steps
 from opsctl.deploy.plan import DeployFailed
 from opsctl.transport import Result
 
-PROBE = engine.remote_program("release_probe.py")
-HEALTH = engine.remote_program("health_wait.py")
-SWITCH = engine.remote_program("switch_release.sh")
-SWAP = engine.remote_program("swap_backends.sh")
+PROBE = steps.remote_program("release_probe.py")
+HEALTH = steps.remote_program("health_wait.py")
+SWITCH = steps.remote_program("switch_release.sh")
+SWAP = steps.remote_program("swap_backends.sh")
 
 
 @pytest.fixture

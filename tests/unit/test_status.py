@@ -174,6 +174,7 @@ def test_the_database_backups_and_jobs_of_a_green_site(site):
 def test_the_platform_makes_the_site_red(site, change, what):
     status = build(site, "p", platform(**change), [])
     assert not status.healthy, what
+    assert status.problems(), what
 
 
 def test_a_stopped_replica_shows_in_the_json_and_on_screen(site):
@@ -284,3 +285,13 @@ def test_fetch_says_when_prometheus_does_not_answer(monkeypatch) -> None:
     with pytest.raises(status_module.MonitoringUnreachable,
                        match=r"mon1: http://127.0.0.1:9/api/v1/query: .*refused"):
         status_module.fetch(site, timeout=2, transport=_LocalTransport())
+
+
+def test_problems_name_each_reason_and_are_empty_exactly_when_healthy(site):
+    green = build(site, "http://mon1:9090", answers(), [])
+    assert green.healthy and green.problems() == []
+    red = build(site, "http://mon1:9090", answers(), [
+        {"labels": {"alertname": "OpsctlHostDown", "host": "app2", "severity": "critical"},
+         "status": {"state": "active"}}])
+    assert not red.healthy
+    assert red.problems() == ["alert OpsctlHostDown firing on app2"]

@@ -1,0 +1,1 @@
+"""`opsctl patch`: rolling OS updates from the offline mirror (issue 14)."""

@@ -1,0 +1,156 @@
+"""`opsctl patch` on the converged reference lab (root; shares the `reference` fixture).
+
+- `patch --check` answers for every host in the plan's order, exit 0, and changes nothing;
+- a tiny package built here with dpkg-deb, version 1 installed on every host the plan
+  patches, version 2 published into the lab's mirror (the repository the lab serves,
+  re-indexed and signed with the mirror's own key): `patch` under load drops no request,
+  every host ends on version 2, the leader moved (switchover) and is moved back;
+- refused while an alert fires (a stopped agent), nothing upgraded.
+
+The mirror is restored (the package removed, the index re-signed) whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from test_deploy_lab import Load
+
+from opsctl import audit
+from opsctl.apply import history
+from opsctl.mirror.build import mirror_dir, read_manifest, sign_index
+from opsctl.transport import for_site
+
+PROBE = "opsctl-patch-probe"
+PATCHED = ["app1", "app2", "db2", "db1", "bak1", "mon1"]  # the plan's order; lb1 left out
+
+
+def opsctl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsctl", *args], capture_output=True,
+                          text=True, check=False, timeout=timeout)
+
+
+def build_deb(directory: Path, version: str) -> Path:
+    root = directory / f"{PROBE}-{version}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "usr" / "share" / PROBE).mkdir(parents=True)
+    (root / "usr" / "share" / PROBE / "version").write_text(version + "\n")
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {PROBE}\nVersion: {version}\nArchitecture: all\nMaintainer: opsctl tests "
+        "<tests@opsctl.invalid>\nSection: misc\nPriority: optional\nDescription: a package "
+        "opsctl patch's lab test upgrades\n")
+    deb = directory / f"{PROBE}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)
+    return deb
+
+
+def installed_version(transport, host: str) -> str:
+    done = transport.run(host, ["dpkg-query", "-W", "-f", "${Version}", PROBE], timeout=30)
+    return done.stdout.strip() if done.rc == 0 else ""
+
+
+def mirror_debs(repo: Path) -> list[Path]:
+    return sorted(repo.glob("*.deb"))
+
+
+@pytest.fixture
+def published_probe(reference):
+    """Version 1 installed on every host the plan patches; version 2 in the lab's mirror.
+    Yields (site, transport); takes both back out afterwards."""
+    site, _ = reference
+    t = for_site(site)
+    repo = mirror_dir()
+    manifest = read_manifest(repo)
+    tmp = Path(tempfile.mkdtemp(prefix="opsctl-patch-"))
+    v1, v2 = build_deb(tmp, "1.0"), build_deb(tmp, "2.0")
+    published = repo / v2.name
+    try:
+        for host in PATCHED:
+            done = t.run(host, ["sh", "-c", f"cat >/tmp/{v1.name} && dpkg -i /tmp/{v1.name}"
+                                            f" && rm -f /tmp/{v1.name}"],
+                         stdin=v1.read_bytes(), timeout=120)
+            assert done.rc == 0, f"{host}: {done.output}"
+        published.write_bytes(v2.read_bytes())
+        sign_index(repo, mirror_debs(repo))
+        yield site, t
+    finally:
+        published.unlink(missing_ok=True)
+        sign_index(repo, mirror_debs(repo))
+        assert read_manifest(repo) == manifest  # `mirror build` still sees it as current
+        for host in PATCHED:
+            t.run(host, ["dpkg", "--purge", PROBE], timeout=120)
+            t.run(host, ["apt-get", "-q", "update"], timeout=300)
+
+
+def test_check_answers_for_every_host_in_order_and_changes_nothing(reference):
+    site, _ = reference
+    before = len(audit.records())
+    done = opsctl("patch", "--check", "--site", str(site.directory), "-o", "json")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert [h["host"] for h in report["hosts"]] == PATCHED
+    assert all(h["error"] is None for h in report["hosts"])
+    assert [o["host"] for o in report["plan"]["left_out"]] == ["lb1"]
+    assert len(audit.records()) == before  # --check is not an action
+
+
+def test_patch_under_load_upgrades_every_host_and_drops_no_request(published_probe):
+    site, t = published_probe
+    check = json.loads(opsctl("patch", "--check", "--site", str(site.directory),
+                              "-o", "json").stdout)
+    for host in check["hosts"]:
+        probe = [c for c in host["changes"] if c["package"] == PROBE]
+        assert probe == [{"package": PROBE, "before": "1.0", "after": "2.0",
+                          "origin": probe[0]["origin"], "cves": []}], host
+    load = Load(site, seconds=900)
+    time.sleep(2)
+    done = opsctl("patch", "--site", str(site.directory), "-o", "json")
+    time.sleep(2)
+    result = load.stop()
+    try:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        record = json.loads(done.stdout)
+        print(f"patch: {result['requests']} requests, {result['failed']} failed, "
+              f"{record['seconds']}s")
+        assert result["failed"] == 0, result["failures"]
+        assert {h: installed_version(t, h) for h in PATCHED} == {h: "2.0" for h in PATCHED}
+        steps = [(s["host"], s["step"]) for s in record["steps"]]
+        assert steps.index(("app1", "restored to the balancer")) < steps.index(("app2",
+                                                                                "drained"))
+        assert steps.index(("db2", "healthy")) < steps.index(("db1", "switchover")) < \
+            steps.index(("db1", "upgraded"))
+        assert history.resolve(record["id"]).result == "ok"
+        assert audit.records()[-1]["action"] == "patch" and audit.verify().ok
+    finally:
+        # the leader moved to db2: give it back for the tests that expect db1 to lead
+        opsctl("db", "switchover", "--to", "db1", "--site", str(site.directory))
+
+
+def test_patch_refuses_while_an_alert_fires_and_upgrades_nothing(published_probe):
+    site, t = published_probe
+    t.run("app2", ["systemctl", "stop", "opsctl-monitor.service"], timeout=30)
+    try:
+        # until `opsctl status` sees it (a scrape, then the alert's `for`)
+        deadline = time.monotonic() + 300
+        while opsctl("status", "--site", str(site.directory)).returncode == 0:
+            assert time.monotonic() < deadline, "the stopped agent never made the site red"
+            time.sleep(10)
+        done = opsctl("patch", "--site", str(site.directory))
+        assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "not healthy" in done.stderr and "app2" in done.stderr
+        assert {h: installed_version(t, h) for h in PATCHED} == {h: "1.0" for h in PATCHED}
+        assert audit.records()[-1]["result"].startswith("refused: ")
+    finally:
+        t.run("app2", ["systemctl", "start", "opsctl-monitor.service"], timeout=30)
+        deadline = time.monotonic() + 300
+        while opsctl("status", "--site", str(site.directory)).returncode != 0 and (
+                time.monotonic() < deadline):
+            time.sleep(10)
