@@ -12,7 +12,9 @@ GET  /metrics   on `metrics_port` only (gateway_metrics.py): uploads per provinc
 Valid uploads go to the `operational` database (table `uploads`, psycopg2) when a DSN is
 configured, otherwise into a spool directory, one JSON file per upload. When the database
 is configured but cannot be reached, the upload is spooled all the same (201 with
-"spooled": true) so that a province's upload is never lost to a database outage.
+"spooled": true) so that a province's upload is never lost to a database outage; every
+DRAIN_SECONDS the spool goes into the database, oldest first, as soon as it answers again
+(an upload's id is its content's hash: storing one twice stores it once).
 Usage: main.py CONFIG.json
 """
 
@@ -24,6 +26,8 @@ import os
 import re
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -92,6 +96,34 @@ def store_database(dsn: str, upload: dict) -> str:
     finally:
         conn.close()
     return ident
+
+
+DRAIN_SECONDS = 30
+
+
+def drain_spool(spool: Path, store: Callable[[dict], str]) -> int:
+    """Store the spooled uploads, oldest first, removing each once stored; stop at the first
+    the store refuses (the database is still away). How many went. A file that is not an
+    upload stays, and keeps the spool depth up until somebody looks."""
+    moved = 0
+    for path in sorted(spool.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
+        try:
+            upload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        try:
+            store(upload)
+        except Exception:  # noqa: BLE001 - any refusal: try again at the next round
+            break
+        path.unlink(missing_ok=True)
+        moved += 1
+    return moved
+
+
+def drain_forever(spool: Path, dsn: str, interval: float = DRAIN_SECONDS) -> None:
+    while True:
+        time.sleep(interval)
+        drain_spool(spool, lambda upload: store_database(dsn, upload))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -171,6 +203,9 @@ def main(argv: list[str]) -> None:
     listen = config.get("listen", "127.0.0.1")
     Handler.config = config
     Handler.metrics = GatewayMetrics(config.get("provinces") or {}, Path(config["spool_dir"]))
+    if config.get("database_dsn"):
+        threading.Thread(target=drain_forever, daemon=True,
+                         args=(Path(config["spool_dir"]), config["database_dsn"])).start()
     if config.get("metrics_port"):
         exporter = serve(Handler.metrics, listen, int(config["metrics_port"]))
         threading.Thread(target=exporter.serve_forever, daemon=True).start()

@@ -132,6 +132,9 @@ def derive(source: Site, name: str, base: Network, prefix: str,
     control_zone = source.control_zone()
     spec["control"] = {**spec["control"], "address": str(
         _move(source.control_address, control_zone.cidr, zones[control_zone.name]))}
+    # Whose uploads the access gateway expects is the national node's list, not a province's:
+    # copied, every province would count as silent on the province's own node after a day.
+    spec.pop("provinces", None)
     if isinstance(spec.get("mirror"), dict) and spec["mirror"].get("host") in names:
         spec["mirror"] = {**spec["mirror"], "host": names[spec["mirror"]["host"]]}
     if national_gateway is not None:

@@ -4,6 +4,7 @@ version, the broken release, and the access gateway's validated, spooled uploads
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -178,3 +179,49 @@ def test_rejection_reasons_are_field_classes_never_text():
     assert module.reason_of("province: missing or not a site name") == "province"
     assert module.reason_of("the body must be a JSON object") == "body"
     assert module.reason_of("anything: else at all") == "body"
+
+
+def _gateway_main(tmp_path: Path):
+    """The access gateway's main module, from its built artifact (release.json and all)."""
+    import importlib.util
+
+    artifact = next(a.path for a in build_reference() if a.component == "access-gateway")
+    here = tmp_path / "gateway"
+    with tarfile.open(artifact) as tar:
+        tar.extractall(here, filter="data")
+    sys.path.insert(0, str(here))  # main.py imports gateway_metrics beside it
+    try:
+        spec = importlib.util.spec_from_file_location("gateway_main", here / "main.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(here))
+    return module
+
+
+def test_the_spool_drains_into_the_database_oldest_first_once_it_answers(tmp_path):
+    gateway = _gateway_main(tmp_path)
+    spool = tmp_path / "spool"
+    uploads = [{"province": "hubei", "batch": str(n), "records": [{"contract_id": str(n)}]}
+               for n in range(4)]
+    for n, upload in enumerate(uploads):
+        path = spool / f"{gateway.store_spool(spool, upload)}.json"
+        os.utime(path, (1_000 + n, 1_000 + n))
+    (spool / "garbage.json").write_text("not an upload")
+    stored: list[dict] = []
+    answers = iter([True, True, False])
+
+    def database(upload: dict) -> str:
+        if not next(answers, True):
+            raise ConnectionError("the database is away")
+        stored.append(upload)
+        return gateway.upload_id(upload)
+
+    # the database answers twice, then goes away: two go, the rest wait in the spool
+    assert gateway.drain_spool(spool, database) == 2
+    assert stored == uploads[:2]
+    assert len(list(spool.glob("*.json"))) == 3
+    # back: the rest go in the order they came; what is not an upload stays for a human
+    assert gateway.drain_spool(spool, database) == 2
+    assert stored == uploads
+    assert [p.name for p in spool.glob("*.json")] == ["garbage.json"]

@@ -37,6 +37,8 @@ def test_a_province_keeps_the_topology_with_its_own_names_and_addresses(tmp_path
     uplink = next(f for f in site.flows if f.name == "uplink-national")
     assert uplink.sources == ("app",) and uplink.destinations == ("national",)
     assert str(site.spec.external["national"].cidr) == "172.31.20.11/32"  # reference's lb1
+    # the national node's list of uploading provinces is not the province's own
+    assert reference.spec.provinces and site.spec.provinces == {}
 
 
 def test_the_default_base_avoids_every_sites_ranges(tmp_path):
