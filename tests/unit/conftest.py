@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 
@@ -19,6 +20,7 @@ def private_temp_dir():
     """The system's temp dir, for this session alone: a control socket directory a test makes
     there (a deep state directory's) is gone with the session, not left in the machine's /tmp."""
     short = tempfile.mkdtemp(prefix="oc-", dir="/tmp")
+    os.chmod(short, 0o1777)  # as /tmp is: other users (postgres, in a test) make theirs here
     saved, tempfile.tempdir = tempfile.tempdir, short
     yield short
     tempfile.tempdir = saved
