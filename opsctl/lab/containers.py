@@ -7,12 +7,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from opsctl.errors import LabError
+from opsctl.lab import keeper
 from opsctl.lab.plan import NodePlan
 from opsctl.lab.sh import run
 
@@ -118,7 +120,8 @@ def find_container_pids(machines: dict[str, str]) -> dict[str, int]:
     return found
 
 
-def boot(merged: Path, node: NodePlan, log: Path) -> int:
+def boot(merged: Path, node: NodePlan, lab: Path) -> int:
+    """Boot the host's container under its keeper; the PID of its systemd-nspawn."""
     if shutil.which("systemd-nspawn") is None:
         raise LabError("systemd-nspawn is not installed (apt-get install systemd-container)")
     # nspawn keeps state under /run/systemd even when the machine's init is not systemd.
@@ -129,14 +132,24 @@ def boot(merged: Path, node: NodePlan, log: Path) -> int:
            # The host's /etc/localtime and resolv.conf are the roles' to manage: by default
            # nspawn rewrites them at every boot, so a rebooted host drifted from its converge.
            "--timezone=off", "--resolv-conf=off"]
+    # nspawn runs under the host's keeper, which boots it again after a reboot (exit 133)
+    log = lab / "hosts" / node.name / "console.log"
+    pid_path = keeper.pid_file(lab, node.name)
+    pid_path.unlink(missing_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opsctl.lab.keeper", str(lab), node.name, "--", *cmd],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not pid_path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(0.2)
-    if proc.poll() is not None:
-        raise LabError(f"{node.name}: systemd-nspawn exited at once ({proc.returncode}); "
+    pid = int(pid_path.read_text()) if pid_path.exists() else 0
+    if proc.poll() is not None or not is_container_process(pid, node.machine):
+        raise LabError(f"{node.name}: systemd-nspawn exited at once ({proc.poll()}); "
                        f"see {log}")
-    return proc.pid
+    return pid
 
 
 def stop(pids: dict[str, int], machines: dict[str, str], timeout: float = 20) -> list[str]:

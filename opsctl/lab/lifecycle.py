@@ -132,7 +132,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
             running.append(node.name)
             continue
         progress(f"boot {node.name}")
-        state.pids[node.name] = containers.boot(merged, node, host_dir / "console.log")
+        state.pids[node.name] = containers.boot(merged, node, lab)
         state.save(lab)
         booted.append(node.name)
     ssh.write_client_files(site, lab, host_keys)
@@ -169,7 +169,8 @@ def down(site_name: str, site: Site | None = None,
     plan = state.plan
     progress("stopping containers")
     machines = {n.name: n.machine for n in plan.hosts()}
-    pids = containers.find_container_pids(machines) | dict(state.pids)
+    # what runs wins over what was recorded (a keeper records a rebooted host's new nspawn)
+    pids = dict(state.pids) | containers.find_container_pids(machines)
     stopped = containers.stop(pids, machines)
     address = plan.control_address.split("/")[0]
     mirror_stopped = False

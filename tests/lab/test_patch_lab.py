@@ -5,6 +5,9 @@
   patches, version 2 published into the lab's mirror (the repository the lab serves,
   re-indexed and signed with the mirror's own key): `patch` under load drops no request,
   every host ends on version 2, the leader moved (switchover) and is moved back;
+- a host that needs a reboot (`/run/reboot-required`, on an app host and the replica) is
+  rebooted (`systemctl reboot`: the container restarts under its keeper, as a machine would)
+  and must come back healthy before the next;
 - refused while an alert fires (a stopped agent), nothing upgraded.
 
 The mirror is restored (the package removed, the index re-signed) whatever happens.
@@ -110,6 +113,11 @@ def test_patch_under_load_upgrades_every_host_and_drops_no_request(published_pro
         probe = [c for c in host["changes"] if c["package"] == PROBE]
         assert probe == [{"package": PROBE, "before": "1.0", "after": "2.0",
                           "origin": probe[0]["origin"], "cves": []}], host
+    rebooting = ("app2", "db2")
+    boots = {}
+    for host in rebooting:
+        assert t.run(host, ["touch", "/run/reboot-required"], timeout=30).rc == 0
+        boots[host] = t.run(host, ["cat", "/proc/sys/kernel/random/boot_id"], timeout=30).stdout
     load = Load(site, seconds=900)
     time.sleep(2)
     done = opsctl("patch", "--site", str(site.directory), "-o", "json")
@@ -127,6 +135,12 @@ def test_patch_under_load_upgrades_every_host_and_drops_no_request(published_pro
                                                                                 "drained"))
         assert steps.index(("db2", "healthy")) < steps.index(("db1", "switchover")) < \
             steps.index(("db1", "upgraded"))
+        for host in rebooting:  # rebooted, back, and healthy before the next host began
+            assert steps.index((host, "rebooting")) < steps.index((host, "rebooted")) < \
+                steps.index((host, "healthy")), steps
+            after = t.run(host, ["cat", "/proc/sys/kernel/random/boot_id"], timeout=30).stdout
+            assert after.strip() and after != boots[host], host
+        assert {h for h, s in steps if s == "rebooting"} == set(rebooting)  # only those
         assert history.resolve(record["id"]).result == "ok"
         assert audit.records()[-1]["action"] == "patch" and audit.verify().ok
     finally:
