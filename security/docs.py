@@ -52,7 +52,8 @@ def catalog_markdown(directory: Path = CATALOG_DIR) -> str:
         ]
         for c in sorted(by_clause[clause], key=lambda c: c.id):
             r = c.spec.remediation
-            rem = f"`{r.tag}`" if r.tag else f"`apply --tags {r.apply}`" if r.apply else "manual"
+            rem = (f"`{r.tag}`" if r.tag else f"`apply --tags {r.apply}`" if r.apply
+                   else f"`{r.opsctl}`" if r.opsctl else "manual")
             sev = c.spec.severity + (" ⚠" if c.spec.major_risk else "")
             lines.append(f"| `{c.id}` | {c.spec.title_zh} / {c.spec.title_en} "
                          f"| {','.join(map(str, c.spec.levels))} | {sev} | {rem} |")

@@ -138,17 +138,20 @@ class Note(Strict):
 class Remediation(Strict):
     """What fixes a failure: a concern of the hardening role (`opsctl harden --tags`), a tag
     of another role that owns the setting (`opsctl apply --tags`: the firewall, PostgreSQL,
-    pgBackRest, nginx), or nothing opsctl does (`manual`, with the reason)."""
+    pgBackRest, nginx), an opsctl command of its own (`opsctl`: e.g. `patch`, the rolling
+    update), or nothing opsctl does (`manual`, with the reason)."""
 
     tag: str | None = Field(default=None, pattern=r"^hardening-[a-z0-9-]+$")
     apply: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]+$")
+    opsctl: str | None = Field(default=None, pattern=r"^[a-z][a-z -]*[a-z]$")
     manual: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one(self) -> Remediation:
-        if sum(v is not None for v in (self.tag, self.apply, self.manual)) != 1:
-            raise ValueError("give exactly one of tag (hardening-<x>), apply (a role's tag) "
-                             "or manual (the reason)")
+        given = (self.tag, self.apply, self.opsctl, self.manual)
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of tag (hardening-<x>), apply (a role's tag), "
+                             "opsctl (a command) or manual (the reason)")
         return self
 
     @property
@@ -157,6 +160,8 @@ class Remediation(Strict):
             return f"opsctl harden --tags {self.tag}"
         if self.apply:
             return f"opsctl apply --tags {self.apply}"
+        if self.opsctl:
+            return f"opsctl {self.opsctl}"
         return f"manual: {self.manual}"
 
 

@@ -113,6 +113,15 @@ def test_the_login_users_nopasswd_grant_is_kept_only_when_the_site_works_so() ->
     assert "NOPASSWD" not in dropped and "Nothing is granted here." in dropped
 
 
+def test_every_remediation_through_an_opsctl_command_names_one_that_exists() -> None:
+    from opsctl.cli.main import COMMANDS  # noqa: PLC0415
+
+    named = {c.id: c.spec.remediation.opsctl for c in CHECKS.values()
+             if c.spec.remediation.opsctl}
+    assert named["packages_known_vulnerable"] == "patch"
+    assert {cid: cmd for cid, cmd in named.items() if cmd.split()[0] not in COMMANDS} == {}
+
+
 def test_every_remediation_through_apply_names_a_tag_some_role_carries() -> None:
     """`opsctl apply --tags X` in a report must select something, or the fix is a dead end."""
     carried: set[str] = set()
