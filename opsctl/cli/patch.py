@@ -89,10 +89,14 @@ def _finish(result: PatchResult, output: str) -> None:
               help="Change nothing: per host, what would be upgraded (before → after, the "
                    "CVEs each fixes) and whether it would be rebooted. Exit 0 when every "
                    "host answered, pending upgrades or not; 1 when a host could not be checked.")
+@click.option("--reboot-timeout", type=click.IntRange(30, 7200), default=900,
+              show_default=True, metavar="SECONDS",
+              help="How long a rebooted host has to answer again (a physical server's "
+                   "firmware alone can take minutes); past it the patch stops there.")
 @SITE_OPTION
 @OUTPUT_OPTION
-def patch(limit: tuple[str, ...], batch: int, dry_run: bool, site: str | None,
-          output: str) -> None:
+def patch(limit: tuple[str, ...], batch: int, dry_run: bool, reboot_timeout: int,
+          site: str | None, output: str) -> None:
     """Rolling OS updates from the offline mirror, keeping the platform serving.
 
     Component hosts are drained at the balancer and put back after their health checks; the
@@ -107,4 +111,5 @@ def patch(limit: tuple[str, ...], batch: int, dry_run: bool, site: str | None,
         _show_check(check(site_to_read(site), _limit(limit), batch), output)
         return
     loaded = site_to_change(site, output)
-    _finish(run_patch(loaded, PatchRequest(_limit(limit), batch), _progress), output)
+    request = PatchRequest(_limit(limit), batch, reboot_timeout=reboot_timeout)
+    _finish(run_patch(loaded, request, _progress), output)

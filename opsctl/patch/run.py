@@ -52,7 +52,7 @@ Progress = Callable[[str], None]
 class PatchRequest:
     limit: tuple[str, ...] = ()
     batch: int = 1
-    reboot_timeout: float = 300  # seconds a rebooted host has to answer again
+    reboot_timeout: float = 900  # seconds a rebooted host has to answer again
     health_timeout: float = 180  # seconds a host has to be healthy after its upgrade
     quiet_timeout: float = 1800  # seconds to wait for a running backup to finish
 

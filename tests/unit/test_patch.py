@@ -332,3 +332,43 @@ def test_the_check_table_shows_versions_cves_and_the_reboot(site):
     text = console.export_text()
     assert "3.0.17-1~deb12u1 → 3.0.19-1~deb12u2" in text and "CVE-2026-0002" in text
     assert "/run/reboot-required" in text
+
+
+class StaysDown(FakeSite):
+    """db2 reboots and never answers again."""
+
+    def run(self, host, argv, stdin=None, *, timeout):
+        if host == "db2" and self.boots.get("db2"):
+            raise HostUnreachable("db2: unreachable over SSH via lab (Connection refused)")
+        return super().run(host, argv, stdin, timeout=timeout)
+
+
+def test_a_host_that_does_not_come_back_within_the_reboot_timeout_stops_it(site, state_dir):
+    fake = StaysDown(reboot={"db2"})
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    result = patch(site, PatchRequest(reboot_timeout=600), transport=fake,
+                   platform=fake.platform(), clock=lambda: now[0], sleep=sleep)
+    assert not result.ok
+    assert "did not come back from its reboot within 600s" in result.record.failures[0]["message"]
+    assert 600 <= now[0] < 610  # it waited the whole timeout it was given, no more
+    assert "switchover db1" not in fake.log  # the leader keeps leading
+
+
+def test_the_reboot_timeout_is_the_operators(monkeypatch, site):
+    from click.testing import CliRunner
+
+    from opsctl.cli import patch as cli_patch
+    from opsctl.cli.main import cli
+
+    seen = []
+    monkeypatch.setattr(cli_patch, "run_patch", lambda s, request, progress: seen.append(
+        request) or (_ for _ in ()).throw(SystemExit(0)))
+    monkeypatch.setattr(cli_patch, "site_to_change", lambda s, o: site)
+    done = CliRunner().invoke(cli, ["patch", "--reboot-timeout", "1200"])
+    assert done.exit_code == 0, done.output
+    assert seen[0].reboot_timeout == 1200
+    assert CliRunner().invoke(cli, ["patch", "--reboot-timeout", "5"]).exit_code == 2
