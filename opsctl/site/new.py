@@ -134,7 +134,9 @@ def derive(source: Site, name: str, base: Network, prefix: str,
         _move(source.control_address, control_zone.cidr, zones[control_zone.name]))}
     # Whose uploads the access gateway expects is the national node's list, not a province's:
     # copied, every province would count as silent on the province's own node after a day.
-    spec.pop("provinces", None)
+    # Empty rather than absent: the site's own configuration may read it.
+    if "provinces" in spec:
+        spec["provinces"] = {}
     if isinstance(spec.get("mirror"), dict) and spec["mirror"].get("host") in names:
         spec["mirror"] = {**spec["mirror"], "host": names[spec["mirror"]["host"]]}
     if national_gateway is not None:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from opsctl.cli.main import main
 from opsctl.site import load_site
@@ -37,8 +38,11 @@ def test_a_province_keeps_the_topology_with_its_own_names_and_addresses(tmp_path
     uplink = next(f for f in site.flows if f.name == "uplink-national")
     assert uplink.sources == ("app",) and uplink.destinations == ("national",)
     assert str(site.spec.external["national"].cidr) == "172.31.20.11/32"  # reference's lb1
-    # the national node's list of uploading provinces is not the province's own
+    # the national node's list of uploading provinces is not the province's own; the key
+    # stays (empty): Ansible reads the raw file, and the gateway's configuration names it
     assert reference.spec.provinces and site.spec.provinces == {}
+    raw = yaml.safe_load((made.directory / "group_vars" / "all" / "site.yml").read_text())
+    assert raw["site"]["provinces"] == {}
 
 
 def test_the_default_base_avoids_every_sites_ranges(tmp_path):
