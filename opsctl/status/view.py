@@ -141,12 +141,11 @@ class SiteStatus:
 
     @property
     def healthy(self) -> bool:
-        return (all(h.healthy for h in self.hosts) and not self.alerts
-                and self.database_healthy and self.backups_healthy and not self.failing_jobs)
+        return not self.problems()
 
     def problems(self) -> list[str]:
-        """Why the site is not healthy, one line each (empty exactly when `healthy`): what
-        `opsctl patch` names when it refuses to start."""
+        """Why the site is not healthy, one line each (none: healthy); what `opsctl patch`
+        names when it refuses to start."""
         found = [_host_problem(h) for h in self.hosts if not h.healthy]
         found += [f"alert {a.name} firing" + (f" on {a.host}" if a.host else "")
                   for a in self.alerts]

@@ -23,12 +23,6 @@ def state(tmp_path, monkeypatch):
     monkeypatch.setenv("OPSCTL_STATE_DIR", str(tmp_path / "state"))
 
 
-@pytest.fixture
-def short_tmp(private_temp_dir):
-    """The system's temp dir, as short as a control node's /tmp (pytest's tmp_path is not)."""
-    return private_temp_dir
-
-
 def _blocks(config: str) -> dict[str, list[str]]:
     blocks: dict[str, list[str]] = {}
     current = None
@@ -204,7 +198,7 @@ def _control_path(config: str) -> str:
 
 
 def test_a_deep_state_directory_still_gets_a_control_socket_ssh_can_bind(tmp_path, monkeypatch,
-                                                                         short_tmp):
+                                                                         private_temp_dir):
     # A province's state directory may sit under a long path; ssh refuses a ControlPath longer
     # than a unix socket allows ("ControlPath too long") and every command fails.
     deep = tmp_path / ("province-" + "x" * 60) / "state"
@@ -220,14 +214,14 @@ def test_a_deep_state_directory_still_gets_a_control_socket_ssh_can_bind(tmp_pat
     mode = os.stat(os.path.dirname(longest)).st_mode & 0o777
     assert mode == 0o700
     # a short state directory keeps its sockets beside its ssh_config, as before
-    monkeypatch.setenv("OPSCTL_STATE_DIR", f"{short_tmp}/s")
+    monkeypatch.setenv("OPSCTL_STATE_DIR", f"{private_temp_dir}/s")
     short = resolve(load_copy(tmp_path / "b", BASTION))
     assert _control_path(render_ssh_config(short)) == f"{short.directory}/cm-%C"
 
 
-def test_a_socket_directory_someone_else_owns_is_refused(tmp_path, monkeypatch, short_tmp):
+def test_a_socket_directory_someone_else_owns_is_refused(tmp_path, monkeypatch, private_temp_dir):
     monkeypatch.setenv("OPSCTL_STATE_DIR", str(tmp_path / ("deep-" + "y" * 80)))
-    monkeypatch.setattr(tempfile, "tempdir", f"{short_tmp}/other")
+    monkeypatch.setattr(tempfile, "tempdir", f"{private_temp_dir}/other")
     conn = resolve(load_copy(tmp_path, BASTION))
     theirs = conn.control_dir.parent
     theirs.mkdir(parents=True)
