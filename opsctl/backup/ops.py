@@ -16,6 +16,7 @@ from opsctl.apply.history import new_run_id
 from opsctl.backup import drill as drills
 from opsctl.backup.info import Backup, Stanza, parse_info, stanza
 from opsctl.backup.policy import AgeVerdict, judge_age
+from opsctl.db import ops as db_ops
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.paths import ensure_private_dir, state_dir
 from opsctl.roles import role_default
@@ -45,7 +46,7 @@ class BackupFailed(OpsctlError):
 @dataclass(frozen=True)
 class Hosts:
     repo: str
-    primary: str
+    primary: str  # the inventory's db_primary: the leader only until the first switchover
 
 
 def hosts(site: Site) -> Hosts:
@@ -55,6 +56,12 @@ def hosts(site: Site) -> Hosts:
         raise InvalidInput([Problem(str(site.inventory_file), "groups", "backup needs a host "
                                     "in group `backup` and one in `db_primary`")])
     return Hosts(repo[0].name, primary[0].name)
+
+
+def read_write_host(site: Site, t: Transport) -> str:
+    """The database host that takes writes now: Patroni's leader (after a switchover, patch
+    or failover that is not db_primary), the inventory's db_primary when Patroni is silent."""
+    return db_ops.leader_name(site, t) or hosts(site).primary
 
 
 def _pgbackrest(t: Transport, host: str, site: Site, *args: str, timeout: float = 300,
@@ -163,8 +170,9 @@ def drill(site: Site, target: datetime | None = None,
     where = hosts(site)
     current = read_stanza(site, t)
     started = time.monotonic()
+    leader = read_write_host(site, t)
     primary_now = datetime.fromtimestamp(float(_psql(
-        t, where.primary, PG_USER, "postgres", "SELECT extract(epoch FROM now())")), UTC)
+        t, leader, PG_USER, "postgres", "SELECT extract(epoch FROM now())")), UTC)
     as_of = target.astimezone(UTC) if target else primary_now
     usable = [b for b in current.backups if not b.error and b.stopped <= as_of]
     if target is not None and target > primary_now:
@@ -186,9 +194,9 @@ def drill(site: Site, target: datetime | None = None,
 
     # A commit after the target lets recovery stop exactly there; `check` switches the WAL
     # segment and waits until the repository holds it.
-    _psql(t, where.primary, PG_USER, "postgres", "SELECT txid_current()")
+    _psql(t, leader, PG_USER, "postgres", "SELECT txid_current()")
     _pgbackrest(t, where.repo, site, "check", timeout=300)
-    source = _sums(t, where.primary, PG_USER, as_of)
+    source = _sums(t, leader, PG_USER, as_of)
     try:
         restored = _restore_and_measure(t, where.repo, site, report, as_of)
     except OpsctlError as exc:

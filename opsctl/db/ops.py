@@ -108,6 +108,19 @@ def status(site: Site, t: Transport | None = None) -> ClusterStatus:
                    expected=expected)
 
 
+def leader_name(site: Site, t: Transport) -> str | None:
+    """The database host Patroni says leads now, or None when it cannot be asked. After a
+    switchover or failover this is not the inventory's db_primary: commands that need the
+    read-write member ask here, and fall back to db_primary only when Patroni is silent."""
+    if not site.groups.get(DB_GROUP):
+        return None
+    try:  # Patroni's /cluster alone: the leader's own SQL facts are not needed to name it
+        members, _ = parse_cluster(split_answer(_cluster_json(site, t)[1])[0])
+    except OpsctlError:
+        return None
+    return next((m.name for m in members if m.is_leader and m.runs), None)
+
+
 @dataclass(frozen=True)
 class SwitchResult:
     action: str  # switchover | failover

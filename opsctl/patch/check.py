@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsctl import audit
+from opsctl.db import ops as db_ops
 from opsctl.errors import OpsctlError
 from opsctl.mirror.build import mirror_dir
 from opsctl.mirror.secdata import judge
@@ -114,29 +116,23 @@ def security_data() -> tuple[SecurityData | None, str]:
                  "no CVEs named"
 
 
-def leader_or_none(site: Site, t: Transport) -> str | None:
-    """The database host Patroni says leads, or None when it cannot be asked (the plan then
-    takes the site's db_primary group)."""
-    from opsctl.db import ops  # noqa: PLC0415 - a site without db hosts never needs it
-
-    if not site.groups.get(ops.DB_GROUP):
-        return None
-    try:
-        leader = ops.status(site, t).leader
-    except OpsctlError:
-        return None
-    return leader.name if leader else None
-
-
 def check(site: Site, limit: tuple[str, ...] = (), batch: int = 1,
           transport: Transport | None = None,
           data: tuple[SecurityData | None, str] | None = None) -> CheckReport:
     """The plan and, for each host in it, what its upgrade would bring."""
     make_plan(site, None, limit, batch)  # bad input is refused before any host is asked
     t = transport or for_site(site)
-    plan = make_plan(site, leader_or_none(site, t), limit, batch)
+    plan = make_plan(site, db_ops.leader_name(site, t), limit, batch)
     judged, summary = data if data is not None else security_data()
     hosts = plan.hosts
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         checks = list(pool.map(lambda h: check_host(t, h, judged), hosts))
-    return CheckReport(site.name, plan, checks, summary)
+    report = CheckReport(site.name, plan, checks, summary)
+    # Audited though it upgrades nothing: it refreshed apt's lists on every host it asked.
+    failed = [h.host for h in checks if h.error]
+    pending = sum(len(h.changes) for h in checks)
+    audit.append("patch.check", {"site": site.name, "limit": list(limit), "batch": batch},
+                 (f"failed: {', '.join(failed)} could not be checked; " if failed else "ok: ")
+                 + f"{pending} upgrades pending on "
+                 f"{sum(1 for h in checks if h.pending)} of {len(checks)} hosts")
+    return report

@@ -28,7 +28,7 @@ from opsctl import audit
 from opsctl.apply import history
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.patch import apt
-from opsctl.patch.check import leader_or_none, reboot_required
+from opsctl.patch.check import reboot_required
 from opsctl.patch.plan import (
     BACKUP_GROUP,
     COMPONENT,
@@ -89,7 +89,7 @@ class Platform:
         return cls(
             problems=lambda: fetch(site, transport=t).problems(),
             cluster_problems=lambda: db_ops.status(site, t).problems() if has_db else [],
-            leader=lambda: leader_or_none(site, t),
+            leader=lambda: db_ops.leader_name(site, t),
             backups_running=running,
             switchover=lambda: db_ops.switchover(site, t=t).new_leader,
             set_drained=lambda component, hosts: steps.set_drained(site, t, component, hosts),

@@ -104,15 +104,23 @@ def test_parse_sums_and_the_sql_it_reads():
 
 
 class FakeTransport:
-    """Answers pgbackrest info with the recorded sample and the primary's clock; records calls."""
+    """Answers pgbackrest info with the recorded sample, Patroni's /cluster (`leader` leads;
+    None: Patroni does not answer) and the primary's clock; records calls."""
 
-    def __init__(self, now: datetime, down: set[str] = frozenset()) -> None:
-        self.now, self.down, self.calls = now, down, []
+    def __init__(self, now: datetime, down: set[str] = frozenset(),
+                 leader: str | None = None) -> None:
+        self.now, self.down, self.leader, self.calls = now, down, leader, []
 
     def run(self, host, argv, stdin=None, timeout=120):
         if host in self.down:
             raise HostUnreachable(f"{host}: unreachable over SSH (No route to host)")
         self.calls.append((host, argv, stdin))
+        if argv[0] == "python3":  # Patroni's REST API, read on a database host
+            if self.leader is None:
+                return Result(7, "", "Connection refused")
+            members = [{"name": n, "role": "leader" if n == self.leader else "replica",
+                        "state": "running", "timeline": 3, "host": n} for n in ("db1", "db2")]
+            return Result(0, json.dumps({"cluster": {"members": members}, "config": {}}), "")
         if "info" in argv:
             return Result(0, INFO, "")
         if stdin and "extract(epoch FROM now())" in stdin:
@@ -154,6 +162,20 @@ def test_a_target_picks_the_newest_backup_that_ended_before_it(state_dir):
     assert fake.calls[-1][1][:2] == ["rm", "-rf"]
     assert any(r["action"] == "backup.drill" and r["result"].startswith("error")
                for r in audit.records())
+
+
+def test_the_drill_reads_the_member_patroni_says_leads_not_the_inventorys_primary(state_dir):
+    # After `opsctl patch` or a failover, db2 leads and db1 (db_primary) is a read-only
+    # replica where txid_current() fails: the drill's source side must follow the leader.
+    site = load_site("reference")
+    [main] = parse_info(INFO)
+    for leader, expected in (("db2", "db2"), (None, "db1")):
+        fake = FakeTransport(main.newest.stopped + timedelta(hours=1), leader=leader)
+        with pytest.raises(DrillError):
+            ops.drill(site, None, fake)
+        sql_hosts = {host for host, argv, stdin in fake.calls
+                     if argv[:3] == ["runuser", "-u", ops.PG_USER] and stdin}
+        assert sql_hosts == {expected}, (leader, sql_hosts)
 
 
 def test_backup_host_down_is_one_line_and_nothing_runs(state_dir):

@@ -312,6 +312,10 @@ def test_check_lists_upgrades_and_their_cves_per_host_and_changes_nothing(site):
                                "origin": "Debian-Security:12/stable-security",
                                "cves": ["CVE-2026-0002"]}]
     assert fake.log == []  # no upgrade, no reboot
+    # It refreshed apt's lists on the hosts: the audit log says who did, and what it found.
+    [record] = [r for r in audit.records() if r["action"] == "patch.check"]
+    assert record["args"]["site"] == site.name
+    assert record["result"].startswith("ok: ") and "of 6 hosts" in record["result"]
 
 
 def test_check_names_a_host_it_cannot_reach(site):
@@ -319,6 +323,8 @@ def test_check_names_a_host_it_cannot_reach(site):
     report = check(site, transport=fake, data=(None, "none"))
     assert not report.ok
     assert "bak1: unreachable" in next(h.error for h in report.hosts if h.host == "bak1")
+    [record] = [r for r in audit.records() if r["action"] == "patch.check"]
+    assert record["result"].startswith("failed: bak1 could not be checked")
 
 
 def test_the_check_table_shows_versions_cves_and_the_reboot(site):
