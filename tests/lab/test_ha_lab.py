@@ -175,6 +175,12 @@ def test_switchover_under_inserts_loses_no_acknowledged_row(reference):
     assert len(stream.acked) > 50 and not missing
     st = wait_healthy(site, "db2", 120)
     assert {m["name"]: m["role"] for m in st["members"]}["db1"] == "sync_standby"
+    # With db2 leading, db_primary (db1) is a read-only replica: a restore drill still
+    # measures the leader and restores every acknowledged row.
+    done = opsctl("backup", "drill", "--site", str(site.directory), "-o", "json", timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    drill = json.loads(done.stdout)
+    assert drill["result"] == "pass", drill
     ensure_db1_leads(site)
 
 
