@@ -200,6 +200,8 @@ def roll(site: Site, finish: bool = False, limit: tuple[str, ...] = (),
         run.finish()
     else:
         run.step_one()
+    if result.status is not None:  # asked before the last step was recorded
+        result.status.rollover = result.state
     return result
 
 

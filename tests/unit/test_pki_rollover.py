@@ -178,6 +178,8 @@ def test_step_one_trusts_both_everywhere_then_reissues_every_certificate_by_the_
     assert next(f["trusts"] for f in db1["files"] if f["kind"] == "ca") == [
         "opsctl reference CA", "opsctl reference CA 2"]
     assert {p["signed_by"] for p in db1["presented"]} == {"opsctl reference CA 2"}
+    assert data["rollover"]["phase"] == OVERLAP
+    assert data["rollover"]["next"] == "opsctl pki rotate --ca --finish"
 
 
 def test_a_second_ca_run_after_step_one_says_where_it_stands_and_makes_no_third_ca(hosts):
