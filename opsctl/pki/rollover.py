@@ -22,9 +22,11 @@ The file moves and the refusals are decided here from the state and pki status's
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ from opsctl.site.model import Site
 from opsctl.transport import for_site
 
 ACTION = "pki rotate --ca"
+LOCK_FILE = "rollover.lock"
 
 
 class RolloverRefused(OpsctlError):
@@ -179,6 +182,22 @@ def trust_steps(site: Site) -> tuple[Step, ...]:
 
 # --- the edge ------------------------------------------------------------------------------
 
+@contextmanager
+def one_at_a_time(pki: SitePki) -> Iterator[None]:
+    """Two rollovers of one site at once would each make a CA: the second is refused."""
+    with (pki.directory / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RolloverRefused(f"pki rotate --ca: another run is rolling site "
+                                  f"{pki.directory.name}'s CA over now; nothing was changed"
+                                  ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def roll(site: Site, finish: bool = False, limit: tuple[str, ...] = (),
          via: str | None = None, on_event: Callable[[HostEvent], None] = lambda _e: None,
          probe: Probe | None = None, verify_seconds: float = VERIFY_SECONDS
@@ -196,10 +215,13 @@ def roll(site: Site, finish: bool = False, limit: tuple[str, ...] = (),
     check_tags(trust_tags())  # before anything changes
     asked = probe or transport_probe(for_site(site, via))
     run = _Run(site, pki, result, via, on_event, asked, verify_seconds)
-    if finish:
-        run.finish()
-    else:
-        run.step_one()
+    with one_at_a_time(pki):
+        result.state = generations.load(pki.directory)  # as the run before us left it
+        result.stood = generations.describe(result.state)
+        if finish:
+            run.finish()
+        else:
+            run.step_one()
     if result.status is not None:  # asked before the last step was recorded
         result.status.rollover = result.state
     return result

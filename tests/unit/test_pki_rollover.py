@@ -275,6 +275,13 @@ def test_a_trust_apply_that_cannot_start_is_audited_and_resumable(hosts):
     assert _roll(hosts).ok
 
 
+def test_a_second_rollover_at_the_same_time_is_refused(hosts):
+    with rolling.one_at_a_time(hosts.pki), pytest.raises(rolling.RolloverRefused,
+                                                         match="another run"):
+        _roll(hosts)
+    assert not (hosts.pki.directory / "ca-next.crt").exists() and hosts.requests == []
+
+
 def test_limit_is_refused_before_anything_changes(hosts):
     with pytest.raises(rolling.RolloverRefused, match="--limit"):
         _roll(hosts, limit=("lb1",))
