@@ -401,6 +401,13 @@ def test_every_ca_consumer_reads_the_pki_roles_bundle():
     assert {u.role for u in ca_uses(site)} == {c.role for c in CA_CONSUMERS}
 
 
+def test_the_components_database_connections_check_against_the_bundle():
+    bundle = f"{role_default('pki', 'pki_dir')}/ca.crt"
+    found = [m for path in (ROOT / "inventory").glob("*/group_vars/all/site.yml")
+             for m in re.findall(r"sslrootcert=(\S+)", path.read_text(encoding="utf-8"))]
+    assert found and set(found) == {bundle}
+
+
 def _names_the_ca(role: Path) -> bool:
     for path in [*role.glob("defaults/*.yml"), *role.glob("templates/*.j2"),
                  *role.glob("vars/*.yml"), *role.glob("tasks/*.yml")]:
