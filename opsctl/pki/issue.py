@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 
 from opsctl.errors import NotFound, OpsctlError, PrerequisiteMissing
 from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.pki import generations
 from opsctl.site.model import Site
 
 CA_DAYS = 3650
@@ -160,10 +161,12 @@ def ensure_ca(site: Site) -> SitePki:
     replaced here, even near its end: a new CA the hosts do not trust yet would cut every
     peer off; `opsctl pki rotate --ca` rolls it over with an overlap (pki status says when)."""
     pki = SitePki(ensure_private_dir(pki_dir(site.name)))
-    if not (pki.ca_cert.exists() and pki.ca_key.exists()):
-        make_ca(pki.ca_key, pki.ca_cert, ca_subject(site.name, 1))
-    if not pki.trust.exists():  # a site made before trust bundles, or a new CA just now
-        write_trust(pki, [(1, pki.ca_cert.read_text(encoding="ascii"))])
+    generation = generations.load(pki.directory).generation
+    made = not (pki.ca_cert.exists() and pki.ca_key.exists())
+    if made:
+        make_ca(pki.ca_key, pki.ca_cert, ca_subject(site.name, generation))
+    if made or not pki.trust.exists():  # a new CA, or a site made before trust bundles
+        write_trust(pki, [(generation, pki.ca_cert.read_text(encoding="ascii"))])
     return pki
 
 
