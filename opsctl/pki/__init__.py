@@ -1,6 +1,7 @@
 """The site's PKI: its CA and host certificates (issue), which service on which host uses
 which certificate file (inventory), what the hosts hold and present against what was issued
-(status), and rotating them (rotate).
+(status), rotating them (rotate), and rolling the CA itself over with an overlap (rollover,
+its phases kept in generations).
 
 `opsctl.pki` keeps the names its callers import from the issuing module.
 """

@@ -59,6 +59,20 @@ def from_pem(text: str) -> CertInfo:
         raise Unreadable(f"not a PEM certificate ({exc})") from None
 
 
+def all_from_pem(text: str) -> tuple[CertInfo, ...]:
+    """Every certificate of a PEM text (a trust bundle), in its order."""
+    try:
+        found = x509.load_pem_x509_certificates(text.encode("ascii", errors="replace"))
+    except ValueError as exc:
+        raise Unreadable(f"not a PEM certificate ({exc})") from None
+    return tuple(_info(cert) for cert in found)
+
+
+def common_name(name: str) -> str:
+    """A distinguished name's CN (the whole name when it has none)."""
+    return next((part[3:] for part in name.split(",") if part.startswith("CN=")), name)
+
+
 def from_der(data: bytes) -> CertInfo:
     try:
         return _info(x509.load_der_x509_certificate(data))

@@ -64,10 +64,49 @@ CONSUMERS: tuple[Consumer, ...] = (
              hosts="log_senders"),
 )
 
-# The site CA: the pki role's copy (every service that checks a peer reads it) and apt's.
-CA_FILES: tuple[tuple[str, str, str], ...] = (
-    ("pki", "pki_dir/ca.crt", "site CA (services checking their peers)"),
-    ("base", "base_mirror_ca_dest", "apt (the offline mirror's CA)"),
+# The site's trust bundle on the hosts: the pki role's copy (every service that checks a
+# peer reads it) and apt's. Each with the tag of the task that installs it.
+CA_FILES: tuple[tuple[str, str, str, str], ...] = (
+    ("pki", "pki_dir/ca.crt", "site CA (services checking their peers)", "pki-files"),
+    ("base", "base_mirror_ca_dest", "apt (the offline mirror's CA)", "base-mirror-ca"),
+)
+# The system store: one file per CA of the bundle under /usr/local/share/ca-certificates.
+SYSTEM_STORE_TAG = "pki-trust"
+
+
+@dataclass(frozen=True)
+class CaConsumer:
+    """A service that checks its peers against the trust bundle (pki_dir/ca.crt)."""
+
+    role: str
+    service: str
+    ca: str  # defaults key of the CA file it reads, or "<dir key>/<file>"
+    # what a new bundle costs it: reload | restart | rolling-restart (one member at a time,
+    # each healthy before the next) | none (it reads the file at each new connection)
+    reload: str
+    tag: str | None  # the tag of the role's task that reloads it when the bundle changed
+    hosts: str = "play"
+
+
+CA_CONSUMERS: tuple[CaConsumer, ...] = (
+    # ssl_ca_file is read again on a reload; Patroni's REST and etcd clients and libpq
+    # (replication) read it per connection.
+    CaConsumer("postgresql", "PostgreSQL and Patroni", "postgresql_pki_dir/ca.crt", "reload",
+               "postgresql-tls"),
+    # etcd builds its client and peer CA pools once, at start.
+    CaConsumer("etcd", "etcd (peers and clients)", "etcd_pki_dir/ca.crt", "rolling-restart",
+               "etcd-ca"),
+    CaConsumer("logserver", "rsyslog (log receiver)", "logserver_pki_dir/ca.crt", "restart",
+               "logserver-tls"),
+    CaConsumer("hardening", "rsyslog (log forwarding)", "hardening_rsyslog_pki_dir/ca.crt",
+               "restart", "rsyslog_forwarding", hosts="log_senders"),
+    # Prometheus re-reads ca_file by itself; libpq and Ansible's uri read it per connection.
+    CaConsumer("prometheus", "Prometheus (scraping the agents)", "prometheus_agent_ca_file",
+               "none", None),
+    CaConsumer("scheduler_agent", "scheduler (cluster lock over libpq)",
+               "scheduler_agent_lock_ca", "none", None),
+    CaConsumer("backup", "pgBackRest role (Patroni's REST checks)", "backup_pki_dir/ca.crt",
+               "none", None),
 )
 
 # Ports a role takes from the site model rather than a literal default.
@@ -148,7 +187,7 @@ def _expand(site: Site, pattern: str) -> set[str]:
     return hosts
 
 
-def role_hosts(site: Site, consumer: Consumer) -> set[str]:
+def role_hosts(site: Site, consumer: Consumer | CaConsumer) -> set[str]:
     if consumer.hosts == "mirror":
         return {site.mirror.host} if site.mirror.host else set()
     hosts = {h for pattern in role_plays().get(consumer.role, ()) for h in _expand(site, pattern)}
@@ -168,9 +207,24 @@ def uses(site: Site, hosts: list[str] | None = None) -> list[Use]:
             out.append(Use(host, consumer.service, consumer.role, path, "host", port,
                            consumer.reload, consumer.tag, consumer.starttls))
     for host in sorted(wanted):
-        for role, spec, service in CA_FILES:
+        for role, spec, service, _tag in CA_FILES:
             # apt's copy: where apt reaches the mirror over https (its own host reads files)
             if role == "base" and (not site.mirror.tls or host == site.mirror.host):
                 continue
             out.append(Use(host, service, role, _path(role, spec), "ca"))
     return sorted(out, key=lambda u: (u.host, u.kind != "host", u.path, u.service))
+
+
+def ca_uses(site: Site) -> list[Use]:
+    """Every (host, service) that checks its peers against the trust bundle: what a change of
+    the bundle (a CA rollover's two steps) makes each of them do."""
+    out = [Use(host, c.service, c.role, _path(c.role, c.ca), "ca", None, c.reload, c.tag)
+           for c in CA_CONSUMERS for host in sorted(role_hosts(site, c))]
+    return sorted(out, key=lambda u: (u.host, u.service))
+
+
+def trust_tags() -> tuple[str, ...]:
+    """The tags of site.yml that install the trust bundle everywhere it is read and make
+    every consumer take it up."""
+    tags = {tag for _role, _spec, _service, tag in CA_FILES} | {SYSTEM_STORE_TAG}
+    return tuple(sorted(tags | {c.tag for c in CA_CONSUMERS if c.tag}))

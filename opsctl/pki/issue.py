@@ -12,17 +12,23 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
 from opsctl.errors import NotFound, OpsctlError, PrerequisiteMissing
 from opsctl.paths import ensure_private_dir, state_dir
+from opsctl.pki import generations
 from opsctl.site.model import Site
 
 CA_DAYS = 3650
 HOST_DAYS = 397
 RENEW_BEFORE_DAYS = 30
+# A CA this close to its end is rolled over (`pki rotate --ca`; pki status says so): its
+# host certificates (397 days) must not outlive it.
+CA_ROLL_BEFORE_DAYS = 400
 
 
 class PkiError(OpsctlError):
@@ -40,6 +46,18 @@ class SitePki:
     @property
     def ca_key(self) -> Path:
         return self.directory / "ca.key"
+
+    @property
+    def trust(self) -> Path:
+        """The CAs the hosts trust, one PEM bundle (the signing CA alone outside a rollover):
+        the pki role installs it as pki_dir/ca.crt, apt's mirror CA too."""
+        return self.directory / "trust.crt"
+
+    @property
+    def trust_dir(self) -> Path:
+        """The same CAs one file each, for update-ca-certificates (it links one certificate
+        per file)."""
+        return self.directory / "trust.d"
 
     def host_cert(self, host: str) -> Path:
         return self.directory / "hosts" / f"{host}.crt"
@@ -91,18 +109,64 @@ def wanted_names(site: Site, host: str) -> set[str]:
     return {f"DNS:{host}", f"IP:{ipaddress.IPv4Address(address)}"}
 
 
-def ensure_ca(site: Site) -> SitePki:
-    pki = SitePki(ensure_private_dir(pki_dir(site.name)))
-    if pki.ca_cert.exists() and pki.ca_key.exists() and not _expires_within(pki.ca_cert, 365):
-        return pki
+def ca_subject(site_name: str, generation: int) -> str:
+    """Each generation its own name: OpenSSL and GnuTLS pick an issuer from a bundle by
+    name, so two CAs of one name in a bundle could be tried in the wrong order."""
+    suffix = "" if generation == 1 else f" {generation}"
+    return f"/O=opsctl/OU={site_name}/CN=opsctl {site_name} CA{suffix}"
+
+
+def make_ca(key: Path, cert: Path, subject: str) -> None:
+    """A CA key and self-signed certificate, each written beside its final name and renamed
+    over it, the key first: a half-made pair is never left under the final names."""
+    new_key, new_cert = key.with_name(key.name + ".new"), cert.with_name(cert.name + ".new")
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-out", str(pki.ca_key))
-    os.chmod(pki.ca_key, 0o600)
-    _openssl("req", "-x509", "-new", "-key", str(pki.ca_key), "-sha256",
-             "-days", str(CA_DAYS), "-subj", f"/O=opsctl/OU={site.name}/CN=opsctl {site.name} CA",
+             "-out", str(new_key))
+    os.chmod(new_key, 0o600)
+    _openssl("req", "-x509", "-new", "-key", str(new_key), "-sha256",
+             "-days", str(CA_DAYS), "-subj", subject,
              "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-             "-out", str(pki.ca_cert))
+             "-out", str(new_cert))
+    os.replace(new_key, key)
+    os.replace(new_cert, cert)
+
+
+def write_trust(pki: SitePki, cas: list[tuple[int, str]]) -> None:
+    """The trust bundle and its one-file-per-CA copy from (generation, PEM) pairs, oldest
+    generation first: the order stays the same through a rollover, so the switch of the
+    signing CA leaves the hosts' bundle (and the services that loaded it) untouched."""
+    ordered = sorted(cas)
+    ensure_private_dir(pki.trust_dir)
+    wanted = {f"ca-{generation}.crt" for generation, _ in ordered}
+    for generation, pem in ordered:
+        _write_public(pki.trust_dir / f"ca-{generation}.crt", pem)
+    for stale in pki.trust_dir.glob("*.crt"):
+        if stale.name not in wanted:
+            stale.unlink()
+    _write_public(pki.trust, "".join(pem for _, pem in ordered))
+
+
+def _write_public(path: Path, text: str) -> None:
+    if path.exists() and path.read_text(encoding="ascii") == text:
+        return  # unchanged: its mtime (and Ansible's copy of it) stays as it was
+    new = path.with_name(path.name + ".new")
+    new.write_text(text, encoding="ascii")
+    os.chmod(new, 0o644)
+    os.replace(new, path)
+
+
+def ensure_ca(site: Site) -> SitePki:
+    """The site's CA, made when missing, and its trust bundle. An existing CA is never
+    replaced here, even near its end: a new CA the hosts do not trust yet would cut every
+    peer off; `opsctl pki rotate --ca` rolls it over with an overlap (pki status says when)."""
+    pki = SitePki(ensure_private_dir(pki_dir(site.name)))
+    generation = generations.load(pki.directory).generation
+    made = not (pki.ca_cert.exists() and pki.ca_key.exists())
+    if made:
+        make_ca(pki.ca_key, pki.ca_cert, ca_subject(site.name, generation))
+    if made or not pki.trust.exists():  # a new CA, or a site made before trust bundles
+        write_trust(pki, [(generation, pki.ca_cert.read_text(encoding="ascii"))])
     return pki
 
 
@@ -135,8 +199,7 @@ def ensure_host_certificates(site: Site) -> tuple[SitePki, list[str]]:
         cert, key = pki.host_cert(host), pki.host_key(host)
         wanted = wanted_names(site, host)
         if (cert.exists() and key.exists() and not _expires_within(cert, RENEW_BEFORE_DAYS)
-                and _subject_alt_names(cert) == wanted
-                and cert.stat().st_mtime >= pki.ca_cert.stat().st_mtime):
+                and _subject_alt_names(cert) == wanted and signed_by(cert, pki.ca_cert)):
             continue
         _issue(pki, host, wanted)
         issued.append(host)
@@ -166,6 +229,15 @@ def _issue(pki: SitePki, host: str, names: set[str]) -> None:
     extensions.unlink()
     os.replace(key, final_key)
     os.replace(cert, final_cert)
-    # Later than the CA, whatever the clock's resolution: the freshness test compares mtimes.
-    now = time.time()
-    os.utime(final_cert, (now, max(now, pki.ca_cert.stat().st_mtime)))
+
+
+def signed_by(cert: Path, ca: Path) -> bool:
+    """Whether the CA's key signed the certificate (its signature checked, not file times:
+    after a rollover's switch every certificate of the old CA must be reissued)."""
+    try:
+        issued = x509.load_pem_x509_certificate(cert.read_bytes())
+        issuer = x509.load_pem_x509_certificate(ca.read_bytes())
+        issued.verify_directly_issued_by(issuer)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    return True

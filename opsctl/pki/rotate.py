@@ -33,10 +33,6 @@ PLAYBOOK = "site.yml"
 VERIFY_SECONDS = 60.0
 
 
-class CaRolloverNotBuilt(OpsctlError):
-    """`--ca` is designed (docs/certificates.md) but not built yet."""
-
-
 @dataclass(frozen=True)
 class Step:
     host: str
@@ -90,40 +86,40 @@ class RotationResult:
 
 
 def verify(site: Site, hosts: list[str], probe: Probe, seconds: float = VERIFY_SECONDS,
-           sleep: Callable[[float], None] = time.sleep) -> PkiStatus:
+           sleep: Callable[[float], None] = time.sleep,
+           until: Callable[[PkiStatus], bool] = settled) -> PkiStatus:
     """pki status of `hosts` until it settles (a restarted service takes a moment to listen)
     or `seconds` pass; the last answer."""
     deadline = time.monotonic() + seconds
     while True:
         current = gather(site, hosts, probe)
-        if settled(current) or time.monotonic() >= deadline:
+        if until(current) or time.monotonic() >= deadline:
             return current
         sleep(2.0)
 
 
-def _check_tags(chosen: RotationPlan) -> None:
+def check_tags(tags: tuple[str, ...]) -> None:
+    """Every tag a rotation applies is carried by site.yml (before anything is reissued)."""
     known = playbook_tags(project_root() / "playbooks" / PLAYBOOK, project_root() / "roles")
-    missing = [t for t in chosen.tags if known is not None and t not in known]
+    missing = [t for t in tags if known is not None and t not in known]
     if missing:
         raise OpsctlError(f"{PLAYBOOK} carries no tag {', '.join(missing)}: a consumer of the "
                           "certificate lost its reload task (opsctl/pki/inventory.py)")
 
 
-def rotate(site: Site, limit: tuple[str, ...] = (), ca: bool = False, via: str | None = None,
+def rotate(site: Site, limit: tuple[str, ...] = (), via: str | None = None,
            on_event: Callable[[HostEvent], None] = lambda _e: None,
            probe: Probe | None = None, verify_seconds: float = VERIFY_SECONDS
            ) -> RotationResult:
     """Reissue the certificates of `limit`'s hosts (all without it), apply what installs
     them and makes their services take them up, and check that they do. Bad input stops
     before anything is reissued; an apply that cannot start leaves the new certificates on
-    the control node for the next apply (whose consumers' reload tasks take them up)."""
-    if ca:
-        raise CaRolloverNotBuilt("pki rotate --ca: the CA rollover is not built yet "
-                                 "(docs/certificates.md describes it); nothing was changed")
+    the control node for the next apply (whose consumers' reload tasks take them up). The
+    CA itself is rolled over by opsctl/pki/rollover.py (`--ca`)."""
     hosts = select_hosts(site, limit)
     existing(site)
     chosen = plan(hosts, uses(site, hosts))
-    _check_tags(chosen)  # before anything is reissued
+    check_tags(chosen.tags)  # before anything is reissued
     reissue(site, list(chosen.hosts))
     args = {"site": site.name, "hosts": list(chosen.hosts), "tags": list(chosen.tags)}
     try:

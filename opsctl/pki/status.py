@@ -19,9 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.errors import InvalidInput, Problem
-from opsctl.pki.certs import CertInfo, Unreadable, from_der, from_pem, utcnow
+from opsctl.pki import generations
+from opsctl.pki.certs import (
+    CertInfo,
+    Unreadable,
+    all_from_pem,
+    common_name,
+    from_der,
+    from_pem,
+    utcnow,
+)
+from opsctl.pki.generations import Rollover
 from opsctl.pki.inventory import Use, uses
-from opsctl.pki.issue import RENEW_BEFORE_DAYS, SitePki, existing, wanted_names
+from opsctl.pki.issue import CA_ROLL_BEFORE_DAYS, RENEW_BEFORE_DAYS, SitePki, existing, wanted_names
 from opsctl.remote import program
 from opsctl.roles import role_default
 from opsctl.site.model import Site
@@ -44,9 +54,17 @@ class FileState:
     deployed: CertInfo | None = None
     error: str | None = None  # why the deployed file could not be read
     wanted: tuple[str, ...] = ()  # the names a host certificate must carry (the site's now)
+    # a CA file: every CA it holds, and the control node's trust bundle it must equal
+    bundle: tuple[CertInfo, ...] = ()
+    trusted: tuple[CertInfo, ...] = ()
 
     @property
     def matches(self) -> bool | None:
+        if self.kind == "ca" and self.trusted:
+            if not self.bundle:
+                return None
+            return ({c.fingerprint for c in self.bundle}
+                    == {c.fingerprint for c in self.trusted})
         if self.deployed is None or self.issued is None:
             return None
         return self.deployed.fingerprint == self.issued.fingerprint
@@ -84,6 +102,9 @@ class PkiStatus:
     hosts: list[HostCertificates]
     now: datetime
     warn_days: int = WARN_DAYS
+    trust: tuple[CertInfo, ...] = ()  # the CAs the hosts must trust (the signing CA alone
+    # outside a rollover)
+    rollover: Rollover = field(default_factory=Rollover)
 
     @property
     def problems(self) -> list[str]:
@@ -97,17 +118,28 @@ class PkiStatus:
         def cert(info: CertInfo | None) -> dict | None:
             return info.as_dict(self.now) if info else None
 
+        def issuer(info: CertInfo | None) -> str | None:
+            return common_name(info.issuer) if info else None
+
         return {
             "site": self.site, "now": self.now.isoformat(), "warn_days": self.warn_days,
             "ca": cert(self.ca),
+            "trust": [cert(c) for c in self.trust],
+            "rollover": {"phase": self.rollover.phase, "generation": self.rollover.generation,
+                         "stands": generations.describe(self.rollover),
+                         "next": generations.next_command(self.rollover)},
             "hosts": [{
                 "name": h.name, "error": h.error,
                 "files": [{"path": f.path, "kind": f.kind, "used_by": f.used_by,
                            "issued": cert(f.issued), "deployed": cert(f.deployed),
                            "error": f.error, "matches": f.matches,
-                           "wanted_names": list(f.wanted)} for f in h.files],
+                           "wanted_names": list(f.wanted),
+                           "signed_by": issuer(f.deployed) if f.kind == "host" else None,
+                           "trusts": [common_name(c.subject) for c in f.bundle]}
+                          for f in h.files],
                 "presented": [{"service": p.service, "port": p.port, "cert": cert(p.cert),
-                               "error": p.error, "matches": p.matches} for p in h.presented],
+                               "signed_by": issuer(p.cert), "error": p.error,
+                               "matches": p.matches} for p in h.presented],
             } for h in self.hosts],
             "problems": self.problems, "healthy": self.healthy,
         }
@@ -124,31 +156,21 @@ def _expiry(where: str, info: CertInfo, now: datetime, warn_days: int) -> str | 
 
 def problems(status: PkiStatus) -> list[str]:
     """Each finding in one line: expired or near expiry, deployed or presented ≠ issued,
-    unreadable, unreachable."""
+    a trust bundle other than the control node's, unreadable, unreachable."""
     out = []
     ca = _expiry("site CA (control node)", status.ca, status.now, status.warn_days)
     if ca:
         out.append(ca)
+    elif (status.ca.days_left(status.now) < CA_ROLL_BEFORE_DAYS
+          and not status.rollover.in_progress):
+        out.append(f"site CA (control node): ends on {status.ca.not_after:%Y-%m-%d}: roll it "
+                   "over with `opsctl pki rotate --ca`")
     for host in status.hosts:
         if host.error:
             out.append(f"{host.name}: not reached: {host.error.removeprefix(host.name + ': ')}")
             continue
         for f in host.files:
-            where = f"{host.name}: {f.path}"
-            if f.error:
-                out.append(f"{where}: {f.error}")
-            elif f.deployed:
-                expiry = _expiry(where, f.deployed, status.now, status.warn_days)
-                if expiry:
-                    out.append(expiry)
-                missing = sorted(set(f.wanted) - set(f.deployed.sans))
-                if missing:
-                    out.append(f"{where}: does not name {', '.join(missing)} (the site changed "
-                               "since it was issued: `opsctl apply` or `opsctl pki rotate`)")
-                if f.matches is False:
-                    out.append(f"{where}: not the certificate the control node issued "
-                               f"(deployed {f.deployed.fingerprint[:16]}, issued "
-                               f"{f.issued.fingerprint[:16] if f.issued else '-'})")
+            out += _file_problems(f"{host.name}: {f.path}", f, status)
         for p in host.presented:
             where = f"{host.name}: {p.service} (port {p.port})"
             if p.error:
@@ -157,6 +179,32 @@ def problems(status: PkiStatus) -> list[str]:
                 out.append(f"{where}: presents {p.cert.fingerprint[:16]}, not the issued "
                            f"{p.issued.fingerprint[:16] if p.issued else '-'}")
     return out
+
+
+def _file_problems(where: str, f: FileState, status: PkiStatus) -> list[str]:
+    if f.error:
+        return [f"{where}: {f.error}"]
+    if f.kind == "ca" and f.trusted and f.matches is False:
+        return [f"{where}: trusts {ca_names(f.bundle)}, not {ca_names(f.trusted)} as the "
+                "control node has it (`opsctl apply`; during a CA rollover "
+                f"`{generations.next_command(status.rollover)}`)"]
+    if not f.deployed:
+        return []
+    out = [e for e in (_expiry(where, each, status.now, status.warn_days)
+                       for each in f.bundle or (f.deployed,)) if e]
+    missing = sorted(set(f.wanted) - set(f.deployed.sans))
+    if missing:
+        out.append(f"{where}: does not name {', '.join(missing)} (the site changed "
+                   "since it was issued: `opsctl apply` or `opsctl pki rotate`)")
+    if f.matches is False:
+        out.append(f"{where}: not the certificate the control node issued "
+                   f"(deployed {f.deployed.fingerprint[:16]}, issued "
+                   f"{f.issued.fingerprint[:16] if f.issued else '-'})")
+    return out
+
+
+def ca_names(cas: tuple[CertInfo, ...]) -> str:
+    return " + ".join(common_name(c.subject) for c in cas) or "nothing"
 
 
 def probe_request(site: Site, host: str, host_uses: list[Use]) -> dict[str, Any]:
@@ -183,11 +231,21 @@ def _decode(text: str | None) -> tuple[CertInfo | None, str | None]:
         return None, str(exc)
 
 
+def _decode_bundle(text: str | None) -> tuple[CertInfo, ...]:
+    try:
+        return all_from_pem(text) if text else ()
+    except Unreadable:
+        return ()
+
+
 def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
           answers: dict[str, dict | str], host_uses: dict[str, list[Use]],
-          now: datetime | None = None) -> PkiStatus:
+          now: datetime | None = None, trust: tuple[CertInfo, ...] | None = None,
+          rollover: Rollover | None = None) -> PkiStatus:
     """Answers by host (a probe's JSON answer, or why the host could not be asked) and the
-    issued certificates by host in, the status out."""
+    issued certificates by host in, the status out. `trust`: the CAs the hosts must trust
+    (the signing CA alone when not given)."""
+    trust = trust or (ca,)
     hosts = []
     for name in sorted(host_uses):
         answer, mine = answers.get(name, "not asked"), host_uses[name]
@@ -205,7 +263,9 @@ def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
                 path, kind, sorted({u.service for u in these}),
                 issued.get(name) if kind == "host" else ca, deployed,
                 error or (f"cannot read: {got['error']}" if "error" in got else None),
-                tuple(sorted(wanted_names(site, name))) if kind == "host" else ()))
+                tuple(sorted(wanted_names(site, name))) if kind == "host" else (),
+                _decode_bundle(got.get("pem")) if kind == "ca" else (),
+                trust if kind == "ca" else ()))
         by_port = {e.get("port"): e for e in answer.get("endpoints", [])}
         for u in (u for u in mine if u.port is not None):
             got = by_port.get(u.port, {"error": "not probed"})
@@ -217,7 +277,8 @@ def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
                     error = str(exc)
             state.presented.append(Presented(u.service, u.port, issued.get(name), cert,
                                              error or (None if cert else "no certificate")))
-    return PkiStatus(site.name, ca, hosts, now or utcnow())
+    return PkiStatus(site.name, ca, hosts, now or utcnow(), trust=trust,
+                     rollover=rollover or Rollover())
 
 
 def select_hosts(site: Site, limit: tuple[str, ...] | list[str] | None) -> list[str]:
@@ -243,6 +304,15 @@ def issued_certificates(pki: SitePki, hosts: list[str]
     if ca is None:
         raise InvalidInput([Problem(str(pki.ca_cert), "", "not a readable certificate")])
     return ca, {h: _read(pki.host_cert(h)) for h in hosts}
+
+
+def trust_bundle(pki: SitePki) -> tuple[CertInfo, ...] | None:
+    """The CAs the hosts must trust; None before the first apply wrote the bundle (the
+    signing CA alone then)."""
+    try:
+        return all_from_pem(pki.trust.read_text(encoding="ascii", errors="replace")) or None
+    except (OSError, Unreadable):
+        return None
 
 
 Probe = Callable[[str, dict[str, Any]], dict | str]
@@ -277,7 +347,8 @@ def gather(site: Site, hosts: list[str], probe: Probe) -> PkiStatus:
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
         answers = dict(zip(hosts, pool.map(lambda h: probe(h, requests[h]), hosts),
                            strict=True))
-    return build(site, ca, issued, answers, host_uses)
+    return build(site, ca, issued, answers, host_uses, trust=trust_bundle(pki),
+                 rollover=generations.load(pki.directory))
 
 
 def status(site: Site, limit: tuple[str, ...] = (), via: str | None = None,

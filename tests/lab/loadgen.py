@@ -1,7 +1,7 @@
 """A bounded HTTPS load client for the lab, run inside the `public` namespace:
 
     ip netns exec NS python3 loadgen.py URL --ca CA --count N --seconds T [--threads K]
-                                        [--stop-file F] [--out F.json]
+                                        [--stop-file F] [--out F.json] [--follow-ca]
 
 Standard library only (it runs with the machine's python3). Keep-alive is off: every request
 is its own TLS connection with `Connection: close`, so a request can only fail because the
@@ -9,7 +9,9 @@ platform failed it, never because an idle keep-alive connection was closed under
 balancer reload (a client-side race every HTTP client must retry around). It stops at N
 requests, after T seconds, or when the stop file appears, whichever comes first, and prints
 (or writes) one JSON summary: counts, failures with their reasons, versions seen, and each
-request's (start offset, latency, ok) for percentiles.
+request's (start offset, latency, ok) for percentiles. With --follow-ca it trusts the CA
+file as it is at each request (read again when it changes), as a client given the site's
+trust bundle during a CA rollover does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,23 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 
+class Trust:
+    """The TLS context of the CA file; with `follow`, made again when the file changes."""
+
+    def __init__(self, path: str, follow: bool) -> None:
+        self.path, self.follow, self.lock = path, follow, threading.Lock()
+        self.stamp = os.stat(path).st_mtime_ns
+        self.current = ssl.create_default_context(cafile=path)
+
+    def context(self) -> ssl.SSLContext:
+        if self.follow:
+            with self.lock:
+                stamp = os.stat(self.path).st_mtime_ns
+                if stamp != self.stamp:
+                    self.stamp, self.current = stamp, ssl.create_default_context(cafile=self.path)
+        return self.current
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -35,10 +54,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--stop-file", default="")
     parser.add_argument("--out", default="")
+    parser.add_argument("--follow-ca", action="store_true")
     args = parser.parse_args(argv)
     parts = urlsplit(args.url)
-    context = ssl.create_default_context(cafile=args.ca)
     lock = threading.Lock()
+    trust = Trust(args.ca, args.follow_ca)
+
     issued = 0
     samples: list[tuple[float, float, bool]] = []
     failures: Counter[str] = Counter()
@@ -62,7 +83,7 @@ def main(argv: list[str]) -> int:
             ok, reason, version = False, "", ""
             try:
                 conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443,
-                                                   timeout=10, context=context)
+                                                   timeout=10, context=trust.context())
                 conn.request("GET", parts.path or "/", headers={"Connection": "close"})
                 response = conn.getresponse()
                 body = response.read()

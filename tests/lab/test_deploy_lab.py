@@ -36,16 +36,19 @@ def opsctl(*args: str) -> subprocess.CompletedProcess[str]:
 class Load:
     """The load client running in `public` until stopped (or its count / time bound)."""
 
-    def __init__(self, site, count: int = 200_000, seconds: float = 240, threads: int = 4):
+    def __init__(self, site, count: int = 200_000, seconds: float = 240, threads: int = 4,
+                 ca: Path | None = None, follow_ca: bool = False):
+        """`ca`: the site CA unless told; `follow_ca`: read it again when it changes."""
         tmp = Path(tempfile.mkdtemp(prefix="opsctl-load-"))
         self.stop_file, self.out = tmp / "stop", tmp / "out.json"
         netns = plan_lab(site).node("public").netns
         url = f"https://{site.hosts['lb1'].address}/query/version"
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", netns, "python3", str(LOADGEN), url,
-             "--ca", str(pki_dir(site.name) / "ca.crt"), "--count", str(count),
+             "--ca", str(ca or pki_dir(site.name) / "ca.crt"), "--count", str(count),
              "--seconds", str(seconds), "--threads", str(threads),
-             "--stop-file", str(self.stop_file), "--out", str(self.out)])
+             "--stop-file", str(self.stop_file), "--out", str(self.out),
+             *(["--follow-ca"] if follow_ca else [])])
 
     def stop(self) -> dict:
         self.stop_file.touch()

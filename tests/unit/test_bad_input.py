@@ -174,7 +174,10 @@ CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("pki", "rotate", "--site", "nosuch"), ("nosuch", NOT_A_SITE)),
     (("pki", "rotate", *REF, "--limit", "NOSUCH"), ("--limit", "NOSUCH")),
     (("pki", "rotate", *EX), ("example-bastion", "no CA yet")),
-    (("pki", "rotate", *EX, "--ca"), ("--ca", "not built yet")),
+    (("pki", "rotate", *EX, "--ca"), ("example-bastion", "no CA yet")),
+    (("pki", "rotate", *EX, "--ca", "--limit", "lb1"), ("--ca", "--limit is refused")),
+    (("pki", "rotate", *EX, "--finish"), ("--finish goes with --ca",)),
+    (("pki", "rotate", *EX, "--ca", "--finish"), ("example-bastion", "no CA yet")),
 ]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -282,14 +282,6 @@ def test_rotate_reports_services_still_on_the_old_certificate(issued, monkeypatc
     assert any("not the certificate the control node issued" in p for p in result.problems)
 
 
-def test_rotate_ca_is_refused_before_anything_changes(issued):
-    site, pki = issued
-    before = _pem(pki.host_cert("lb1"))
-    with pytest.raises(rotation.CaRolloverNotBuilt, match="not built yet"):
-        rotation.rotate(site, (), ca=True)
-    assert _pem(pki.host_cert("lb1")) == before
-
-
 def test_utcnow_is_aware():
     assert utcnow().tzinfo is not None
 
