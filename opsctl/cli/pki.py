@@ -16,7 +16,7 @@ from opsctl.pki.generations import describe, next_command
 from opsctl.pki.rollover import RolloverResult, roll
 from opsctl.pki.rotate import RotationResult
 from opsctl.pki.rotate import rotate as run_rotate
-from opsctl.pki.status import PkiStatus
+from opsctl.pki.status import PkiStatus, ca_names
 from opsctl.pki.status import status as pki_status
 
 LIMIT_OPTION = click.option("--limit", "-l", multiple=True, metavar="HOST|GROUP",
@@ -39,7 +39,7 @@ def render(status: PkiStatus) -> Group:
     ca = status.ca
     head = (f"site {status.site} CA: {ca.subject}, until {ca.not_after:%Y-%m-%d} "
             f"({_left(ca, status)} days), sha256 {ca.fingerprint[:16]}\n"
-            f"the hosts must trust: {' + '.join(common_name(c.subject) for c in status.trust)}"
+            f"the hosts must trust: {ca_names(status.trust)}"
             f"\n{describe(status.rollover)}")
     if status.rollover.in_progress:
         head += f"; next: {next_command(status.rollover)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -57,6 +58,11 @@ def from_pem(text: str) -> CertInfo:
         return _info(x509.load_pem_x509_certificate(text.encode("ascii", errors="replace")))
     except ValueError as exc:
         raise Unreadable(f"not a PEM certificate ({exc})") from None
+
+
+def from_pem_file(path: Path) -> CertInfo:
+    """The certificate in a PEM file (OSError when unreadable, Unreadable when not PEM)."""
+    return from_pem(path.read_text(encoding="ascii", errors="replace"))
 
 
 def all_from_pem(text: str) -> tuple[CertInfo, ...]:

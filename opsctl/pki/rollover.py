@@ -36,7 +36,7 @@ from opsctl.apply.events import HostEvent
 from opsctl.apply.runner import ApplyRequest, apply
 from opsctl.errors import OpsctlError
 from opsctl.pki import generations
-from opsctl.pki.certs import CertInfo, common_name, from_pem
+from opsctl.pki.certs import CertInfo, common_name, from_pem_file
 from opsctl.pki.generations import (
     FINISHING,
     IDLE,
@@ -278,10 +278,11 @@ class _Run:
                 ca_subject(self.site.name, generation))
         self._set(self.state.at(
             TRUST_BOTH, new=generation, started=generations.now(),
-            old_fingerprint=_info(self.pki.ca_cert).fingerprint,
-            new_fingerprint=_info(self.files.next("crt")).fingerprint))
+            old_fingerprint=from_pem_file(self.pki.ca_cert).fingerprint,
+            new_fingerprint=from_pem_file(self.files.next("crt")).fingerprint))
         self.result.steps.append(Done(f"CA {generation} made", "ok"))
-        self._audit("new CA", "ok", subject=common_name(_info(self.files.next("crt")).subject))
+        new_ca = from_pem_file(self.files.next("crt"))
+        self._audit("new CA", "ok", subject=common_name(new_ca.subject))
 
     def _trust_both(self) -> None:
         old, new = self.pki.ca_cert, self.files.next("crt")
@@ -300,7 +301,7 @@ class _Run:
         for suffix, final in (("key", self.pki.ca_key), ("crt", self.pki.ca_cert)):
             if files.next(suffix).exists():
                 os.replace(files.next(suffix), final)
-        if _info(self.pki.ca_cert).fingerprint != self.state.new_fingerprint:
+        if from_pem_file(self.pki.ca_cert).fingerprint != self.state.new_fingerprint:
             raise OpsctlError(f"{self.pki.ca_cert}: not the CA this rollover made "
                               f"({self.state.new_fingerprint}); see {generations.STATE_FILE}")
         self._set(self.state.at(REISSUE, generation=self.state.new or 0))
@@ -310,13 +311,13 @@ class _Run:
     def _keep_previous(self) -> None:
         files = self.files
         previous = files.previous("crt")
-        if previous.exists() and _info(previous).fingerprint == self.state.old_fingerprint \
+        if previous.exists() and from_pem_file(previous).fingerprint == self.state.old_fingerprint \
                 and files.previous("key").exists():
             return  # kept by a run that stopped after it
         if previous.exists():  # an earlier rollover's: out of the way, not deleted
             retired = files.retired
             retired.mkdir(mode=0o700, exist_ok=True)
-            name = f"ca-{_info(previous).fingerprint[:16]}"
+            name = f"ca-{from_pem_file(previous).fingerprint[:16]}"
             for suffix in ("key", "crt"):
                 if files.previous(suffix).exists():
                     os.replace(files.previous(suffix), retired / f"{name}.{suffix}")
@@ -329,7 +330,7 @@ class _Run:
         rotation = rotate(self.site, (), via=self.via, on_event=self.on_event,
                           probe=self.probe, verify_seconds=self.verify_seconds)
         self.result.status = rotation.status
-        left = not_signed_by(rotation.status, _info(self.pki.ca_cert)) \
+        left = not_signed_by(rotation.status, from_pem_file(self.pki.ca_cert)) \
             if rotation.status else []
         problems = rotation.problems + left
         self.result.steps.append(Done(f"every host certificate reissued by CA "
@@ -357,7 +358,7 @@ class _Run:
         if self.state.phase == OVERLAP:
             current = gather(self.site, sorted(self.site.hosts), self.probe)
             self.result.status = current
-            left = not_signed_by(current, _info(self.pki.ca_cert))
+            left = not_signed_by(current, from_pem_file(self.pki.ca_cert))
             if left:
                 shown = "; ".join(left[:3]) + (f"; {len(left) - 3} more" if len(left) > 3
                                                else "")
@@ -396,10 +397,6 @@ class _Run:
         self._audit("trust", outcome, run=run.id, trusts=_bundle_names(self.pki))
         self.result.problems = problems
         return not problems
-
-
-def _info(path: Path) -> CertInfo:
-    return from_pem(path.read_text(encoding="ascii", errors="replace"))
 
 
 def _bundle_names(pki: SitePki) -> list[str]:

@@ -27,6 +27,7 @@ from opsctl.pki.certs import (
     common_name,
     from_der,
     from_pem,
+    from_pem_file,
     utcnow,
 )
 from opsctl.pki.generations import Rollover
@@ -293,7 +294,7 @@ def select_hosts(site: Site, limit: tuple[str, ...] | list[str] | None) -> list[
 
 def _read(path: Path) -> CertInfo | None:
     try:
-        return from_pem(path.read_text(encoding="ascii", errors="replace"))
+        return from_pem_file(path)
     except (OSError, Unreadable):
         return None
 
