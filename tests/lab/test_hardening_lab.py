@@ -248,8 +248,8 @@ def test_breaking_permit_root_login_on_app1_fails_exactly_that_check(hardened):
     assert check["status"] == "pass"
 
 
-def _remote(site, host: str, command: str) -> tuple[int, str]:
-    return lifecycle.ssh.remote(site, host, ["sh", "-c", command])
+def _remote(site, host: str, command: str, timeout: float = 15) -> tuple[int, str]:
+    return lifecycle.ssh.remote(site, host, ["sh", "-c", command], timeout=timeout)
 
 
 def _wait_for_line(site, collector: str, sender: str, marker: str, seconds: float) -> float:
@@ -321,3 +321,65 @@ def test_every_host_follows_the_sites_time_source_through_the_time_flow(hardened
             time.sleep(5)
         else:
             raise AssertionError(f"{host} has not selected {source} ({address}): {out}")
+
+
+AIDE_DB = "/var/lib/aide/aide.db"
+AIDE_PROBE = "/usr/local/sbin/opsctl-aide-probe"
+AIDE_SECONDS = 600  # a baseline walks the whole filesystem; seven hosts share two cores here
+
+
+def _aide_hashes(site, host: str) -> set[str]:
+    """The hashes the host's AIDE baseline holds, from its header."""
+    code, out = _remote(site, host, f"zcat -f {AIDE_DB} | grep -m1 '^@@db_spec'")
+    assert code == 0, out
+    return set(out.split()) & {"md5", "sha1", "rmd160", "tiger", "crc32", "haval", "gost",
+                               "crc32b", "sha256", "sha512", "whirlpool"}
+
+
+def test_the_first_converge_baselines_with_sha512_alone(hardened):
+    site, _, _ = hardened
+    assert _aide_hashes(site, "app1") == {"sha512"}
+
+
+def test_a_baseline_with_debians_hashes_is_kept_and_its_check_reports_only_real_changes(hardened):
+    """A host baselined before the role set AIDE's hashes (Debian's `H`, all eleven): the apply
+    sets SHA-512 and leaves the baseline alone, so a file added since is still reported; the
+    daily check has no "different attributes" noise for the hashes no longer kept, and the
+    apply's own working files are not in the report."""
+    site, _, _ = hardened
+    host = "lb1"
+    repaired = False
+    try:
+        code, out = _remote(site, host, "sed -i 's/^Checksums *=.*/Checksums = H/' "
+                            "/etc/aide/aide.conf && sed -i '/^report_ignore_removed_attrs/d' "
+                            "/etc/aide/aide.conf.d/99_opsctl_excludes && "
+                            "aideinit --yes --force >/dev/null 2>&1 && "
+                            f"sha256sum {AIDE_DB} && echo probe > {AIDE_PROBE}",
+                            timeout=AIDE_SECONDS)
+        assert code == 0, out
+        baseline = out.split()[0]
+        assert "whirlpool" in _aide_hashes(site, host)
+
+        done = opsctl("harden", "--site", str(site.directory), "--tags", "hardening-aide",
+                      "--limit", host, "-o", "json")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        repaired = True
+        assert json.loads(done.stdout)["hosts"][host]["changed"] >= 2  # aide.conf, conf.d
+
+        code, out = _remote(site, host, f"sha256sum {AIDE_DB}; grep '^Checksums' "
+                            "/etc/aide/aide.conf")
+        assert out.split()[0] == baseline, "the apply made a new baseline"
+        assert "Checksums = sha512" in out, out
+        code, report = _remote(site, host, "aide --check --config /etc/aide/aide.conf",
+                               timeout=AIDE_SECONDS)
+        assert 1 <= code <= 7, report[-3000:]  # 1-7: added, removed or changed entries
+        assert AIDE_PROBE in report, report[-3000:]
+        assert "different attributes" not in report, report[-3000:]
+        assert ".ansible" not in report, report[-3000:]
+    finally:  # the lab is shared: lb1 leaves as converged, with a SHA-512 baseline
+        if not repaired:
+            opsctl("harden", "--site", str(site.directory), "--tags", "hardening-aide",
+                   "--limit", host)
+        code, out = _remote(site, host, f"rm -f {AIDE_PROBE} && "
+                            "aideinit --yes --force >/dev/null 2>&1", timeout=AIDE_SECONDS)
+        assert code == 0, out
