@@ -32,6 +32,7 @@ from opsctl.deploy import engine  # noqa: E402
 from opsctl.lab.plan import plan_lab  # noqa: E402
 from opsctl.pki import pki_dir  # noqa: E402
 from opsctl.site import load_site  # noqa: E402
+from opsctl.site.model import Site  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -41,7 +42,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_load(site, count: int, seconds: float, threads: int, tmp: Path, tag: str):
+def start_load(site: Site, count: int, seconds: float, threads: int, tmp: Path,
+               tag: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """The load client started: (its process, where it writes its summary, the file whose
+    appearance stops it)."""
     netns = plan_lab(site).node("public").netns
     url = f"https://{site.hosts['lb1'].address}/query/version"
     out, stop = tmp / f"{tag}.json", tmp / f"{tag}.stop"
@@ -49,7 +53,7 @@ def start_load(site, count: int, seconds: float, threads: int, tmp: Path, tag: s
                              "--ca", str(pki_dir(site.name) / "ca.crt"), "--count", str(count),
                              "--seconds", str(seconds), "--threads", str(threads),
                              "--stop-file", str(stop), "--out", str(out)])
-    return proc, out
+    return proc, out, stop
 
 
 def main() -> int:
@@ -63,12 +67,12 @@ def main() -> int:
     site = load_site(args.site)
     tmp = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
 
-    proc, out = start_load(site, 10**9, args.baseline_seconds, args.threads, tmp, "baseline")
+    proc, out, _ = start_load(site, 10**9, args.baseline_seconds, args.threads, tmp, "baseline")
     proc.wait(timeout=args.baseline_seconds + 60)
     base = json.loads(out.read_text())
     base_lat = [s[1] for s in base["samples"] if s[2]]
 
-    proc, out = start_load(site, args.requests, args.max_seconds, args.threads, tmp, "deploy")
+    proc, out, _ = start_load(site, args.requests, args.max_seconds, args.threads, tmp, "deploy")
     origin = time.monotonic()  # the client's own clock starts a few ms later
     time.sleep(1)
     windows: list[tuple[float, float]] = []

@@ -24,44 +24,20 @@ import warnings
 from pathlib import Path
 
 import pytest
+from patchprobe import PROBE, build_deb, install, installed_version, publish, purge, withdraw
 from test_deploy_lab import Load
 
 from opsctl import audit
 from opsctl.apply import history
-from opsctl.mirror.build import mirror_dir, read_manifest, sign_index
+from opsctl.mirror.build import mirror_dir, read_manifest
 from opsctl.transport import for_site
 
-PROBE = "opsctl-patch-probe"
 PATCHED = ["app1", "app2", "db2", "db1", "bak1", "mon1"]  # the plan's order; lb1 left out
 
 
 def opsctl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "opsctl", *args], capture_output=True,
                           text=True, check=False, timeout=timeout)
-
-
-def build_deb(directory: Path, version: str) -> Path:
-    root = directory / f"{PROBE}-{version}"
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "usr" / "share" / PROBE).mkdir(parents=True)
-    (root / "usr" / "share" / PROBE / "version").write_text(version + "\n")
-    (root / "DEBIAN" / "control").write_text(
-        f"Package: {PROBE}\nVersion: {version}\nArchitecture: all\nMaintainer: opsctl tests "
-        "<tests@opsctl.invalid>\nSection: misc\nPriority: optional\nDescription: a package "
-        "opsctl patch's lab test upgrades\n")
-    deb = directory / f"{PROBE}_{version}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
-    return deb
-
-
-def installed_version(transport, host: str) -> str:
-    done = transport.run(host, ["dpkg-query", "-W", "-f", "${Version}", PROBE], timeout=30)
-    return done.stdout.strip() if done.rc == 0 else ""
-
-
-def mirror_debs(repo: Path) -> list[Path]:
-    return sorted(repo.glob("*.deb"))
 
 
 @pytest.fixture
@@ -77,20 +53,15 @@ def published_probe(reference):
     published = repo / v2.name
     try:
         for host in PATCHED:
-            done = t.run(host, ["sh", "-c", f"cat >/tmp/{v1.name} && dpkg -i /tmp/{v1.name}"
-                                            f" && rm -f /tmp/{v1.name}"],
-                         stdin=v1.read_bytes(), timeout=120)
+            done = install(t, host, v1)
             assert done.rc == 0, f"{host}: {done.output}"
-        published.write_bytes(v2.read_bytes())
-        sign_index(repo, mirror_debs(repo))
+        publish(repo, v2)
         yield site, t
     finally:
-        published.unlink(missing_ok=True)
-        sign_index(repo, mirror_debs(repo))
+        withdraw(repo, published)
         assert read_manifest(repo) == manifest  # `mirror build` still sees it as current
         for host in PATCHED:
-            t.run(host, ["dpkg", "--purge", PROBE], timeout=120)
-            t.run(host, ["apt-get", "-q", "update"], timeout=300)
+            purge(t, host)
 
 
 def test_check_answers_for_every_host_in_order_and_changes_nothing(reference):
