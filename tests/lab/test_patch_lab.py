@@ -73,6 +73,8 @@ def test_check_answers_for_every_host_in_order_and_changes_nothing(reference):
     assert report["ok"] is True
     assert [h["host"] for h in report["hosts"]] == PATCHED
     assert all(h["error"] is None for h in report["hosts"])
+    # the first converge took everything the mirror holds: a fresh site has nothing pending
+    assert {h["host"]: h["changes"] for h in report["hosts"] if h["changes"]} == {}
     assert [o["host"] for o in report["plan"]["left_out"]] == ["lb1"]
     # It upgrades nothing, but it refreshed apt's lists on every host: one audit record.
     [record] = audit.records()[before:]
