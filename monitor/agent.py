@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from monitor import __version__
+from monitor.collectors.aide import AideCollector
 from monitor.collectors.compliance import ComplianceCollector
 from monitor.collectors.host import HostCollector
 from monitor.collectors.pgbackrest import PgBackRestCollector
@@ -45,6 +46,7 @@ def build_registry(config: AgentConfig,
     registry.register(systemd or SystemdCollector(config.units, config.disabled_units_dir))
     registry.register(CertificateCollector(config.certificates))
     registry.register(ComplianceCollector(config.compliance_file))
+    registry.register(AideCollector(config.aide_status_file))
     if config.postgresql is not None:
         registry.register(PostgresCollector(config.postgresql))
     if config.pgbackrest_status is not None:

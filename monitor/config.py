@@ -49,6 +49,8 @@ class AgentConfig:
     disabled_units_dir: Path = DISABLED_DIR
     certificates: tuple[Path, ...] = ()
     compliance_file: Path | None = None
+    # the AIDE daily check's outcome, written by a root timer (monitor/aide_status.py)
+    aide_status_file: Path | None = None
     scheduler_history: Path | None = None
     postgresql: PostgresSettings | None = None
     pgbackrest_status: Path | None = None
@@ -61,7 +63,7 @@ class AgentConfig:
 
 
 KNOWN_KEYS = {"web_config", "units", "disabled_units_dir", "certificates", "compliance_file",
-              "scheduler_history", "labels", "postgresql", "pgbackrest"}
+              "aide_status_file", "scheduler_history", "labels", "postgresql", "pgbackrest"}
 POSTGRES_KEYS = {"socket_dir", "port", "user", "database", "replicas"}
 PGBACKREST_KEYS = {"status_file", "max_age_hours"}
 
@@ -86,6 +88,9 @@ def load_config(path: Path | None) -> AgentConfig:
         raise ConfigError(f"{path}: labels: expected a mapping of strings")
     web = data.get("web_config")
     compliance = data.get("compliance_file")
+    aide = data.get("aide_status_file")
+    if aide is not None and (not isinstance(aide, str) or not aide.startswith("/")):
+        raise ConfigError(f"{path}: aide_status_file: expected an absolute file path")
     history = data.get("scheduler_history")
     if history is not None and not isinstance(history, str):
         raise ConfigError(f"{path}: scheduler_history: expected the path of the history database")
@@ -103,6 +108,7 @@ def load_config(path: Path | None) -> AgentConfig:
         disabled_units_dir=Path(disabled),
         certificates=tuple(Path(p) for p in _strings(path, data, "certificates")),
         compliance_file=Path(compliance) if compliance else None,
+        aide_status_file=Path(aide) if aide else None,
         scheduler_history=Path(history) if history else None,
         extra_labels=dict(labels),
     )

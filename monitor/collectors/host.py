@@ -100,7 +100,10 @@ class HostCollector:
         yield from (size, avail, files, files_free)
 
     def _disks(self) -> Iterator[Metric]:
-        counters = psutil.disk_io_counters(perdisk=True, nowrap=True) or {}
+        # The kernel's own counters, as read: Prometheus takes a reset as a reset. psutil's nowrap
+        # would add what it saw before to a counter that went down (a device or interface made
+        # again), inventing traffic.
+        counters = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
         read = CounterMetricFamily("opsctl_host_disk_read_bytes", "Bytes read.",
                                    labels=["device"])
         written = CounterMetricFamily("opsctl_host_disk_written_bytes", "Bytes written.",
@@ -114,7 +117,7 @@ class HostCollector:
         yield from (read, written, busy)
 
     def _network(self) -> Iterator[Metric]:
-        counters = psutil.net_io_counters(pernic=True, nowrap=True) or {}
+        counters = psutil.net_io_counters(pernic=True, nowrap=False) or {}  # see _disks
         received = CounterMetricFamily("opsctl_host_network_receive_bytes", "Bytes received.",
                                        labels=["device"])
         sent = CounterMetricFamily("opsctl_host_network_transmit_bytes", "Bytes sent.",

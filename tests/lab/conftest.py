@@ -100,9 +100,30 @@ def reference(reference_site):
                               timeout=1800, check=False)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         first = history.resolve("last", site.name)
+        pin_aide_daily_check(site)
         yield site, first
     finally:
         lifecycle.down(site.name, site)
+
+
+# Debian's AIDE timer fires at 01:50 host time plus up to two hours: whether it falls inside a
+# session depends on the hour CI starts. When it does, each host's check finds what the
+# earlier tests changed on purpose (a repaired sshd_config, a patched package, rotated
+# certificates), OpsctlFileIntegrityChanged fires and every later test that needs a green
+# site fails. The tests run the check themselves (test_monitoring_lab); the timer stays
+# enabled and waiting, on a date past any session. A file in /etc, so a rebooted host keeps it.
+AIDE_TIMER_PIN = "/etc/systemd/system/dailyaidecheck.timer.d/opsctl-tests.conf"
+
+
+def pin_aide_daily_check(site) -> None:
+    from opsctl.lab import lifecycle
+
+    script = (f"mkdir -p {Path(AIDE_TIMER_PIN).parent} && printf '[Timer]\\nOnCalendar=\\n"
+              f"OnCalendar=2099-01-01\\nRandomizedDelaySec=0\\n' > {AIDE_TIMER_PIN} && "
+              "systemctl daemon-reload && systemctl restart dailyaidecheck.timer")
+    for host in site.hosts:
+        code, out = lifecycle.ssh.remote(site, host, ["sh", "-c", script], timeout=60)
+        assert code == 0, f"{host}: {out}"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,24 @@ def test_a_baseline_with_debians_hashes_is_kept_and_its_check_reports_only_real_
         code, out = _remote(site, host, f"rm -f {AIDE_PROBE} && "
                             "aideinit --yes --force >/dev/null 2>&1", timeout=AIDE_SECONDS)
         assert code == 0, out
+
+
+def test_aides_check_leaves_the_platforms_data_out(hardened):
+    """On the hosts whose data changes by the minute (the database members, the backup host,
+    the monitoring host), AIDE's check after the converge and the tests so far reports nothing
+    under the platform's data directories: database pages, WAL, the backup archive, etcd,
+    the time-series store and the agents' state are not findings."""
+    site, _, _ = hardened
+    data = re.compile(r"^(?:[fdlLDBFs?!][^:]{0,20}): (/var/lib/(?:postgresql|etcd|pgbackrest|"
+                      r"prometheus|opsctl-scheduler|opsctl-pgbackrest-status|"
+                      r"opsctl-aide-status)/\S*|/var/spool/pgbackrest/\S*)$", re.M)
+
+    def check(host: str) -> tuple[str, int, str]:
+        code, out = _remote(site, host, "nice aide --check --config /etc/aide/aide.conf",
+                            timeout=AIDE_SECONDS)
+        return host, code, out
+
+    with ThreadPoolExecutor(2) as pool:
+        for host, code, out in pool.map(check, ["db1", "db2", "bak1", "mon1"]):
+            assert code < 8, f"{host}: AIDE failed ({code}): {out[-2000:]}"
+            assert not data.findall(out), f"{host}: {data.findall(out)[:10]}"

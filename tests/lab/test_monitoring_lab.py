@@ -58,32 +58,100 @@ def test_prometheus_scrapes_every_hosts_agent(reference):
     assert others == {"prometheus": "1", "alertmanager": "1", "access-gateway": "1"}
 
 
-def test_every_metric_a_rule_names_is_exported_on_the_lab(reference, scrape_agent):
+AIDE_HOST = "app1"
+AIDE_PROBE = "/usr/local/sbin/opsctl-aide-probe"
+
+
+def run_aide_daily_check(site, host: str) -> None:
+    """Debian's daily check as its timer starts it (as _aide), then the status timer's
+    service; its start limit is one run in two hours, hence reset-failed."""
+    code, out = lifecycle.ssh.remote(site, host, [
+        "sh", "-c", "systemctl reset-failed dailyaidecheck.service; "
+        "systemctl start dailyaidecheck.service && systemctl start opsctl-aide-status.service"],
+        timeout=600)
+    assert code == 0, out
+
+
+@pytest.fixture(scope="class")
+def aide_checked(reference):
+    """A file added on app1 since its AIDE baseline, found by the daily check. Afterwards
+    the probe goes, the baseline is made again and checked clean, and the alert is gone
+    (the lab is shared: later tests expect a green site)."""
     site, _ = reference
-    # The compliance scan, started by app1's scheduler, so its metrics exist.
-    code, out = lifecycle.ssh.remote(site, "app1", [
-        "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
-        "compliance-scan"], timeout=600)
+    code, out = lifecycle.ssh.remote(site, AIDE_HOST, ["sh", "-c", f"echo probe > {AIDE_PROBE}"])
     assert code == 0, out
-    # A job that succeeds, so the scheduler's success metrics exist (bak1: an incremental
-    # backup started by the scheduler as pgBackRest's account).
-    code, out = lifecycle.ssh.remote(site, "bak1", [
-        "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
-        "backup-incr"], timeout=600)
-    assert code == 0, out
-    exported: set[str] = set()
-    for host in site.hosts:
-        exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", scrape_agent(site, host),
-                                   re.M))
-    prometheus_names = get_json(f"http://{monitoring_address(site)}:9090/api/v1/label/"
-                                "__name__/values")["data"]
-    exported |= set(prometheus_names)
-    named = set()
-    for group in yaml.safe_load(RULES.read_text())["groups"]:
-        for rule in group["rules"]:
-            named |= set(re.findall(r"\b((?:opsctl|access_gateway)_[a-z0-9_]+|up)\b",
-                                    rule["expr"]))
-    assert named - exported == set()
+    try:
+        run_aide_daily_check(site, AIDE_HOST)
+        yield site
+    finally:
+        code, out = lifecycle.ssh.remote(site, AIDE_HOST, [
+            "sh", "-c", f"rm -f {AIDE_PROBE} && aideinit --yes --force >/dev/null 2>&1"],
+            timeout=600)
+        assert code == 0, out
+        run_aide_daily_check(site, AIDE_HOST)
+        gone = wait_for(lambda: not [a for a in alerts(site, "OpsctlFileIntegrityChanged")
+                                     if a["labels"].get("host") == AIDE_HOST], 120, every=5)
+        assert gone, "OpsctlFileIntegrityChanged still active after a clean daily check"
+
+
+class TestWithAnAideFinding:
+    """app1's AIDE daily check has found a file added since the baseline (aide_checked, made
+    once for the class and undone after it, so that the rest of the module sees a green
+    site). The rules' metrics include the last check's, which exist once a check ran."""
+
+    def test_a_file_added_since_the_aide_baseline_fires_its_alert(self, aide_checked,
+                                                                     scrape_agent):
+        """AIDE's daily check reports to a log and to root's mail, which on a host without a mail
+        transport goes nowhere: the finding must reach Prometheus and Alertmanager instead."""
+        site = aide_checked
+        metrics = scrape_agent(site, AIDE_HOST)
+        assert re.search(r'^opsctl_aide_last_check_entries\{change="added"[^}]*\} [1-9]', metrics,
+                         re.M), metrics
+        code = re.search(r"^opsctl_aide_last_check_exit_code(?:\{[^}]*\})? (\S+)$", metrics, re.M)
+        assert code and int(float(code.group(1))) in (1, 3, 5, 7), metrics  # 1: added (and others
+        # the shared lab's earlier tests may have made: a broken and repaired sshd_config)
+        checked = float(re.search(r"^opsctl_aide_last_check_timestamp_seconds(?:\{[^}]*\})? (\S+)$",
+                                  metrics, re.M).group(1))
+        assert time.time() - checked < 900, "the status does not come from the check just run"
+
+        def fired():
+            return [a for a in alerts(site, "OpsctlFileIntegrityChanged")
+                    if a["labels"].get("host") == AIDE_HOST]
+
+        found = wait_for(fired, 120, every=5)
+        assert found, "OpsctlFileIntegrityChanged for app1 not in Alertmanager within 2 minutes"
+        assert found[0]["labels"]["severity"] == "warning"
+        others = [a["labels"]["host"] for a in alerts(site, "OpsctlFileIntegrityChanged")]
+        assert others == [AIDE_HOST], others  # no other host's check ran
+
+
+    def test_every_metric_a_rule_names_is_exported_on_the_lab(self, reference, scrape_agent,
+                                                                  aide_checked):
+        site, _ = reference
+        # The compliance scan, started by app1's scheduler, so its metrics exist.
+        code, out = lifecycle.ssh.remote(site, "app1", [
+            "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
+            "compliance-scan"], timeout=600)
+        assert code == 0, out
+        # A job that succeeds, so the scheduler's success metrics exist (bak1: an incremental
+        # backup started by the scheduler as pgBackRest's account).
+        code, out = lifecycle.ssh.remote(site, "bak1", [
+            "env", "PYTHONPATH=/opt/opsctl-scheduler", "python3", "-m", "scheduler", "run",
+            "backup-incr"], timeout=600)
+        assert code == 0, out
+        exported: set[str] = set()
+        for host in site.hosts:
+            exported |= set(re.findall(r"^([a-z_:][a-z0-9_:]*)[{ ]", scrape_agent(site, host),
+                                       re.M))
+        prometheus_names = get_json(f"http://{monitoring_address(site)}:9090/api/v1/label/"
+                                    "__name__/values")["data"]
+        exported |= set(prometheus_names)
+        named = set()
+        for group in yaml.safe_load(RULES.read_text())["groups"]:
+            for rule in group["rules"]:
+                named |= set(re.findall(r"\b((?:opsctl|access_gateway)_[a-z0-9_]+|up)\b",
+                                        rule["expr"]))
+        assert named - exported == set()
 
 
 def opsctl_status(site) -> tuple[int, dict]:

@@ -385,8 +385,8 @@ def test_configuration_mistakes_name_file_and_key(tmp_path):
     done = subprocess.run([sys.executable, "-m", "monitor", "--listen", "127.0.0.1:0",
                            "--config", str(bad)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"monitor: {bad}: unit: unknown key (known: certificates, " \
-        "compliance_file, disabled_units_dir, labels, pgbackrest, postgresql, " \
+    assert done.stderr.strip() == f"monitor: {bad}: unit: unknown key (known: aide_status_file, " \
+        "certificates, compliance_file, disabled_units_dir, labels, pgbackrest, postgresql, " \
         "scheduler_history, units, web_config)"
     bad.write_text('{"disabled_units_dir": "relative/dir"}')
     with pytest.raises(ConfigError, match=r"disabled_units_dir: expected an absolute"):

@@ -4,10 +4,12 @@ resolving, and every metric they name is one the agent (or the access gateway) e
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.agent import build_registry
+from monitor.aide_status import condense
 from monitor.collectors.systemd import SystemdCollector
 from monitor.config import AgentConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitor" / "rules"
 # Series Prometheus makes itself for every target; not the agent's.
+AIDE_LOG = ROOT / "tests" / "unit" / "facts" / "aide" / "changed.log"
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
@@ -121,6 +125,14 @@ def recorded_systemd(tmp_path: Path) -> SystemdCollector:
                             system_state=lambda: "degraded\n")
 
 
+def aide_status(tmp_path: Path) -> Path:
+    """What the root timer writes from a recorded daily check that found changes."""
+    baseline, status = tmp_path / "aide.db", tmp_path / "aide-status.json"
+    baseline.write_bytes(b"")
+    status.write_text(json.dumps(condense(AIDE_LOG, baseline, now=time.time())))
+    return status
+
+
 def exported_by_agent(tmp_path: Path) -> set[str]:
     compliance = tmp_path / "compliance.json"
     compliance.write_text('{"finished": 1, "counts": {"pass": 1}, '
@@ -131,7 +143,7 @@ def exported_by_agent(tmp_path: Path) -> set[str]:
                     "-keyout", str(tmp_path / "key.pem"), "-out", str(cert)],
                    check=True, capture_output=True)
     config = AgentConfig(units=("ssh.service",), certificates=(cert,),
-                         compliance_file=compliance)
+                         compliance_file=compliance, aide_status_file=aide_status(tmp_path))
     registry = build_registry(config, systemd=recorded_systemd(tmp_path))
     names = set()
     for collector in platform_collectors(tmp_path):
@@ -151,7 +163,8 @@ def test_promtool_check_metrics_is_clean_on_the_agents_exposition(tmp_path):
     compliance = tmp_path / "compliance.json"
     compliance.write_text('{"finished": 1, "counts": {"pass": 1}, '
                           '"password_expiry": {"ops": 1765000000}}')
-    registry = build_registry(AgentConfig(compliance_file=compliance),
+    registry = build_registry(AgentConfig(compliance_file=compliance,
+                                          aide_status_file=aide_status(tmp_path)),
                               systemd=recorded_systemd(tmp_path))
     # one of each: a registry refuses two collectors of the same metric names
     for collector in platform_collectors(tmp_path)[1:]:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from opsctl.paths import project_root
 from opsctl.roles import role_default, role_defaults
 from opsctl.site.schema import SiteSpec
+from opsctl.site.yamlfile import read_mapping
 
 ROOT = project_root()
 FALLBACK = re.compile(r"\bsite((?:\.\w+)+)\s*\|\s*default\(([^()]*)\)")
@@ -297,3 +298,34 @@ def test_the_password_alert_warns_when_password_status_does() -> None:
                 if r.get("alert") == "OpsctlPasswordExpiring")
     assert rule["expr"].endswith(f"< {WARN_DAYS} * 86400")
     assert f"within {WARN_DAYS} days" in rule["annotations"]["summary"]
+
+
+def _rendered(value: str, **names: str) -> str:
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: names[m.group(1)], value)
+
+
+def test_aide_leaves_out_every_data_directory_a_role_names():
+    """The hardening role cannot see the other roles' defaults: its list of the platform's data
+    directories (AIDE regular expressions) must cover each of them, or the daily AIDE check
+    reports database pages and job history as findings every day."""
+    expression = role_defaults("hardening")["hardening_aide_exclude_data"]
+    patterns = re.findall(r"'(/[^']+)'", expression)
+    postgresql = read_mapping(ROOT / "roles" / "postgresql" / "vars" / "main.yml")
+    data_dirs = [
+        role_default("backup", "backup_repo_path"),
+        role_default("backup", "backup_spool_path"),
+        role_default("backup", "backup_drill_path"),
+        _rendered(role_defaults("etcd")["etcd_data_dir"],
+                  etcd_cluster_token=role_default("etcd", "etcd_cluster_token")),
+        _rendered(postgresql["postgresql_data_dir"], postgresql_version="15",
+                  postgresql_cluster="main"),
+        role_default("monitor_agent", "monitor_agent_aide_status_dir"),
+        role_default("monitor_agent", "monitor_agent_pgbackrest_status_dir"),
+        role_default("scheduler_agent", "scheduler_agent_state_dir"),
+    ]
+    uncovered = [d for d in data_dirs
+                 if not any(re.fullmatch(p + "(/.*)?", d) for p in patterns)]
+    assert not uncovered, f"hardening_aide_exclude_data misses {uncovered}"
+    # each component's state directory: the list maps site.components to /var/lib/NAME
+    assert role_defaults("component")["component_state_dir"] == "/var/lib/{{ component_name }}"
+    assert "map('regex_replace', '^', '/var/lib/')" in expression
