@@ -48,11 +48,23 @@ def announce(line: str, output: str = "table") -> None:
     click.echo(line, err=output != "table")
 
 
+def split_commas(_ctx: click.Context, _param: click.Parameter,
+                 values: tuple[str, ...]) -> tuple[str, ...]:
+    """`-l a -l b` and Ansible's `-l a,b` alike."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def limit_option(help_text: str = "Only these hosts or groups (repeat or comma-separate).",
+                 metavar: str = "HOST|GROUP") -> Callable[[F], F]:
+    return click.option("--limit", "-l", multiple=True, metavar=metavar, callback=split_commas,
+                        help=help_text)
+
+
 def playbook_selection(tags_help: str = "Only tasks with these tags.",
                        skip_tags_help: str = "Skip tasks with these tags.") -> Callable[[F], F]:
     """--limit, --tags, --skip-tags, --check, --diff: what `apply` and `harden` hand Ansible."""
     options = [
-        click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
+        limit_option(),
         click.option("--tags", "-t", multiple=True, help=tags_help),
         click.option("--skip-tags", multiple=True, help=skip_tags_help),
         click.option("--check", is_flag=True, help="Dry run: report what would change."),

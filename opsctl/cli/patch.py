@@ -7,7 +7,13 @@ import sys
 import click
 from rich.table import Table
 
-from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.options import (
+    OUTPUT_OPTION,
+    SITE_OPTION,
+    limit_option,
+    site_to_change,
+    site_to_read,
+)
 from opsctl.cli.render import console, emit_json, err_console
 from opsctl.patch.check import CheckReport, check
 from opsctl.patch.run import PatchRequest, PatchResult
@@ -18,10 +24,6 @@ MAX_CVES_SHOWN = 4
 
 def _progress(message: str) -> None:
     err_console.print(f"[dim]patch:[/dim] {message}", highlight=False)
-
-
-def _limit(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(n for v in values for n in v.split(",") if n)
 
 
 def render_check(report: CheckReport) -> Table:
@@ -79,9 +81,9 @@ def _finish(result: PatchResult, output: str) -> None:
 
 
 @click.command()
-@click.option("--limit", "-l", multiple=True, metavar="HOSTS",
-              help="Only these hosts or groups (repeat or comma-separate); the order stays "
-                   "the site's. A lone balancer or database host is patched only when named.")
+@limit_option("Only these hosts or groups (repeat or comma-separate); the order stays "
+              "the site's. A lone balancer or database host is patched only when named.",
+              "HOSTS")
 @click.option("--batch", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Component hosts drained and upgraded at a time (database, backup, "
                    "monitoring and balancer hosts always go one at a time).")
@@ -108,8 +110,8 @@ def patch(limit: tuple[str, ...], batch: int, dry_run: bool, reboot_timeout: int
     --refresh` (and `mirror push`) first to bring Debian's updates into the mirror.
     """
     if dry_run:
-        _show_check(check(site_to_read(site), _limit(limit), batch), output)
+        _show_check(check(site_to_read(site), limit, batch), output)
         return
     loaded = site_to_change(site, output)
-    request = PatchRequest(_limit(limit), batch, reboot_timeout=reboot_timeout)
+    request = PatchRequest(limit, batch, reboot_timeout=reboot_timeout)
     _finish(run_patch(loaded, request, _progress), output)

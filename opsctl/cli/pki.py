@@ -9,7 +9,14 @@ from rich.console import Group
 from rich.table import Table
 
 from opsctl.cli.converge import recap, show_event
-from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, VIA_OPTION, site_to_change, site_to_read
+from opsctl.cli.options import (
+    OUTPUT_OPTION,
+    SITE_OPTION,
+    VIA_OPTION,
+    limit_option,
+    site_to_change,
+    site_to_read,
+)
 from opsctl.cli.render import console, emit_json, show_health
 from opsctl.pki.certs import CertInfo, common_name
 from opsctl.pki.generations import describe, next_command
@@ -19,8 +26,7 @@ from opsctl.pki.rotate import rotate as run_rotate
 from opsctl.pki.status import PkiStatus, ca_names
 from opsctl.pki.status import status as pki_status
 
-LIMIT_OPTION = click.option("--limit", "-l", multiple=True, metavar="HOST|GROUP",
-                            help="Only these hosts or groups.")
+LIMIT_OPTION = limit_option()
 
 
 def _left(info: CertInfo | None, status: PkiStatus) -> str:

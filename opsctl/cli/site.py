@@ -11,7 +11,7 @@ from rich.table import Table
 
 from opsctl import audit
 from opsctl.admin import password as admin_password
-from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, site_to_read
+from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, limit_option, site_to_read
 from opsctl.cli.render import console, emit_json
 from opsctl.connection import site_ssh_config
 from opsctl.hostkeys import HostKey, trust_site
@@ -120,7 +120,7 @@ def ssh_config(name: str | None, via: str | None) -> None:
 @site.command()
 @click.argument("name", required=False)
 @VIA_OPTION
-@click.option("--limit", "-l", multiple=True, help="Only these hosts.")
+@limit_option("Only these hosts (repeat or comma-separate).", "HOST")
 @click.option("--replace", metavar="HOST", help="Forget HOST's pinned key and pin the one it "
               "offers now (after a reinstall).")
 @click.option("--known-hosts", "known_hosts", type=click.Path(dir_okay=False, path_type=Path),

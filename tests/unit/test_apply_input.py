@@ -82,3 +82,11 @@ def test_every_tag_a_finding_tells_to_run_is_accepted():
     remediations = [c.spec.remediation for c in load_catalog()]
     assert {r.tag for r in remediations if r.tag} - harden == set()
     assert {r.apply for r in remediations if r.apply} - site == set()
+
+
+def test_limit_takes_ansibles_comma_list_and_names_the_unknown_host(capsys, state_dir,
+                                                                    empty_cache):
+    code, err = run(capsys, "apply", "--site", "reference", "--limit", "app1,app9", "-l", "db1")
+    assert code == 2
+    assert err.strip().startswith("opsctl: --limit: app9: no such host in site reference")
+    assert_nothing_ran(state_dir)
