@@ -279,6 +279,22 @@ def test_a_patch_refused_for_aides_finding_says_how_to_review_and_accept_it(site
     assert "opsctl aide accept HOST... --reason TEXT" in entry["result"]
 
 
+def test_mon1_held_back_by_aides_finding_names_the_aide_commands(site, state_dir):
+    fake = FakeSite()
+    platform = fake.platform()
+    calls = {"n": 0}
+
+    def problems() -> list[str]:  # healthy at the start, the alert fires by mon1's turn
+        calls["n"] += 1
+        return [] if calls["n"] == 1 else ["alert OpsctlFileIntegrityChanged firing on app1"]
+
+    platform.problems = problems
+    result = patch(site, PatchRequest(limit=("mon1",)), transport=fake, platform=platform,
+                   sleep=lambda _s: None)
+    assert not result.ok and "upgrade mon1" not in fake.log
+    assert "`opsctl aide report`" in result.record.failures[0]["message"]
+
+
 def test_the_first_failing_host_stops_it_and_the_rest_are_untouched(site, state_dir):
     fake = FakeSite(fail="db2")
     result = run_patch(site, fake)
