@@ -10,6 +10,11 @@ baseline; a timer of the monitor_agent role runs this as root:
 It keeps only counts and times: when the baseline was made, when the last check finished, its
 exit code and how many entries it found added, removed and changed. Never the paths: they stay
 in the log, for whoever reviews the finding. The file is replaced atomically.
+
+The parsing here is the one reading of AIDE's plain report, for this timer on the hosts and for
+the control node (`opsctl aide report` reads the same log, `opsctl aide accept` the report of
+`aide --update`): `parse_report` for the daily check's outcome, `parse_counts` for AIDE's
+summary, `parse_entries` for the paths listed and how each changed. Pure, standard library only.
 """
 
 from __future__ import annotations
@@ -32,12 +37,30 @@ CHANGES = ("added", "removed", "changed")
 _EXIT = re.compile(r"IDE returned with (?:exit code (\d+)|a (zero) exit code)\.")
 _COUNT = re.compile(r"^\s*(Added|Removed|Changed) entries:\s*(\d+)\s*$", re.MULTILINE)
 _NO_DIFFERENCES = "AIDE found NO differences between database and filesystem"
+# AIDE's section headline (a line of dashes, the title, dashes): the entry lists are titled
+# "Added entries", ... or, with report_grouped=no, "Added and changed entries" and the like.
+_TITLE = re.compile(r"^([A-Z][^:]*):$")
+_ENTRY_LIST = re.compile(r"^(Added|Removed|Changed)(,? (and )?(added|removed|changed))* entries$")
+# One entry: with report_summarize_changes (Debian's default) the summary string, then the path
+# ("f++++++++++++++++: /usr/sbin/x", "f   ...    .C.. . : /etc/x"; the summary never holds a
+# "/"); without it the kind in words ("changed: /etc/x").
+_ENTRY = re.compile(r"^(?P<summary>[^/]+?): (?P<path>/.*)$")
+_WORDS = {"added": "added", "removed": "removed", "changed": "changed"}
+# dailyaidecheck's copy of what AIDE wrote to stderr ("AIDE error output (1 lines):").
+_ERROR_OUTPUT = re.compile(r"^AIDE error output \(\d+ lines?\):\n(.+)$", re.MULTILINE)
+_START = re.compile(r"^Start timestamp: (.+?) \(AIDE ([^)]+)\)\s*$", re.MULTILINE)
 
 
 def parse_report(text: str) -> dict[str, Any]:
     """The last daily check's exit code (None when it did not get that far) and counts."""
     exits = _EXIT.findall(text)
     exit_code = (0 if exits[-1][1] else int(exits[-1][0])) if exits else None
+    return {"exit_code": exit_code, **parse_counts(text, exit_code)}
+
+
+def parse_counts(text: str, exit_code: int | None) -> dict[str, int]:
+    """AIDE's summary: how many entries it found added, removed and changed (its exit code's
+    bits when the summary is missing from `text`)."""
     counts = dict.fromkeys(CHANGES, 0)
     for kind, number in _COUNT.findall(text):
         counts[kind.lower()] = int(number)
@@ -47,7 +70,63 @@ def parse_report(text: str) -> dict[str, Any]:
         # bits of its exit code still say which kinds (1 added, 2 removed, 4 changed).
         bits = zip(CHANGES, (1, 2, 4), strict=True)
         counts = {kind: 1 if exit_code & bit else 0 for kind, bit in bits}
-    return {"exit_code": exit_code, **counts}
+    return counts
+
+
+def _kind(summary: str, listed_as: str | None) -> str | None:
+    """added, removed or changed: the list's own title when it holds one kind, else the
+    summary string (an added entry's is its type and then all "+", a removed one's all "-")."""
+    if listed_as:
+        return listed_as
+    word = _WORDS.get(summary.strip())
+    if word:
+        return word
+    rest = summary[1:].strip()
+    if rest and set(rest) == {"+"}:
+        return "added"
+    if rest and set(rest) == {"-"}:
+        return "removed"
+    return "changed"
+
+
+def parse_entries(text: str) -> list[dict[str, str]]:
+    """Every entry AIDE's report lists, in its order: {"path", "change" (added, removed or
+    changed), "summary" (AIDE's summary string: which attributes changed)}. Only the entry
+    lists are read (the detailed section's "File: /x" lines are not entries)."""
+    entries: list[dict[str, str]] = []
+    listing: str | None = None  # the list being read: a kind, "" (mixed) or None (not a list)
+    for line in text.splitlines():
+        title = _TITLE.match(line)
+        if title:
+            name = title.group(1)
+            if _ENTRY_LIST.match(name):
+                kinds = re.findall(r"(?i)added|removed|changed", name)
+                listing = kinds[0].lower() if len(kinds) == 1 else ""
+            else:
+                listing = None
+            continue
+        if listing is None or line.startswith("End of AIDE output"):
+            listing = None
+            continue
+        entry = _ENTRY.match(line)
+        if entry:
+            summary = entry.group("summary")
+            entries.append({"path": entry.group("path"),
+                            "change": _kind(summary, listing or None),
+                            "summary": summary})
+    return entries
+
+
+def parse_error(text: str) -> str | None:
+    """The first line AIDE wrote to stderr, as the daily check's log keeps it."""
+    found = _ERROR_OUTPUT.search(text)
+    return found.group(1).strip() if found else None
+
+
+def parse_start(text: str) -> str | None:
+    """When AIDE started the (last) run the text reports, as AIDE wrote it."""
+    starts = _START.findall(text)
+    return starts[-1][0] if starts else None
 
 
 def _mtime(path: Path) -> float | None:

@@ -18,7 +18,7 @@ COMMANDS = {
     "status": "status:status", "check": "check:check", "deploy": "deploy:deploy",
     "rollback": "deploy:rollback", "releases": "deploy:releases", "jobs": "jobs:jobs",
     "backup": "backup:backup", "db": "db:db", "harden": "harden:harden",
-    "state": "state:state", "pki": "pki:pki", "patch": "patch:patch",
+    "state": "state:state", "pki": "pki:pki", "patch": "patch:patch", "aide": "aide:aide",
 }
 
 

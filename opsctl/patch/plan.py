@@ -167,17 +167,37 @@ def _batches(of: dict[str, list[str]], chosen: set[str], batch: int,
 
 # --- starting -------------------------------------------------------------------------------
 
+# The way forward from an alert, where an opsctl command is it (the status names an alert
+# "alert NAME firing[ on HOST]").
+ALERT_WAY_FORWARD = {
+    "OpsctlFileIntegrityChanged": (
+        "AIDE found files changed since its baseline: review them with `opsctl aide report` "
+        "and accept the expected ones as the new baseline with `opsctl aide accept HOST... "
+        "--reason TEXT`"),
+}
+
+
+def ways_forward(reasons: Iterable[str]) -> list[str]:
+    """What to run about the alerts among `reasons`, once per alert."""
+    reasons = list(reasons)
+    return [text for alert, text in ALERT_WAY_FORWARD.items()
+            if any(r == f"alert {alert} firing" or r.startswith(f"alert {alert} firing on ")
+                   for r in reasons)]
+
+
 def refusal(status_problems: Iterable[str], cluster_problems: Iterable[str],
             backups_running: Iterable[str]) -> str | None:
     """Why the patch must not start (None: it may): the site's status (an alert firing, a
-    member lagging, a failed unit, …), Patroni's cluster, a backup running."""
+    member lagging, a failed unit, …), Patroni's cluster, a backup running; and the command
+    that deals with an alert, where there is one."""
     reasons = list(status_problems)
     reasons += [f"database cluster: {p}" for p in cluster_problems]
     reasons += [f"a backup is running ({b})" for b in backups_running]
     if not reasons:
         return None
-    return (f"the site is not healthy: {'; '.join(reasons)}; repair it (or wait) and run "
-            "patch again; nothing was changed")
+    forward = "".join(f"; {text}" for text in ways_forward(reasons))
+    return (f"the site is not healthy: {'; '.join(reasons)}{forward}; repair it (or wait) and "
+            "run patch again; nothing was changed")
 
 
 # --- a host after its upgrade ----------------------------------------------------------------

@@ -41,6 +41,7 @@ from opsctl.patch.plan import (
     make_plan,
     reboot_reason,
     refusal,
+    ways_forward,
 )
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
@@ -233,9 +234,10 @@ class _Rollout:
         elif batch.quiet == "alerts":
             firing = [p for p in self.p.problems() if p.startswith("alert ")]
             if firing:
+                forward = "".join(f"; {text}" for text in ways_forward(firing))
                 raise PatchFailed(f"{first}: not patched while {'; '.join(firing)} (its "
-                                  "evaluation would be cut short); the hosts after it are "
-                                  "untouched")
+                                  f"evaluation would be cut short){forward}; the hosts after "
+                                  "it are untouched")
         if batch.switchover:
             self.step(first, "switchover", detail="Patroni hands the leader over")
             new = self.p.switchover()

@@ -284,12 +284,8 @@ def build(site: Site, ca: CertInfo, issued: dict[str, CertInfo | None],
 
 def select_hosts(site: Site, limit: tuple[str, ...] | list[str] | None) -> list[str]:
     """The site's hosts, or those `limit` names (hosts or groups); exit 2 for an unknown one,
-    asked before any host is reached."""
-    if not limit:
-        return sorted(site.hosts)
-    names = site.require_hosts(limit, also=site.groups)
-    hosts = {h.name for n in names for h in site.hosts_in(n)}
-    return sorted(hosts | (set(names) & set(site.hosts)))
+    asked before any host is reached (Site.select_hosts)."""
+    return site.select_hosts(limit)
 
 
 def _read(path: Path) -> CertInfo | None:

@@ -180,6 +180,16 @@ class Site:
         every unknown name, the site and its hosts."""
         return require_hosts(self.name, list(self.hosts), names, option, also)
 
+    def select_hosts(self, limit: Iterable[str] | None = None,
+                     option: str = "--limit") -> list[str]:
+        """The site's hosts, sorted, or those `limit` names (hosts or groups); InvalidInput
+        (exit 2) for an unknown name, asked before any host is reached."""
+        if not limit:
+            return sorted(self.hosts)
+        names = self.require_hosts(limit, option, also=self.groups)
+        hosts = {h.name for n in names for h in self.hosts_in(n)}
+        return sorted(hosts | (set(names) & set(self.hosts)))
+
     def hosts_in(self, endpoint: str) -> list[Host]:
         """Managed hosts an endpoint (group, zone or `all`) names, in inventory order."""
         if endpoint == "all":

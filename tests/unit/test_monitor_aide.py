@@ -12,7 +12,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.aide_status import condense, main, parse_report
+from monitor.aide_status import (
+    condense,
+    main,
+    parse_counts,
+    parse_entries,
+    parse_error,
+    parse_report,
+    parse_start,
+)
 from monitor.collectors.aide import AideCollector
 from monitor.config import ConfigError, load_config
 
@@ -97,3 +105,58 @@ def test_the_config_key_takes_an_absolute_path(tmp_path):
     config.write_text('{"aide_status_file": "status.json"}')
     with pytest.raises(ConfigError, match="aide_status_file: expected an absolute file path"):
         load_config(config)
+
+
+# --- the entries: the one reading of AIDE's lists, for the hosts' timer and the control node --
+
+def test_the_daily_check_lists_its_entries_with_their_kind():
+    entries = parse_entries((LOGS / "changed.log").read_text())
+    assert [(e["change"], e["path"]) for e in entries] == [
+        ("added", "/usr/local/sbin/opsctl-aide-probe"),
+        ("changed", "/etc/ssh/sshd_config"),
+        ("changed", "/usr/local/sbin")]
+    assert entries[0]["summary"] == "f++++++++++++++++"
+    assert ".C.." in entries[1]["summary"]  # the checksum changed
+
+
+@pytest.mark.parametrize("log", ["unchanged.log", "error.log", "interrupted.log"])
+def test_a_check_without_findings_lists_no_entry(log):
+    assert parse_entries((LOGS / log).read_text()) == []
+
+
+def test_the_update_report_lists_what_it_wrote_into_the_new_database():
+    """`aide --update`'s report (AIDE 0.18's plain format, the check's): the entry lists are
+    read, the detailed section ("File: /etc/ssh/sshd_config") and the databases' are not."""
+    text = (LOGS / "update.out").read_text()
+    assert parse_counts(text, 7) == {"added": 2, "removed": 1, "changed": 2}
+    entries = parse_entries(text)
+    assert [(e["change"], e["path"]) for e in entries] == [
+        ("added", "/etc/nginx/tls/lb1.crt.1"), ("added", "/usr/lib/opsctl/current"),
+        ("removed", "/usr/local/sbin/opsctl-aide-probe"),
+        ("changed", "/etc/ssh/sshd_config"), ("changed", "/usr/local/sbin")]
+    assert entries[3]["summary"] == "f > ... mc..C.. . "  # as AIDE wrote it, columns kept
+    assert parse_start(text) == "2026-12-06 09:14:02 +0000"
+
+
+def test_ungrouped_and_unsummarised_lists_still_say_which_kind():
+    ungrouped = ("---------------------------------------------------\n"
+                 "Added, removed and changed entries:\n"
+                 "---------------------------------------------------\n\n"
+                 "f+++++++++++++++++: /etc/new\n"
+                 "d-----------------: /opt/gone\n"
+                 "f   ...    .C.. . : /etc/passwd\n"
+                 "changed: /etc/group\n"
+                 "added: /etc/a path: with a colon\n\n"
+                 "---------------------------------------------------\n"
+                 "Detailed information about changes:\n"
+                 "---------------------------------------------------\n\n"
+                 "File: /etc/passwd\n")
+    assert [(e["change"], e["path"]) for e in parse_entries(ungrouped)] == [
+        ("added", "/etc/new"), ("removed", "/opt/gone"), ("changed", "/etc/passwd"),
+        ("changed", "/etc/group"), ("added", "/etc/a path: with a colon")]
+
+
+def test_the_error_aide_wrote_is_kept_from_the_daily_log():
+    assert parse_error((LOGS / "error.log").read_text()).startswith(
+        "/etc/aide/aide.conf:42: unknown expression 'Checksumz'")
+    assert parse_error((LOGS / "changed.log").read_text()) is None

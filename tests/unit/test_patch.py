@@ -91,6 +91,17 @@ def test_refusal_names_every_reason():
                   ["stanza main on bak1"])
     assert "alert OpsctlHostDown firing on app2" in why and "db2: 9000000 bytes behind" in why
     assert "a backup is running (stanza main on bak1)" in why and "nothing was changed" in why
+    assert "opsctl aide" not in why
+
+
+def test_a_file_integrity_alert_names_the_aide_commands_as_the_way_forward():
+    why = refusal(["alert OpsctlFileIntegrityChanged firing on app1",
+                   "alert OpsctlFileIntegrityChanged firing on db1"], [], [])
+    assert "alert OpsctlFileIntegrityChanged firing on app1" in why
+    assert why.count("`opsctl aide report`") == 1
+    assert "`opsctl aide accept HOST... --reason TEXT`" in why
+    assert "opsctl aide" not in refusal(["alert OpsctlFileIntegrityCheckFailed firing on app1"],
+                                        [], [])
 
 
 # --- apt ---------------------------------------------------------------------------------------
@@ -256,6 +267,32 @@ def test_an_unhealthy_site_is_refused_and_nothing_is_touched(site, state_dir, br
     assert history.all_runs() == []
     [entry] = audit.records()
     assert entry["action"] == "patch" and entry["result"].startswith("refused: ")
+
+
+def test_a_patch_refused_for_aides_finding_says_how_to_review_and_accept_it(site, state_dir):
+    fake = FakeSite()
+    fake.problems.append("alert OpsctlFileIntegrityChanged firing on app1")
+    with pytest.raises(PatchRefused, match="review them with `opsctl aide report`"):
+        run_patch(site, fake)
+    assert fake.log == []
+    [entry] = audit.records()
+    assert "opsctl aide accept HOST... --reason TEXT" in entry["result"]
+
+
+def test_mon1_held_back_by_aides_finding_names_the_aide_commands(site, state_dir):
+    fake = FakeSite()
+    platform = fake.platform()
+    calls = {"n": 0}
+
+    def problems() -> list[str]:  # healthy at the start, the alert fires by mon1's turn
+        calls["n"] += 1
+        return [] if calls["n"] == 1 else ["alert OpsctlFileIntegrityChanged firing on app1"]
+
+    platform.problems = problems
+    result = patch(site, PatchRequest(limit=("mon1",)), transport=fake, platform=platform,
+                   sleep=lambda _s: None)
+    assert not result.ok and "upgrade mon1" not in fake.log
+    assert "`opsctl aide report`" in result.record.failures[0]["message"]
 
 
 def test_the_first_failing_host_stops_it_and_the_rest_are_untouched(site, state_dir):
