@@ -12,7 +12,13 @@ from rich.table import Table
 
 from opsctl.aide.accept import AcceptResult, AcceptRun, accept
 from opsctl.aide.report import AideReport, HostReport, report
-from opsctl.cli.options import OUTPUT_OPTION, SITE_OPTION, site_to_change, site_to_read
+from opsctl.cli.options import (
+    OUTPUT_OPTION,
+    SITE_OPTION,
+    limit_option,
+    site_to_change,
+    site_to_read,
+)
 from opsctl.cli.render import console, emit_json, err_console
 
 STATE_STYLE = {"clean": "green", "entries": "bold red", "failed": "bold red",
@@ -22,11 +28,7 @@ STATE_STYLE = {"clean": "green", "entries": "bold red", "failed": "bold red",
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _limit(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(n for v in values for n in v.split(",") if n)
+    return datetime.fromtimestamp(moment, UTC).strftime("%m-%d %H:%M")
 
 
 def _entries(h: HostReport) -> list:
@@ -38,18 +40,19 @@ def _entries(h: HostReport) -> list:
 
 
 def render_report(found: AideReport) -> Group:
-    table = Table(title=f"AIDE's last daily check: site {found.site}")
-    for column in ("host", "state", "checked", "baseline", "exit", "added", "removed",
-                   "changed", "note"):
-        table.add_column(column)
+    table = Table(title=f"AIDE's last daily check: site {found.site} (times UTC)")
+    for column in ("host", "state", "checked", "baseline", "exit", "found"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
     for h in found.hosts:
         style = STATE_STYLE.get(h.state, "yellow")
         read = h.exit_code is not None or any(h.counts.values())  # AIDE's outcome is known
+        counts = ", ".join(f"{h.counts[k]} {k}" for k in ("added", "removed", "changed")
+                           if h.counts[k])
         table.add_row(h.host, f"[{style}]{h.state}[/]", _when(h.checked), _when(h.baseline),
                       "-" if h.exit_code is None else str(h.exit_code),
-                      *(str(h.counts[k]) if read else "-" for k in ("added", "removed",
-                                                                    "changed")),
-                      escape(h.reason))
+                      (counts or "nothing") if read else "-",
+                      "" if h.state == "no check" else escape(h.reason))
     parts: list = [table]
     for h in found.hosts:
         if h.entries or h.unlisted:
@@ -84,8 +87,7 @@ def aide() -> None:
 
 
 @aide.command("report")
-@click.option("--limit", "-l", multiple=True, metavar="HOSTS",
-              help="Only these hosts or groups (repeat or comma-separate).")
+@limit_option()
 @SITE_OPTION
 @OUTPUT_OPTION
 def report_cmd(limit: tuple[str, ...], site: str | None, output: str) -> None:
@@ -93,7 +95,7 @@ def report_cmd(limit: tuple[str, ...], site: str | None, output: str) -> None:
     exit code, how many entries it found added, removed and changed, and each entry (read
     from /var/log/aide/aide.log over SSH). Exit 1 when a host has entries, its check failed
     or it could not be read; 0 when every host is clean (or has no check or no AIDE yet)."""
-    found = report(site_to_read(site), _limit(limit))
+    found = report(site_to_read(site), limit)
     if output == "json":
         emit_json(found.as_dict())
     else:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from opsctl import audit
+from opsctl.aide.accept import accept
 from opsctl.lab import lifecycle
 
 RULES = Path(__file__).resolve().parents[2] / "monitor" / "rules" / "opsctl.rules.yml"
@@ -74,9 +76,10 @@ def run_aide_daily_check(site, host: str) -> None:
 
 @pytest.fixture(scope="class")
 def aide_checked(reference):
-    """A file added on app1 since its AIDE baseline, found by the daily check. Afterwards
-    the probe goes, the baseline is made again and checked clean, and the alert is gone
-    (the lab is shared: later tests expect a green site)."""
+    """A file added on app1 since its AIDE baseline, found by the daily check. Afterwards it
+    is reviewed and accepted as an operator would (`opsctl aide accept`), then removed and
+    that accepted too, and the alert is gone (the lab is shared: later tests expect a green
+    site)."""
     site, _ = reference
     code, out = lifecycle.ssh.remote(site, AIDE_HOST, ["sh", "-c", f"echo probe > {AIDE_PROBE}"])
     assert code == 0, out
@@ -84,14 +87,38 @@ def aide_checked(reference):
         run_aide_daily_check(site, AIDE_HOST)
         yield site
     finally:
-        code, out = lifecycle.ssh.remote(site, AIDE_HOST, [
-            "sh", "-c", f"rm -f {AIDE_PROBE} && aideinit --yes --force >/dev/null 2>&1"],
-            timeout=600)
+        try:
+            first = accept(site, [AIDE_HOST], "lab: the AIDE probe, accepted to prove the record")
+        finally:
+            code, out = lifecycle.ssh.remote(site, AIDE_HOST, ["rm", "-f", AIDE_PROBE])
         assert code == 0, out
-        run_aide_daily_check(site, AIDE_HOST)
+        second = accept(site, [AIDE_HOST], "lab: the AIDE probe removed after its test")
+        accept_records = [r for r in audit.records() if r["action"] == "aide-accept"][-2:]
         gone = wait_for(lambda: not [a for a in alerts(site, "OpsctlFileIntegrityChanged")
                                      if a["labels"].get("host") == AIDE_HOST], 120, every=5)
         assert gone, "OpsctlFileIntegrityChanged still active after a clean daily check"
+        accepted_probe(first, second, accept_records, site)
+
+
+def accepted_probe(first, second, records, site) -> None:
+    """The accept's promises: the probe on the record as added and then as removed, with the
+    reasons; the baseline installed is the one the record names; the new check clean."""
+    [host] = first.hosts
+    assert host.installed, host.error
+    assert ("added", AIDE_PROBE) in {(e.change, e.path) for e in host.entries}
+    assert host.update_exit_code in (1, 3, 5, 7)
+    [host] = second.hosts
+    assert host.ok, host.error
+    assert ("removed", AIDE_PROBE) in {(e.change, e.path) for e in host.entries}
+    assert host.check.state == "clean" and host.check.checked >= host.check.baseline
+    assert [r["args"]["reason"] for r in records] == [
+        "lab: the AIDE probe, accepted to prove the record",
+        "lab: the AIDE probe removed after its test"]
+    assert any(e["path"] == AIDE_PROBE and e["change"] == "added"
+               for e in records[0]["args"]["entries"])
+    assert records[1]["result"].startswith("ok: ")
+    code, out = lifecycle.ssh.remote(site, AIDE_HOST, ["sha256sum", "/var/lib/aide/aide.db"])
+    assert code == 0 and out.split()[0] == records[1]["args"]["baseline_sha256"]["new"], out
 
 
 class TestWithAnAideFinding:

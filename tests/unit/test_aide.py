@@ -103,7 +103,7 @@ def test_judge_reads_the_daily_checks_outcome_and_entries():
 @pytest.mark.parametrize(("log", "times", "state", "reason"), [
     ("error.log", {LOG, BASELINE, AIDE}, "failed", "AIDE exited 17: /etc/aide/aide.conf:42"),
     ("interrupted.log", {LOG, BASELINE, AIDE}, "failed", "stopped before AIDE returned"),
-    (None, {BASELINE, AIDE}, "no check", f"no daily check yet: {LOG} is missing"),
+    (None, {BASELINE, AIDE}, "no check", "no daily check yet"),
     (None, {AIDE}, "no check", "no baseline"),
     (None, set(), "no aide", "AIDE is not installed"),
 ])
