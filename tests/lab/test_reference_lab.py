@@ -50,7 +50,8 @@ def test_second_apply_changes_nothing_on_any_host(reference):
 
 
 # What a person may change by hand on one host, each kind of state the roles own: the firewall
-# rules in force (a port opened with nft), a managed file, a package, a service.
+# rules in force (a port opened with nft), a managed file, a package, a service, a kernel
+# parameter in force.
 DRIFT = {
     "Load the host firewall when its file or its running rules changed": [
         "nft", "insert", "rule", "inet", "opsctl_host", "input", "tcp", "dport", "4444",
@@ -61,6 +62,8 @@ DRIFT = {
         "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "-q",
         "libpam-pwquality"],
     "Run chrony": ["systemctl", "disable", "--now", "chrony"],
+    "Set the parameters this host may change": [
+        "sysctl", "-w", "net.ipv4.conf.all.send_redirects=1"],
 }
 
 
@@ -89,6 +92,8 @@ def test_an_apply_repairs_drift_by_hand_and_changes_nothing_else(reference):
     assert (code, out) == (0, "enabled")
     code, out = on(site, "app1", "systemctl", "is-active", "chrony")
     assert (code, out) == (0, "active")
+    code, out = on(site, "app1", "sysctl", "-n", "net.ipv4.conf.all.send_redirects")
+    assert (code, out) == (0, "0")
 
     again = apply(site, ApplyRequest(limit=("app1",)))
     assert again.result == "ok" and again.hosts["app1"]["changed"] == 0, again.hosts
