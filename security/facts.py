@@ -108,9 +108,13 @@ GROUPS: dict[str, FactGroup] = {
                       _keys("servers", "serves_others", "local_clock")),
     "nftables": FactGroup("host", "nft -j list chains", _keys("chains", "input_policy", "hooks")),
     "aide": FactGroup("host", "/etc/aide/aide.conf, /var/lib/aide, systemctl is-enabled "
-                      "dailyaidecheck.timer, cron tables",
+                      "dailyaidecheck.timer, cron tables; the monitoring agent's status: "
+                      f"systemctl is-enabled {collector.AIDE_STATUS_TIMER}, stat and `written` "
+                      f"of {collector.AIDE_STATUS_FILE}",
                       _keys("config", "database", "database_age_days", "timer_enabled",
-                            "cron_entries")),
+                            "cron_entries", "status_timer", "status_file",
+                            "status_age_seconds", "status_problem", "status_access",
+                            "status_agent_readable")),
     "clamav": FactGroup("host", "/var/lib/clamav", _keys("signatures_age_days")),
     "postgresql": FactGroup("host", "/etc/postgresql/*/*/postgresql.conf, conf.d, pg_hba.conf, "
                             "postgresql.auto.conf",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from security.collector.base import SCHEMA, FactError
 from security.collector.files import STAT_FILES
+from security.collector.integrity import AGENT_GROUP, AIDE_STATUS_FILE, AIDE_STATUS_TIMER
 from security.collector.kernel import SYSCTL_KEYS
 from security.collector.nginx import NGINX_DEFAULT_PROTOCOLS
 from security.collector.packages import parse_dpkg_status
 from security.collector.run import FACTS, collect
 from security.collector.services import DISABLED_UNITS_DIR, UNITS
 
-__all__ = ["DISABLED_UNITS_DIR", "FACTS", "NGINX_DEFAULT_PROTOCOLS", "SCHEMA", "STAT_FILES",
-           "SYSCTL_KEYS", "UNITS", "FactError", "collect",
-           "parse_dpkg_status"]
+__all__ = ["AGENT_GROUP", "AIDE_STATUS_FILE", "AIDE_STATUS_TIMER", "DISABLED_UNITS_DIR",
+           "FACTS", "NGINX_DEFAULT_PROTOCOLS", "SCHEMA", "STAT_FILES", "SYSCTL_KEYS", "UNITS",
+           "FactError", "collect", "parse_dpkg_status"]

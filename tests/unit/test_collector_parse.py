@@ -517,15 +517,97 @@ def test_aide_database_age_and_what_schedules_it() -> None:
                                                 "exit 0\n/usr/bin/aide.wrapper --check\n"}}
     read = {"config": "/etc/aide/aide.conf", "database": "/var/lib/aide/aide.db",
             "database_mtime": 3 * DAY, "now": 10 * DAY, "timer_enabled": True, "cron": cron,
-            "systemd_running": True}
+            "systemd_running": True, "status": CONVERGED_STATUS}
     got = integrity.parse_aide(read)
-    assert got == {"config": "/etc/aide/aide.conf", "database": "/var/lib/aide/aide.db",
-                   "database_age_days": 7, "timer_enabled": True,
-                   "cron_entries": ["/etc/cron.d/aide"]}
+    assert {k: v for k, v in got.items() if not k.startswith("status_")} == {
+        "config": "/etc/aide/aide.conf", "database": "/var/lib/aide/aide.db",
+        "database_age_days": 7, "timer_enabled": True, "cron_entries": ["/etc/cron.d/aide"]}
+    assert got["status_age_seconds"] == 10 * DAY - STATUS_WRITTEN
     # without systemd, Debian's daily script is what runs the check
     without = integrity.parse_aide({**read, "systemd_running": False, "database": None})
     assert without["cron_entries"] == ["/etc/cron.d/aide", "/etc/cron.daily/aide"]
     assert without["database_age_days"] is None
+
+
+# What gather_aide_status reads on a converged host (role monitor_agent): the timer enabled,
+# the directory root:opsctl-monitor 2750, the file the timer replaced with 0640 in it.
+STATUS_WRITTEN = 10 * DAY - 600
+CONVERGED_STATUS = {
+    "timer_state": "enabled",
+    "file": {"mode": 0o640, "owner": "root", "group": "opsctl-monitor"},
+    "directory": {"mode": 0o2750, "owner": "root", "group": "opsctl-monitor"},
+    "text": json.dumps({"written": STATUS_WRITTEN, "baseline": 3.0 * DAY,
+                        "check": {"finished": 9.5 * DAY, "exit_code": 0, "added": 0,
+                                  "removed": 0, "changed": 0}}),
+}
+
+
+def test_the_aide_status_of_a_converged_host() -> None:
+    got = integrity.parse_aide_status(CONVERGED_STATUS, now=10 * DAY)
+    assert got == {"status_timer": "enabled",
+                   "status_file": "/var/lib/opsctl-aide-status/status.json",
+                   "status_age_seconds": 600, "status_problem": None,
+                   "status_access": "root:opsctl-monitor 0640, its directory "
+                                    "root:opsctl-monitor 2750",
+                   "status_agent_readable": True}
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"file": None, "text": None}, "/var/lib/opsctl-aide-status/status.json: absent"),
+    ({"file": "Permission denied", "text": None},
+     "/var/lib/opsctl-aide-status/status.json: Permission denied"),
+    ({"text": "{"}, "/var/lib/opsctl-aide-status/status.json: no 'written' time in it "
+                    "(not the timer's JSON)"),
+    ({"text": '{"written": "yesterday"}'},
+     "/var/lib/opsctl-aide-status/status.json: no 'written' time in it (not the timer's JSON)"),
+])
+def test_an_absent_or_unreadable_status_has_no_age_and_says_why(change, problem) -> None:
+    got = integrity.parse_aide_status({**CONVERGED_STATUS, **change}, now=10 * DAY)
+    assert got["status_age_seconds"] is None
+    assert got["status_problem"] == problem
+
+
+@pytest.mark.parametrize(("file", "directory", "readable"), [
+    ((0o640, "opsctl-monitor"), (0o2750, "opsctl-monitor"), True),
+    # the file is root's alone: the agent cannot read it
+    ((0o600, "opsctl-monitor"), (0o2750, "opsctl-monitor"), False),
+    ((0o640, "root"), (0o2750, "opsctl-monitor"), False),
+    # the directory does not let the agent's group in
+    ((0o640, "opsctl-monitor"), (0o2700, "opsctl-monitor"), False),
+    # readable now, but without setgid the timer's next file is root's group
+    ((0o640, "opsctl-monitor"), (0o0750, "opsctl-monitor"), False),
+    ((0o640, "opsctl-monitor"), (0o2755, "root"), False),
+])
+def test_the_agents_group_reads_the_status_now_and_after_the_next_write(
+        file, directory, readable) -> None:
+    read = {**CONVERGED_STATUS,
+            "file": {"mode": file[0], "owner": "root", "group": file[1]},
+            "directory": {"mode": directory[0], "owner": "root", "group": directory[1]}}
+    got = integrity.parse_aide_status(read, now=10 * DAY)
+    assert got["status_agent_readable"] is readable
+    assert got["status_access"] == (f"root:{file[1]} {file[0]:04o}, its directory "
+                                    f"root:{directory[1]} {directory[0]:04o}")
+
+
+def test_the_aide_status_without_its_directory_or_systemd() -> None:
+    got = integrity.parse_aide_status({"timer_state": None, "file": None, "directory": None,
+                                       "text": None}, now=10 * DAY)
+    assert got == {"status_timer": None, "status_file": None, "status_age_seconds": None,
+                   "status_problem": "/var/lib/opsctl-aide-status/status.json: absent",
+                   "status_access": None, "status_agent_readable": False}
+
+
+def test_the_timers_state_is_systemctls_word(monkeypatch) -> None:
+    monkeypatch.setattr(integrity.os.path, "isdir", lambda p: p == "/run/systemd/system")
+    monkeypatch.setattr(integrity.shutil, "which", lambda name: "/usr/bin/systemctl")
+    answers = {"opsctl-aide-status.timer": (1, "disabled\n", "")}
+    monkeypatch.setattr(integrity, "run", lambda argv, timeout: answers[argv[-1]])
+    assert integrity.unit_file_state("opsctl-aide-status.timer") == "disabled"
+    answers["opsctl-aide-status.timer"] = (1, "", "Failed to get unit file state for "
+                                           "opsctl-aide-status.timer: No such file or directory")
+    assert integrity.unit_file_state("opsctl-aide-status.timer") == "not-found"
+    monkeypatch.setattr(integrity.os.path, "isdir", lambda p: False)
+    assert integrity.unit_file_state("opsctl-aide-status.timer") is None
 
 
 def test_clamav_signature_age() -> None:

@@ -329,3 +329,41 @@ def test_aide_leaves_out_every_data_directory_a_role_names():
     # each component's state directory: the list maps site.components to /var/lib/NAME
     assert role_defaults("component")["component_state_dir"] == "/var/lib/{{ component_name }}"
     assert "map('regex_replace', '^', '/var/lib/')" in expression
+
+
+def test_the_collector_checks_the_aide_status_the_monitor_agent_role_writes():
+    """aide_findings_exported reads the role's status file, timer and agent group through
+    copies in the collector (it runs alone on the host)."""
+    import yaml  # noqa: PLC0415
+
+    from security.collector import AGENT_GROUP, AIDE_STATUS_FILE, AIDE_STATUS_TIMER  # noqa: PLC0415
+
+    directory = role_default("monitor_agent", "monitor_agent_aide_status_dir")
+    assert f"{directory}/status.json" == AIDE_STATUS_FILE
+    assert role_default("monitor_agent", "monitor_agent_user") == AGENT_GROUP
+    role = ROOT / "roles" / "monitor_agent"
+    service = (role / "templates" / "opsctl-aide-status.service.j2").read_text()
+    assert "--output {{ monitor_agent_aide_status_dir }}/status.json" in service
+    tasks = yaml.safe_load((role / "tasks" / "main.yml").read_text())
+    enabled = [t["ansible.builtin.systemd_service"]["name"] for t in tasks
+               if t.get("ansible.builtin.systemd_service", {}).get("enabled")]
+    assert AIDE_STATUS_TIMER in enabled
+    made = next(t for t in tasks if t["name"] == "Create the agent's directories")
+    status_dir = next(i for i in made["loop"]
+                      if i["path"] == "{{ monitor_agent_aide_status_dir }}")
+    assert (status_dir["group"], status_dir["mode"]) == ("{{ monitor_agent_user }}", "2750")
+
+
+def test_the_aide_status_check_is_stale_when_the_alert_is():
+    """aide_findings_exported's bound on the status's age is OpsctlFileIntegrityCheckStale's."""
+    import yaml  # noqa: PLC0415
+
+    rules = yaml.safe_load((ROOT / "monitor" / "rules" / "opsctl.rules.yml").read_text())
+    alert = next(r for g in rules["groups"] for r in g["rules"]
+                 if r.get("alert") == "OpsctlFileIntegrityCheckStale")
+    bound = re.search(r"time\(\) - opsctl_aide_status_timestamp_seconds > (\d+)", alert["expr"])
+    check = yaml.safe_load((ROOT / "security" / "catalog" / "host"
+                            / "aide_findings_exported.yml").read_text())
+    age = next(leaf for leaf in check["pass"]["all_of"]
+               if leaf["fact"] == "aide.status_age_seconds")
+    assert bound is not None and (age["op"], age["value"]) == ("le", int(bound.group(1)))

@@ -11,7 +11,17 @@ from security_fixtures import failing_host, passing_host, recorded
 
 from opsctl.check.netfacts import network_facts
 from opsctl.site.model import load_site
-from security.evaluate import ERROR, FAIL, NA, PASS, evaluate_target
+from security.evaluate import (
+    ERROR,
+    FAIL,
+    MANUAL,
+    NA,
+    NONCONFORM,
+    PARTIAL,
+    PASS,
+    evaluate_target,
+    verdict,
+)
 from security.schema import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +58,20 @@ def test_every_host_check_passes_on_the_hardened_host() -> None:
         for k in FORWARDER_ONLY}
 
 
+# Checks of what AIDE's findings go through: where AIDE is missing (the neglected host),
+# aide_installed fails and these do not apply.
+AIDE_ONLY = {"aide_findings_exported"}
+
+
 def test_every_host_check_fails_on_the_neglected_host() -> None:
     got = statuses("host", failing_host())
-    wrong = {k: v for k, v in got.items() if v[0] != FAIL and k not in COLLECTOR_ONLY}
+    wrong = {k: v for k, v in got.items()
+             if v[0] != FAIL and k not in COLLECTOR_ONLY | AIDE_ONLY}
     assert not wrong, wrong
+    assert {got[k][0] for k in AIDE_ONLY} == {NA}
+    with_aide = failing_host()
+    with_aide["packages"]["installed"]["aide"] = "0.18.3-1+deb12u3"
+    assert {statuses("host", with_aide)[k][0] for k in AIDE_ONLY} == {FAIL}
     collector = statuses("host", as_collector(failing_host()))
     assert {collector[k][0] for k in COLLECTOR_ONLY} == {FAIL}
 
@@ -356,6 +376,99 @@ def test_an_aide_timer_on_disk_but_not_enabled_schedules_nothing() -> None:
     assert statuses("host", facts)["aide_check_scheduled"][0] == FAIL
     facts["aide"]["cron_entries"] = ["/etc/cron.d/aide"]
     assert statuses("host", facts)["aide_check_scheduled"][0] == PASS
+
+
+def aide_exported(facts: dict) -> tuple[str, str, dict]:
+    """aide_findings_exported's status, reason and evidence (fact → found)."""
+    result = next(r for r in evaluate_target("t", "host", CHECKS, facts).results
+                  if r.id == "aide_findings_exported")
+    return result.status, result.reason, {e.fact: e.found for e in result.evidence}
+
+
+def test_aide_findings_exported_on_a_converged_host_says_what_it_found() -> None:
+    status, reason, found = aide_exported(passing_host())
+    assert status == PASS
+    assert found == {"aide.status_timer": "enabled", "aide.status_age_seconds": 412,
+                     "aide.status_agent_readable": True,
+                     "aide.status_access": "root:opsctl-monitor 0640, its directory "
+                                           "root:opsctl-monitor 2750"}
+    assert "root:opsctl-monitor 0640" in reason
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"status_timer": "disabled"}, "aide.status_timer is disabled, expected eq enabled"),
+    ({"status_timer": "not-found"}, "aide.status_timer is not-found, expected eq enabled"),
+    # the timer writes every quarter hour; OpsctlFileIntegrityCheckStale fires after an hour
+    ({"status_age_seconds": 3601}, "aide.status_age_seconds is 3601, expected le 3600"),
+    ({"status_age_seconds": None, "status_file": None, "status_access": None,
+      "status_agent_readable": False,
+      "status_problem": "/var/lib/opsctl-aide-status/status.json: absent"},
+     "status: /var/lib/opsctl-aide-status/status.json: absent"),
+    ({"status_agent_readable": False,
+      "status_access": "root:root 0640, its directory root:opsctl-monitor 0750"},
+     "status file (owner:group mode): root:root 0640, its directory root:opsctl-monitor 0750"),
+])
+def test_aide_findings_exported_fails_when_the_hosts_half_of_the_alarm_is_broken(
+        change: dict, said: str) -> None:
+    facts = passing_host()
+    facts["aide"].update(change)
+    status, reason, _ = aide_exported(facts)
+    assert status == FAIL
+    assert said in reason
+
+
+def test_aide_findings_exported_at_the_hours_bound_still_passes() -> None:
+    facts = passing_host()
+    facts["aide"]["status_age_seconds"] = 3600
+    assert aide_exported(facts)[0] == PASS
+
+
+def test_aide_findings_exported_does_not_apply_without_aide() -> None:
+    facts = passing_host()
+    del facts["packages"]["installed"]["aide"]
+    # the role's directory is there, the timer too; its service's condition skips every run
+    facts["aide"].update({"status_timer": "enabled", "status_age_seconds": None,
+                          "status_file": None, "status_access": None,
+                          "status_agent_readable": False,
+                          "status_problem": "/var/lib/opsctl-aide-status/status.json: absent"})
+    status, reason, _ = aide_exported(facts)
+    assert status == NA
+    assert reason == ("AIDE is not installed (aide_installed), so there are no findings to "
+                      "export; status: /var/lib/opsctl-aide-status/status.json: absent")
+    assert intrusion_unit(facts).steps[1].status == NA
+
+
+def intrusion_unit(facts: dict):
+    target = evaluate_target("t", "host", CHECKS, facts)
+    return next(u for u in target.units if u.unit == "L3-CES1-22")
+
+
+def test_intrusion_alarm_stays_manual_when_the_hosts_half_is_in_place() -> None:
+    unit = intrusion_unit(passing_host())
+    assert unit.verdict == MANUAL  # 人工核查: whether the alert reaches a person
+    alarm = unit.steps[1]
+    assert (alarm.status, alarm.checks) == ("manual", {"aide_findings_exported": PASS})
+    assert alarm.manual
+
+
+def test_intrusion_alarm_fails_the_unit_when_the_hosts_half_is_broken() -> None:
+    facts = passing_host()
+    facts["aide"]["status_timer"] = "disabled"
+    unit = intrusion_unit(facts)
+    statuses_ = [PASS, PASS, PASS, FAIL]
+    assert unit.verdict == verdict(statuses_, manual=True) == PARTIAL  # 部分符合
+    assert unit.steps[0].status == PASS and unit.steps[1].status == FAIL
+    # AIDE installed and nothing else in place: only aide_installed passes
+    facts = failing_host()
+    facts["packages"]["installed"]["aide"] = "0.18.3-1+deb12u3"
+    unit = intrusion_unit(facts)
+    assert unit.checks == {"aide_installed": PASS, "aide_database_recent": FAIL,
+                           "aide_check_scheduled": FAIL, "aide_findings_exported": FAIL}
+    assert unit.verdict == verdict(list(unit.checks.values()), manual=True) == PARTIAL
+    # without AIDE, aide_installed fails, this check does not apply: 不符合
+    unit = intrusion_unit(failing_host())
+    assert unit.checks["aide_findings_exported"] == NA
+    assert unit.verdict == NONCONFORM
 
 
 @pytest.mark.parametrize("cid", ["no_world_writable_files", "no_world_readable_dumps"])
