@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from local_play import play_on_localhost
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles" / "firewall" / "library" / "opsctl_nft_table.py"
@@ -77,18 +75,8 @@ def test_a_hand_edit_a_deleted_table_and_a_new_file_are_loaded_and_nothing_else(
     (role / "library").symlink_to(MODULE.parent)
     (role / "tasks" / "main.yml").write_text(TASKS)
     (tmp_path / "nftables.conf").write_text("table inet opsctl_host { policy drop }\n")
-    bin_dir, log, running = tmp_path / "bin", tmp_path / "nft.log", tmp_path / "running"
-    bin_dir.mkdir()
-    (bin_dir / "nft").write_text(NFT.format(log=log, running=running))
-    (bin_dir / "nft").chmod(0o755)
-    (tmp_path / "play.yml").write_text("- hosts: localhost\n  gather_facts: false\n"
-                                       "  roles: [fw]\n")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "ANSIBLE_HOME": str(tmp_path / "home"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local",
-                           "-i", "localhost,", "play.yml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=240)
+    log, running = tmp_path / "nft.log", tmp_path / "running"
+    done = play_on_localhost(tmp_path, "fw", {"nft": NFT.format(log=log, running=running)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     results = json.loads((tmp_path / "result.json").read_text())

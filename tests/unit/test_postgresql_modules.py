@@ -6,10 +6,10 @@ that records its arguments and answers like psql."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from local_play import play_on_localhost
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "postgresql"
@@ -52,20 +52,11 @@ def play(tmp_path: Path, *, fail: bool = False) -> tuple[Run, list[str]]:
         if not (role / part).exists():
             (role / part).symlink_to(ROLE / part)
     (role / "tasks" / "main.yml").write_text(TASKS)
-    bin_dir, log = tmp_path / "bin", tmp_path / "runuser.log"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "runuser").write_text(RUNUSER.format(log=log, fail=tmp_path / "fail"))
-    (bin_dir / "runuser").chmod(0o755)
+    log = tmp_path / "runuser.log"
     if fail:
         (tmp_path / "fail").touch()
-    (tmp_path / "play.yml").write_text("- hosts: localhost\n  gather_facts: false\n"
-                                       "  roles: [pg]\n")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "ANSIBLE_HOME": str(tmp_path / "home"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local",
-                           "-i", "localhost,", "play.yml"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=240)
+    done = play_on_localhost(tmp_path, "pg", {
+        "runuser": RUNUSER.format(log=log, fail=tmp_path / "fail")})
     return done, log.read_text().splitlines() if log.exists() else []
 
 
