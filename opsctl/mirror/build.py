@@ -197,8 +197,14 @@ def sign_index(repo: Path, debs: list[Path]) -> None:
     """Index `repo` as a flat repository and sign it with the mirror's key (the hosts'
     trusted one), made on first use."""
     home = cache_dir() / "mirror-key"
-    _ensure_key(home)
-    _write_index(repo, home, debs)
+    try:
+        _ensure_key(home)
+        _write_index(repo, home, debs)
+    finally:
+        # gpg starts an agent for the key and leaves it running after the build; nothing
+        # else on the control node uses it.
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+                       capture_output=True, check=False, timeout=30)
 
 
 def build(roles_dir: Path | None = None, *, refresh: bool = False,
