@@ -21,7 +21,7 @@ from opsctl.check.render import (
 )
 from opsctl.check.scan import catalog as load_checks
 from opsctl.check.scan import scan_local, unit_spec
-from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION
+from opsctl.cli.options import OUTPUT_OPTION, VIA_OPTION, limit_option
 from opsctl.cli.render import console, emit_json
 
 LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_default=True,
@@ -33,7 +33,7 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.option("--site", "site_name", metavar="NAME",
               help="Scan every host of a site over SSH, and its network; with --local, apply "
               "that site's documented exceptions (security/exceptions.yml) to this machine.")
-@click.option("--limit", metavar="HOST[,HOST]", help="With --site: only these hosts.")
+@limit_option("With --site: only these hosts (repeat or comma-separate).", "HOST")
 @click.option("--probes/--no-probes", "probe", default=None,
               help="With --site (default: probes): probe the flow matrix from the site's hosts "
               "for the checks of the enforced boundary; without, those checks are errors.")
@@ -46,7 +46,7 @@ LEVEL = click.option("--level", type=click.IntRange(2, 3), default=3, show_defau
 @click.option("--fail-on", type=click.Choice(["any", "low", "medium", "high"]), default="any",
               show_default=True, help="Exit 1 when a check at or above this severity fails.")
 @click.pass_context
-def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | None,
+def check(ctx: click.Context, local: bool, site_name: str | None, limit: tuple[str, ...],
           probe: bool | None, via: str | None, level: int, fmt: str, out_dir: Path | None,
           fail_on: str) -> int | None:
     """Graded-protection (等级保护 level 3) compliance scan against the check catalog."""
@@ -64,7 +64,7 @@ def check(ctx: click.Context, local: bool, site_name: str | None, limit: str | N
     if local:
         scan = scan_local(level, site_name) if site_name else scan_local(level)
     else:
-        hosts = [h.strip() for h in limit.split(",") if h.strip()] if limit else None
+        hosts = list(limit) or None
         scan = scan_named_site(site_name, level, hosts, probe is not False, via=via)
     if out_dir is None:
         RENDERERS[formats[0]]().write(scan, console)
