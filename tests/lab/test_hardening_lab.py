@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import background
 import pytest
 import yaml
 
@@ -26,7 +27,6 @@ from opsctl.check.diff import diff_scans
 from opsctl.check.fleet import scan_site
 from opsctl.lab import lifecycle
 from opsctl.lab.state import lab_dir
-from opsctl.mirror.build import build as build_mirror
 from opsctl.secrets import secrets_dir
 
 # The first scan must see the lab before anything converges it.
@@ -51,11 +51,10 @@ def opsctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="session")
 def fresh(reference_site):
-    """The lab booted from the base image and scanned before anything converges it."""
-    site = reference_site
-    build_mirror()
-    lifecycle.up(site)
-    done = opsctl("check", "--site", str(site.directory), "--format", "json")
+    """The lab booted from the base image and scanned before anything converges it: steps of
+    the session's bring-up, which then converges (conftest.reference_chain)."""
+    done = background.CHAINS["reference"].wait("fresh-scan")
+    assert done.ok, done.tail()
     return done.returncode, json.loads(done.stdout)
 
 

@@ -10,7 +10,12 @@ import sys
 import time
 from collections import defaultdict
 
+import pytest
+
 from opsctl.lab import lifecycle
+
+# Cron ticks are waited for in real time: the province converges meanwhile (conftest.py).
+pytestmark = pytest.mark.clock_bound
 
 JOBS = "/etc/opsctl-scheduler/jobs.json"
 

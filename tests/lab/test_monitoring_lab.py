@@ -19,6 +19,10 @@ from opsctl import audit
 from opsctl.aide.accept import accept
 from opsctl.lab import lifecycle
 
+# Alerts' `for:` periods are waited for in real time: the province converges meanwhile
+# (conftest.py).
+pytestmark = pytest.mark.clock_bound
+
 RULES = Path(__file__).resolve().parents[2] / "monitor" / "rules" / "opsctl.rules.yml"
 
 

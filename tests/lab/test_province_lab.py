@@ -4,50 +4,43 @@ converges unchanged, and its own query service answers a lookup."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+import background
 import pytest
 from labdata import extract, public_request, summary
 
-from opsctl.apply.runner import ApplyRequest, apply
+from opsctl.apply import history
 from opsctl.lab import lifecycle
-from opsctl.site import load_site
-from opsctl.site.new import new_site
-
-# Clear of the reference site, the mini test site and the ranges developers' copies use.
-PROVINCE_BASE = "172.31.200.0/22"
 
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory, reference):
-    if Path("/run/netns/opsctl-gansu-fw").exists():
-        pytest.exit("a gansu lab is already up; take it down first", returncode=2)
-    made = new_site("gansu", cidr_base=PROVINCE_BASE,
-                    inventory_root=tmp_path_factory.mktemp("inventory"))
-    site = load_site(made.directory)
+def province(reference):
+    """(the province's site, its converge): made by `opsctl site new` when the tests were
+    collected, brought up and converged beside the clock-bound modules (conftest.py)."""
+    chain = background.CHAINS["province"]
     try:
-        yield site
+        yield chain.site, chain.wait("apply")
     finally:
-        lifecycle.down(site.name, site)
+        lifecycle.down(chain.site.name, chain.site)
 
 
 def test_a_province_comes_up_beside_the_reference_and_converges(province, reference):
     national, _ = reference
-    lifecycle.up(province)
-    # The AIDE baseline (a whole-filesystem scan per host) is what the hardening tests prove
-    # on the reference lab; here it would only double the suite's time.
-    run = apply(province, ApplyRequest(skip_tags=("hardening-aide",)))
+    site, converged = province
+    assert converged.ok, converged.tail()
+    run = history.resolve("last", site.name)
     assert run.result == "ok", run.failures
     assert sorted(run.hosts) == sorted(f"gansu-{h}" for h in national.hosts)
-    for one in (province, national):
+    for one in (site, national):
         assert all(h.ssh for h in lifecycle.status(one)), one.name
-    wrong = [r.as_dict() for r in lifecycle.check_flows(province) if not r.ok]
+    wrong = [r.as_dict() for r in lifecycle.check_flows(site) if not r.ok]
     assert not wrong, wrong[:5]
 
 
 def test_the_province_query_service_answers_a_lookup(province):
     """Its own data path end to end: the extract on its primary, then a lookup from its
     `public` namespace through its lb1 to its query service, reading its replica."""
+    province, _ = province
     code, out = extract(province, "gansu-db1")
     assert code == 0, out
     assert summary(out)["read"] >= 5
