@@ -24,7 +24,6 @@ from opsctl.apply.tags import playbook_tags, split_tags
 from opsctl.connection import ansible_sudo_refused
 from opsctl.deploy.artifacts import site_artifacts
 from opsctl.errors import InvalidInput, NotFound, OpsctlError, PrerequisiteMissing, Problem
-from opsctl.lab.state import facts_dir
 from opsctl.mirror.build import public_key_path
 from opsctl.paths import project_root
 from opsctl.pki import ensure_host_certificates
@@ -118,13 +117,10 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
         request={**asdict(request), "limit": list(limit)}, engine=engine)
     history.save(record)
     directory = history.run_dir(record.id)
-    facts = facts_dir(site.name)
-    facts.mkdir(parents=True, exist_ok=True)
     env |= {
         # ansible-playbook from the same environment as opsctl, wherever PATH points.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
         # Ansible's 10 s connect timeout lost hosts on this shared 2-core machine under
         # load (seen: db1 and lb1 unreachable at load 40); a dead host still fails in 30 s.
         "ANSIBLE_TIMEOUT": "30",
@@ -165,11 +161,6 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
                    # the components, each after the ones it depends on (depends_on)
                    "opsctl_component_order": site.component_order()},
         envvars=env,
-        # The fact cache is the site's, kept between runs (gathering=smart then skips the
-        # setup module). ansible-runner would otherwise point it at this run's artifacts,
-        # overriding ANSIBLE_CACHE_PLUGIN_CONNECTION, and every apply gathered afresh.
-        fact_cache_type="jsonfile",
-        fact_cache=str(facts),
         limit=",".join(limit) or None,
         tags=",".join(request.tags) or None,
         skip_tags=",".join(request.skip_tags) or None,

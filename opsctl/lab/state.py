@@ -12,5 +12,6 @@ def lab_dir(site_name: str) -> Path:
 
 
 def facts_dir(site_name: str) -> Path:
-    """Ansible's fact cache for a site's hosts (apply writes it; lab down clears it)."""
+    """Where apply kept Ansible's fact cache for a site's hosts until it gathered only the one
+    fact the base role reads, each run (lab down still clears what an older apply left)."""
     return state_dir() / "facts" / site_name

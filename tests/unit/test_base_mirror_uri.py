@@ -85,7 +85,6 @@ def test_apply_hands_the_roles_the_sites_mirror(tmp_path, monkeypatch, state_dir
     monkeypatch.setattr(runner, "ensure_host_certificates",
                         lambda _site: (SimpleNamespace(directory=tmp_path / "pki"), []))
     monkeypatch.setattr(runner, "ensure_site_secrets", lambda _name: tmp_path / "secrets")
-    monkeypatch.setattr(runner, "facts_dir", lambda _name: tmp_path / "facts")
 
     @contextmanager
     def reached(_site, _via, _limit):
