@@ -111,8 +111,9 @@ def install_argvs() -> list[list[str]]:
 
 
 def check_argvs() -> list[list[str]]:
-    """The daily check (its start limit reset first), then the status the agent exports."""
-    return [["systemctl", "reset-failed", DAILY_CHECK],
+    """The daily check, then the status the agent exports (their start limits reset first:
+    one daily check in two hours, three status runs in ten minutes)."""
+    return [["systemctl", "reset-failed", DAILY_CHECK, STATUS_SERVICE],
             ["systemctl", "start", DAILY_CHECK],
             ["systemctl", "start", STATUS_SERVICE]]
 

@@ -170,7 +170,7 @@ def test_accept_updates_installs_checks_again_in_that_order(site, state_dir):
         ["chown", f"--reference={BASELINE}", "--", NEW],
         ["chmod", f"--reference={BASELINE}", "--", NEW],
         ["mv", "-f", "--", NEW, BASELINE],
-        ["systemctl", "reset-failed", "dailyaidecheck.service"],
+        ["systemctl", "reset-failed", "dailyaidecheck.service", "opsctl-aide-status.service"],
         ["systemctl", "start", "dailyaidecheck.service"],
         ["systemctl", "start", "opsctl-aide-status.service"],
         ["stat", "--format=%Y %n", "--", BASELINE, LOG, AIDE],
