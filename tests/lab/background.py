@@ -59,11 +59,8 @@ class Chain:
     _thread: threading.Thread | None = None
     _child: subprocess.Popen[str] | None = None
     _stopping: bool = False
+    _cleaned: bool = False
     _changed: threading.Condition = field(default_factory=threading.Condition)
-
-    @property
-    def started(self) -> bool:
-        return self._thread is not None
 
     def start(self) -> None:
         if self._thread is None:
@@ -118,8 +115,11 @@ class Chain:
                 self._changed.wait(timeout=5)
 
     def stop(self) -> None:
-        """Stop the running step (its child, by PID), wait for the thread, clean up."""
+        """Stop the running step (its child, by PID), wait for the thread, clean up: once,
+        whoever asks first (the fixture done with the lab, or the session's end)."""
         with self._changed:
+            if self._cleaned:
+                return
             self._stopping = True
             child = self._child
         if child is not None and child.poll() is None:
@@ -132,6 +132,7 @@ class Chain:
                     os.killpg(child.pid, signal.SIGKILL)
         if self._thread is not None:
             self._thread.join(timeout=120)
+            self._cleaned = True
             self.cleanup()
 
 

@@ -169,7 +169,6 @@ def reference(reference_site):
     repair them before they end; taking the lab down is for `lab_teardown` tests.
     """
     from opsctl.apply import history
-    from opsctl.lab import lifecycle
 
     site = reference_site
     try:
@@ -179,7 +178,7 @@ def reference(reference_site):
         pin_aide_daily_check(site)
         yield site, first
     finally:
-        lifecycle.down(site.name, site)
+        background.CHAINS["reference"].stop()  # its cleanup takes the lab down
 
 
 # Debian's AIDE timer fires at 01:50 host time plus up to two hours: whether it falls inside a
