@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsctl.errors import LabError
-from opsctl.lab import keeper
+from opsctl.lab import cgroups, keeper
 from opsctl.lab.plan import NodePlan
 from opsctl.lab.sh import run
 
@@ -168,6 +168,7 @@ def stop(pids: dict[str, int], machines: dict[str, str], timeout: float = 20) ->
         _reap(pid)
     for machine in machines.values():
         shutil.rmtree(PROPAGATE_DIR / machine, ignore_errors=True)
+        cgroups.remove(machine)
     return sorted(live)
 
 

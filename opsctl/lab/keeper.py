@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from opsctl.lab import cgroups
+
 REBOOT = 133
 PID_FILE = "nspawn.pid"
 
@@ -68,6 +70,9 @@ def main(args: list[str]) -> int:
     # the terminal's signals are not the container's: only nspawn's own exit ends this
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # nspawn makes the container's cgroups under its own: each host's must be its own
+    machine = next(a.split("=", 1)[1] for a in args[3:] if a.startswith("--machine="))
+    cgroups.enter(machine)
     return keep(Path(args[0]), args[1], args[3:])
 
 

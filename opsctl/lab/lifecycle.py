@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.errors import InvalidInput, LabError, NotFound, PrerequisiteMissing, Problem
-from opsctl.lab import containers, flowcheck, mirror_server, net, ssh
+from opsctl.lab import cgroups, containers, flowcheck, mirror_server, net, ssh
 from opsctl.lab.image import ensure_image
 from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
 from opsctl.lab.state import facts_dir, lab_dir
@@ -308,4 +308,5 @@ def leftovers(plan: LabPlan, lab: Path | None = None) -> list[str]:
             found.append(f"process {proc.name}: {cmd.strip()[:80]}")
     found += [f"dir {containers.PROPAGATE_DIR / m}" for m in machines
               if (containers.PROPAGATE_DIR / m).exists()]
+    found += [f"cgroup {d}" for m in machines for d in cgroups.container_dirs(m) if d.exists()]
     return found

@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -93,9 +95,42 @@ def test_an_apply_repairs_drift_by_hand_and_changes_nothing_else(reference):
     assert (code, out) == (0, "enabled")
     code, out = on(site, "app1", "systemctl", "is-active", "chrony")
     assert (code, out) == (0, "active")
+    code, out = on(site, "app1", "grep", "-c", "edited by hand",
+                   "/opt/opsctl-monitor/monitor/agent.py")
+    assert code == 1, out
 
     again = apply(site, ApplyRequest(limit=("app1",)))
     assert again.result == "ok" and again.hosts["app1"]["changed"] == 0, again.hosts
+
+
+def _init_cgroup(nspawn_pid: int) -> str:
+    """The container's systemd's path in systemd's hierarchy, as the control node sees it."""
+    [init] = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()
+    cgroup = Path(f"/proc/{init}/cgroup").read_text()
+    return next(line.split(":", 2)[2] for line in cgroup.splitlines()
+                if line.split(":")[1] in ("name=systemd", ""))
+
+
+def test_each_host_has_cgroups_of_its_own_so_a_unit_starts_on_all_at_once(reference):
+    """An apply starts the same service on every host at once. Containers that shared one
+    cgroup tree raced on each unit's cgroup: a start failed with 219/CGROUP, or a unit found
+    another host's processes in its cgroup and hung (opsctl.lab.cgroups)."""
+    site, _ = reference
+    plan = lifecycle.LabState.load(lab_dir(site.name)).plan
+    pids = lifecycle.LabState.load(lab_dir(site.name)).pids
+    paths = {host: _init_cgroup(pids[host]) for host in HOSTS}
+    assert len(set(paths.values())) == len(HOSTS), paths
+    for host, path in paths.items():
+        assert path.startswith(f"/opsctl-lab/{plan.node(host).machine}/"), (host, path)
+
+    def start(host: str, unit: str) -> tuple[int, str]:
+        return on(site, host, "systemd-run", "--quiet", "--wait", f"--unit={unit}", "true")
+
+    with ThreadPoolExecutor(len(HOSTS)) as pool:
+        for round_ in range(10):
+            unit = f"opsctl-cgroup-probe-{round_}"
+            done = dict(zip(HOSTS, pool.map(start, HOSTS, [unit] * len(HOSTS)), strict=True))
+            assert {h: r for h, r in done.items() if r[0] != 0} == {}, unit
 
 
 def test_hosts_install_from_the_offline_mirror_only(reference):

@@ -1,0 +1,72 @@
+"""A cgroup tree of its own for each lab container.
+
+nspawn started with `--keep-unit --register=no` (the lab's way: this machine's init is not
+systemd) makes the container's cgroups under its own: every container booted from the same
+cgroup gets the same tree, `/payload/system.slice/...`. Their systemds then share each unit's
+cgroup: the same service started on two hosts at once (an apply does exactly that) races on
+creating and removing the one directory, and a start fails with 219/CGROUP ("Failed to attach
+to cgroup ...: No such file or directory"), or a stop finds the other host's processes in its
+unit and the unit hangs. So each host's keeper moves itself, before nspawn starts, into
+`opsctl-lab/<machine>` of the hierarchies nspawn uses (systemd's named one and the unified
+one), and `lab down` removes those trees once their processes are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+TREE = "opsctl-lab"
+
+
+def hierarchies(self_cgroup: str, fs: Path = CGROUP_FS) -> list[Path]:
+    """The mounts of the hierarchies nspawn puts a container in, from /proc/self/cgroup."""
+    found = []
+    for line in self_cgroup.splitlines():
+        number, controllers, _path = line.split(":", 2)
+        if controllers == "name=systemd" and (fs / "systemd" / "cgroup.procs").exists():
+            found.append(fs / "systemd")
+        elif number == "0" and controllers == "":
+            for mount in (fs / "unified", fs):  # hybrid, then pure cgroup v2
+                if (mount / "cgroup.procs").exists():
+                    found.append(mount)
+                    break
+    return found
+
+
+def container_dirs(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None
+                   ) -> list[Path]:
+    if self_cgroup is None:
+        self_cgroup = Path("/proc/self/cgroup").read_text()
+    return [mount / TREE / machine for mount in hierarchies(self_cgroup, fs)]
+
+
+def enter(machine: str, fs: Path = CGROUP_FS) -> list[Path]:
+    """Move this process into the machine's own cgroups; the directories made."""
+    made = container_dirs(machine, fs)
+    for directory in made:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    return made
+
+
+def remove(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None,
+           grace: float = 3.0) -> None:
+    """Remove the machine's cgroups, deepest first; one still holding a process stays."""
+    for directory in container_dirs(machine, fs, self_cgroup):
+        if not directory.is_dir():
+            continue
+        for parent, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
+        # the keeper leaves its own cgroup when it exits, just after its nspawn
+        deadline = time.monotonic() + grace
+        while directory.is_dir() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+            time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory.parent)  # opsctl-lab itself, once no lab host is left
