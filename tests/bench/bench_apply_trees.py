@@ -64,7 +64,16 @@ def main() -> None:
     parser.add_argument("trees", nargs=2, type=Path, metavar="TREE")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--site", default="reference")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="applies per tree first, not counted: two trees that ship files "
+                             "differently (one archive against a copy per file) leave the "
+                             "hosts as the other would not, until each has run once")
     args = parser.parse_args()
+    for _ in range(args.warmup):
+        for tree in args.trees:
+            run = one_apply(tree, args.site)
+            print(f"{tree}: warm-up, wall {run['wall']:.1f} s, changed {run['changed']}",
+                  flush=True)
     walls: dict[Path, list[float]] = {tree: [] for tree in args.trees}
     for _ in range(args.runs):
         for tree in args.trees:

@@ -63,7 +63,13 @@ DRIFT = {
         "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "-q",
         "libpam-pwquality"],
     "Run chrony": ["systemctl", "disable", "--now", "chrony"],
+    # code the roles ship as one archive: `tar --diff` on the unpacked tree, not the archive's
+    # checksum, must see it
+    "Install the agent's code": [
+        "sh", "-c", "echo '# edited by hand' >> /opt/opsctl-monitor/monitor/agent.py"],
 }
+# What the repairs above notify, and nothing more.
+DRIFT_HANDLERS = ["Restart the monitoring agent"]
 # Not a kernel parameter: inside the lab's containers even net.* refuse `sysctl -w` (permission
 # denied: the network namespace belongs to the control node's user namespace), so the lab can
 # neither make that drift nor repair it.
@@ -82,7 +88,7 @@ def test_an_apply_repairs_drift_by_hand_and_changes_nothing_else(reference):
         repair = apply(site, ApplyRequest(limit=("app1",)), on_event=events.append)
     assert repair.result == "ok", repair.failures
     changed = sorted(e.task for e in events if e.status == "changed")
-    assert changed == sorted(DRIFT), changed
+    assert changed == sorted([*DRIFT, *DRIFT_HANDLERS]), changed
 
     code, rules = on(site, "app1", "nft", "-s", "list", "table", "inet", "opsctl_host")
     assert code == 0 and "4444" not in rules, rules

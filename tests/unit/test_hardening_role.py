@@ -4,6 +4,7 @@ style), every check id a task names exists, and every task carries `hardening` +
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -137,25 +138,58 @@ def test_auditd_left_off_by_design_is_recorded_with_the_reason_and_forgotten_whe
     systemd stays degraded), the reason written where the agent and the collector read it;
     where audit works the record goes. Each exactly under the kernel's answer."""
     auditd = {t["name"]: t for name, t in tasks() if name == "auditd.yml"}
+    available = "hardening_audit_found.audit.kernel_available"
     record = auditd["Record why auditd is left off"]
     assert record["ansible.builtin.copy"]["dest"] == (
         "{{ hardening_disabled_units_dir }}/auditd.service")
+    assert record["ansible.builtin.copy"]["content"] == "{{ hardening_audit_found.audit.reason }}\n"
     assert (record["ansible.builtin.copy"]["owner"], record["ansible.builtin.copy"]["mode"]) == (
         "root", "0644")
-    assert record["when"] == "not hardening_audit_kernel_available"
+    assert record["when"] == f"not {available}"
     removed = auditd["Remove the record where auditd runs"]
     assert removed["ansible.builtin.file"]["state"] == "absent"
     assert removed["ansible.builtin.file"]["path"] == record["ansible.builtin.copy"]["dest"]
-    assert removed["when"] == "hardening_audit_kernel_available"
+    assert removed["when"] == available
+    unit = auditd["Run auditd, now and at boot, where the kernel allows audit; leave it off "
+                  "elsewhere"]["ansible.builtin.systemd_service"]
+    for kernel_allows, enabled, state in ((True, "True", "started"), (False, "False", "")):
+        found = {"audit": {"kernel_available": kernel_allows}}
+        assert _render(unit["enabled"], hardening_audit_found=found) == enabled
+        assert _render(unit["state"], hardening_audit_found=found, omit="") == state
     reset = auditd["Clear the failure auditd's installation left where it cannot run"]
     assert reset["ansible.builtin.command"] == "systemctl reset-failed auditd.service"
-    assert "not hardening_audit_kernel_available" in reset["when"]
-    keep = auditd["Keep whether kernel audit is available"]["ansible.builtin.set_fact"]
-    refused = {"rc": 1, "stderr_lines": ["Error sending status request (Operation not "
-                                         "permitted)"]}
-    reason = _render(keep["hardening_audit_unavailable_reason"],
-                     hardening_audit_status=refused)
-    assert reason == ("kernel audit is not available to this host (auditctl -s: Error sending "
-                      "status request (Operation not permitted))")
-    assert _render(keep["hardening_audit_unavailable_reason"],
-                   hardening_audit_status={"rc": 2}).endswith("(auditctl -s: no answer)")
+    assert f"not {available}" in reset["when"]
+
+
+def _reads(task: dict, handlers: list[dict]) -> str:
+    """The text a task's variables are read from: itself, its template, the handlers it
+    notifies (they run in the same tag selection)."""
+    text = yaml.safe_dump(task)
+    template = (ROLE / "templates" / str(task.get("ansible.builtin.template", {}).get("src", "")))
+    if template.is_file():
+        text += template.read_text()
+    notify = task.get("notify", [])
+    notify = [notify] if isinstance(notify, str) else notify
+    for handler in handlers:
+        if handler["name"] in notify or handler.get("listen") in notify:
+            text += yaml.safe_dump(handler)
+    return text
+
+
+def test_whatever_tags_select_a_task_also_select_the_reads_it_uses() -> None:
+    """`opsctl apply --tags X` (a check's remediation) runs the tasks tagged X; each must find
+    the registered results it reads, so it carries no tag the task that registers them lacks.
+    The facts reads (library/opsctl_hardening_facts.py) carry the tags of all their readers."""
+    handlers = yaml.safe_load((ROLE / "handlers" / "main.yml").read_text())
+    role = [(name, task) for name, task in tasks() if name != "main.yml"]
+    registered = {task["register"]: set(task["tags"]) for _, task in role if "register" in task}
+    assert {"hardening_host", "hardening_accounts_found", "hardening_audit_found",
+            "hardening_files_found"} <= set(registered)
+    missing = {}
+    for _, task in role:
+        text = _reads(task, handlers)
+        for var, producer in registered.items():
+            extra = set(task["tags"]) - producer
+            if task.get("register") != var and re.search(rf"\b{var}\b", text) and extra:
+                missing[f"{task['name']} <- {var}"] = sorted(extra)
+    assert missing == {}
