@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
 from typing import Any
 
@@ -35,6 +36,11 @@ URGENCY_RANK = {u: len(URGENCIES) - i for i, u in enumerate(URGENCIES)}
 MAX_SOURCES = 20
 MAX_CVES = 10
 MAX_BINARIES = 5
+# The oldest data a pass may rest on (as Grype refuses a vulnerability database older than its
+# max-allowed-built-age): Debian publishes fixes every day, and a host judged against data
+# older than this has fixes the data does not know of. Older data still fails a host for the
+# fixes it does know; it cannot pass one.
+MAX_DATA_AGE = timedelta(days=7)
 
 Cve = tuple[str, str]  # (CVE id, urgency)
 
@@ -131,6 +137,16 @@ class SecurityData:
     def summary(self) -> str:
         return (f"Debian security tracker, {self.release}, fetched {self.fetched} "
                 f"({len(self.fixed)} source packages, {self.cve_count} fixed CVEs)")
+
+    def age(self, now: datetime) -> timedelta | None:
+        """How old the data is at `now`; None when its date cannot be read."""
+        try:
+            fetched = datetime.fromisoformat(self.fetched)
+        except ValueError:
+            return None
+        if fetched.tzinfo is None:
+            fetched = fetched.replace(tzinfo=UTC)
+        return now - fetched
 
     def newest_fix(self, source: str) -> str:
         """The highest fixed version of a source package (cached: hosts share sources)."""
@@ -298,17 +314,35 @@ def bounded_lines(findings: tuple[Finding, ...], in_mirror: bool) -> list[str]:
     return lines
 
 
-def host_facts(packages: object, data: SecurityData, mirror: Mapping[str, str]) -> dict:
-    """The `debian_security` fact group of one host (security/facts.py)."""
+def too_old(data: SecurityData, now: datetime) -> str | None:
+    """Why the data is too old for a pass (MAX_DATA_AGE), or None."""
+    age = data.age(now)
+    if age is None:
+        return f"its date ({data.fetched!r}) cannot be read"
+    if age > MAX_DATA_AGE:
+        return (f"it was fetched {age.days} days ago, and a pass rests on data at most "
+                f"{MAX_DATA_AGE.days} days old: fixes Debian published since are not in it")
+    return None
+
+
+def host_facts(packages: object, data: SecurityData, mirror: Mapping[str, str],
+               now: datetime) -> dict:
+    """The `debian_security` fact group of one host (security/facts.py), judged at `now`
+    (the scan's time)."""
     if not isinstance(packages, dict):
         return {"error": "packages were not collected"}
     if set(packages) == {"error"}:
         return {"error": f"packages: {packages['error']}"}
     found = assess(packages, data, mirror)
+    old = too_old(data, now)
+    if old and not (found.fixed_in_mirror or found.fix_not_in_mirror):
+        return {"error": f"{data.summary()}: {old}; run opsctl mirror build --refresh "
+                         "(on a machine that reaches the tracker, or with the file brought in) "
+                         "and opsctl mirror push"}
     checked = (f"{found.binaries} installed packages from {found.sources} source packages; "
                f"{found.open_cves} CVEs open in {data.release} without a fix yet")
     return {
-        "data": data.summary(),
+        "data": data.summary() + (f" ({old})" if old else ""),
         "checked": checked,
         "fixed_in_mirror": bounded_lines(found.fixed_in_mirror, True),
         "fix_not_in_mirror": bounded_lines(found.fix_not_in_mirror, False),
@@ -325,10 +359,12 @@ def host_facts(packages: object, data: SecurityData, mirror: Mapping[str, str]) 
 @dataclass(frozen=True)
 class SecurityJudge:
     """What the scanner hands the evaluation of every host: the data and the mirror's index,
-    read once per scan. Called with a host's `packages` facts, it returns `debian_security`."""
+    read once per scan, and the scan's time (the data's age is judged at it). Called with a
+    host's `packages` facts, it returns `debian_security`."""
 
     data: SecurityData
     mirror: Mapping[str, str]
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __call__(self, packages: object) -> dict:
-        return host_facts(packages, self.data, self.mirror)
+        return host_facts(packages, self.data, self.mirror, self.now)

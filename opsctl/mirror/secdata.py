@@ -9,6 +9,8 @@ reduces it to the bookworm-only document (security/debsec.py) or says why it cou
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import gzip
 import http.client
 import json
@@ -42,7 +44,18 @@ URL_ENV = "OPSCTL_SECURITY_DATA_URL"
 FETCH_TIMEOUT = 30  # per socket operation: an air-gapped machine gives up soon
 NO_DATA = "no Debian security data in the mirror: run opsctl mirror build"
 
-Fetcher = Callable[[str], bytes]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a source gave, and when it was last modified, if it says (a file's time, an HTTP
+    server's Last-Modified): a copy of the JSON brought in months later is as old as it is."""
+
+    data: bytes
+    modified: datetime | None = None
+
+
+Fetcher = Callable[[str], bytes | Fetched]
 
 
 def default_source(repo: Path) -> str | None:
@@ -58,16 +71,23 @@ NO_SOURCE = (f"no source named (give `--security-data URL|FILE` once, e.g. {TRAC
              f"or set {URL_ENV})")
 
 
-def fetch(source: str, timeout: float = FETCH_TIMEOUT) -> bytes:
+def fetch(source: str, timeout: float = FETCH_TIMEOUT) -> Fetched:
     """The bytes at `source`: an http(s) URL (through the machine's proxy settings), a
-    `file://` URL or a path; gzip-compressed data is decompressed."""
+    `file://` URL or a path; gzip-compressed data is decompressed. With the source's
+    modification time: the server's Last-Modified, or the file's."""
+    modified: datetime | None = None
     if source.startswith(("http://", "https://")):
         request = urllib.request.Request(source, headers={"User-Agent": "opsctl mirror build"})
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             data = response.read()
+            stamp = response.headers.get("Last-Modified")
+        with contextlib.suppress(TypeError, ValueError):
+            modified = email.utils.parsedate_to_datetime(stamp) if stamp else None
     else:
-        data = Path(source.removeprefix("file://")).read_bytes()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        path = Path(source.removeprefix("file://"))
+        data = path.read_bytes()
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return Fetched(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data, modified)
 
 
 @dataclass(frozen=True)
@@ -82,11 +102,14 @@ class Gathered:
 def gather(source: str, fetcher: Fetcher = fetch, now: datetime | None = None) -> Gathered:
     """Fetch and reduce; never raises for a source that cannot be read or is not the
     tracker's JSON: the reason is in `problem`."""
-    fetched = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    now = now or datetime.now(UTC)
     try:
-        raw = fetcher(source)
-        doc = reduce_tracker(json.loads(raw), fetched=fetched, source=source,
-                             digest=sha256(raw))
+        got = fetcher(source)
+        raw, modified = (got.data, got.modified) if isinstance(got, Fetched) else (got, None)
+        # the data is as old as its source says, never newer than now
+        dated = min(now, modified) if modified and modified.tzinfo else now
+        doc = reduce_tracker(json.loads(raw), fetched=dated.isoformat(timespec="seconds"),
+                             source=source, digest=sha256(raw))
     except (OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
         return Gathered(None, source, f"could not fetch it: {reason}")

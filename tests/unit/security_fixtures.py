@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,9 @@ def with_security_data(facts: dict[str, Any]) -> dict[str, Any]:
     data = SecurityData.from_document(reduce_tracker(raw, fetched="2026-12-01T02:00:00+00:00",
                                                      source="tracker-excerpt.json"))
     mirror = mirror_sources((FACTS / "debsec" / "Packages").read_text(encoding="utf-8"))
-    facts["debian_security"] = host_facts(facts["packages"], data, mirror)
+    # scanned a day after the data was fetched: within the bound (security/debsec.py)
+    scanned = datetime.fromisoformat(data.fetched) + timedelta(days=1)
+    facts["debian_security"] = host_facts(facts["packages"], data, mirror, scanned)
     return facts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from security.collector import parse_dpkg_status
 from security.debsec import (
     FORMAT,
+    MAX_DATA_AGE,
     SecurityData,
     SecurityDataError,
     SecurityJudge,
@@ -33,6 +35,8 @@ from security.versions import compare_versions
 
 DATA = Path(__file__).parent / "facts" / "debsec"
 FETCHED = "2026-12-01T02:00:00+00:00"
+# The scans here run a day after the data was fetched (the age bound has its own tests).
+SCANNED = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
 
 def tracker() -> dict:
@@ -191,7 +195,7 @@ def test_fixes_split_by_whether_the_mirror_carries_them() -> None:
 
 
 def test_the_facts_list_cve_ids_per_source_package_with_counts_and_the_date() -> None:
-    facts = host_facts(host(), data(), mirror())
+    facts = host_facts(host(), data(), mirror(), SCANNED)
     assert FETCHED in facts["data"]
     assert facts["fixed_in_mirror"][0].startswith(
         "openssh 1:9.2p1-2+deb12u2 (openssh-client, openssh-server): fixed in "
@@ -213,7 +217,7 @@ def test_the_evidence_stays_bounded() -> None:
            "open": {}}
     packages = {"installed": {f"bin{i}": "1.0-1" for i in range(40)},
                 "sources": {f"bin{i}": [f"src{i}", "1.0-1"] for i in range(40)}}
-    facts = host_facts(packages, SecurityData.from_document(doc), {})
+    facts = host_facts(packages, SecurityData.from_document(doc), {}, SCANNED)
     lines = facts["fix_not_in_mirror"]
     assert len(lines) == 21 and lines[-1] == "… 20 more source packages, 600 CVEs"
     assert lines[0].endswith(", +20 more") and lines[0].count("CVE-2026-") == 10
@@ -223,9 +227,9 @@ def check(cid: str = "packages_known_vulnerable"):
     return [c for c in load_catalog() if c.id == cid]
 
 
-def judged(packages: dict, mirror_index: dict[str, str]):
+def judged(packages: dict, mirror_index: dict[str, str], scanned: datetime = SCANNED):
     facts = {"packages": packages,
-             "debian_security": host_facts(packages, data(), mirror_index)}
+             "debian_security": host_facts(packages, data(), mirror_index, scanned)}
     [result] = evaluate_target("h", "host", check(), facts).results
     return result
 
@@ -265,6 +269,53 @@ def test_up_to_date_packages_pass_and_say_what_was_checked() -> None:
     assert "3 installed packages from 3 source packages" in result.reason
 
 
+CURRENT = {"installed": {"openssh-server": "1:9.2p1-2+deb12u5", "libc6": "2.36-9+deb12u7"},
+           "sources": {"openssh-server": ["openssh", "1:9.2p1-2+deb12u5"],
+                       "libc6": ["glibc", "2.36-9+deb12u7"]}}
+
+
+def test_data_older_than_the_bound_cannot_pass_a_host() -> None:
+    """Fixes Debian published after the data was fetched are unknown to it: the verdict may
+    not claim more than the data's date allows."""
+    fetched = datetime.fromisoformat(FETCHED)
+    assert judged(CURRENT, mirror(), fetched + MAX_DATA_AGE).status == PASS  # at the bound
+    late = fetched + MAX_DATA_AGE + timedelta(days=3)
+    result = judged(CURRENT, mirror(), late)
+    assert result.status == ERROR
+    assert f"fetched {FETCHED}" in result.reason
+    assert "fetched 10 days ago" in result.reason and "at most 7 days old" in result.reason
+    assert "opsctl mirror build --refresh" in result.reason
+
+
+def test_old_data_still_fails_a_host_for_the_fixes_it_knows() -> None:
+    behind = {"installed": {"openssh-server": "1:9.2p1-2+deb12u2"},
+              "sources": {"openssh-server": ["openssh", "1:9.2p1-2+deb12u2"]}}
+    late = datetime.fromisoformat(FETCHED) + timedelta(days=30)
+    result = judged(behind, {"openssh-server": "1:9.2p1-2+deb12u5"}, late)
+    assert result.status == FAIL and "CVE-2024-6387" in json.dumps(
+        [e.as_dict() for e in result.evidence])
+    assert any(e.note and "fetched 30 days ago" in e.note for e in result.evidence)
+
+
+def test_data_whose_date_cannot_be_read_cannot_pass_a_host() -> None:
+    doc = {**reduced(), "fetched": "yesterday"}
+    facts = host_facts(CURRENT, SecurityData.from_document(doc), mirror(), SCANNED)
+    assert facts == {"error": facts["error"]} and "('yesterday') cannot be read" in facts["error"]
+
+
+def test_the_judge_takes_the_scans_time_once() -> None:
+    before = datetime.now(UTC)
+    judge = SecurityJudge(data(), mirror())
+    assert before <= judge.now <= datetime.now(UTC)
+
+    def fetched(when: datetime) -> SecurityData:
+        return SecurityData.from_document({**reduced(), "fetched": when.isoformat()})
+
+    stale = fetched(before - MAX_DATA_AGE - timedelta(hours=1))
+    assert "error" in SecurityJudge(stale, mirror())(CURRENT)
+    assert SecurityJudge(fetched(before), mirror())(CURRENT)["fixed_in_mirror"] == []
+
+
 def test_without_security_data_the_check_is_an_error_never_a_pass() -> None:
     collected = {"schema": "opsctl-facts/1", "host": "h", "facts": {"packages": host()}}
     [result] = evaluate_facts(collected, check(), {}).results
@@ -277,7 +328,7 @@ def test_without_security_data_the_check_is_an_error_never_a_pass() -> None:
 
 
 def test_a_host_whose_packages_could_not_be_read_is_an_error() -> None:
-    judge = SecurityJudge(data(), mirror())
+    judge = SecurityJudge(data(), mirror(), SCANNED)
     assert judge({"error": "/var/lib/dpkg/status: EACCES"}) == {
         "error": "packages: /var/lib/dpkg/status: EACCES"}
     collected = {"schema": "opsctl-facts/1", "host": "h",

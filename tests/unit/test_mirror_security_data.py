@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,24 @@ def test_data_gathered_out_of_band_is_imported_from_a_file(cache: Path,
     assert result.security.state == "fetched" and held(cache)["source"] == str(gathered)
     result = mirror_build.build(security_data=f"file://{EXCERPT}")
     assert held(cache)["source"] == f"file://{EXCERPT}"
+
+
+def test_a_file_brought_in_is_as_old_as_its_modification_time(tmp_path: Path) -> None:
+    """A copy of the JSON carried in weeks later must not pass for fresh data."""
+    copy = tmp_path / "json"
+    copy.write_bytes(EXCERPT.read_bytes())
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    os.utime(copy, (month_ago.timestamp(), month_ago.timestamp()))
+    gathered = secdata.gather(str(copy))
+    assert gathered.document is not None
+    assert gathered.document["fetched"] == month_ago.isoformat(timespec="seconds")
+    # a clock behind the file's time: never dated later than the build
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert secdata.gather(str(copy), now=now).document["fetched"] == now.isoformat(
+        timespec="seconds")
+    # a source that gives no time is dated by the build
+    assert secdata.gather(TRACKER, excerpt, now=now).document["fetched"] == now.isoformat(
+        timespec="seconds")
 
 
 def test_a_named_source_that_is_not_the_trackers_json_stops_before_any_change(
