@@ -6,8 +6,10 @@ fetched on this machine), around the versions the hosts actually run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,9 @@ def tracker(fixes: dict[str, dict[str, str]]) -> dict:
 
 
 @pytest.fixture
-def mirror_with(tmp_path: Path) -> Callable[[dict | None], secdata.SecurityFacts]:
+def mirror_with(tmp_path: Path) -> Callable[..., secdata.SecurityFacts]:
     """The lab mirror's own index, with the given tracker data (None: no data at all)."""
-    def make(doc: dict | None) -> secdata.SecurityFacts:
+    def make(doc: dict | None, age: timedelta | None = None) -> secdata.SecurityFacts:
         repo = tmp_path / "mirror"
         shutil.rmtree(repo, ignore_errors=True)
         repo.mkdir()
@@ -39,6 +41,9 @@ def mirror_with(tmp_path: Path) -> Callable[[dict | None], secdata.SecurityFacts
         if doc is not None:
             source = tmp_path / "tracker.json"
             source.write_text(json.dumps(doc))
+            if age is not None:  # a copy brought in that long after it was made
+                then = (datetime.now(UTC) - age).timestamp()
+                os.utime(source, (then, then))
             gathered = secdata.gather(str(source))
             assert gathered.document is not None, gathered.problem
             secdata.store(repo, gathered)
@@ -85,6 +90,20 @@ def test_fixes_the_hosts_already_run_pass_every_host(reference, mirror_with):
                     "glibc": {"CVE-2000-0004": source_version(site, "app1", "libc6")}})
     results = verdicts(site, mirror_with(data))
     assert {h: c["status"] for h, c in results.items()} == dict.fromkeys(site.hosts, "pass")
+
+
+def test_data_a_month_old_cannot_pass_a_host(reference, mirror_with):
+    """The same data as the passing test above, brought in a month after it was fetched."""
+    site, _ = reference
+    data = tracker({"sudo": {"CVE-2000-0002": "1.8.0-1"},
+                    "openssl": {"CVE-2000-0003": source_version(site, "db1", "libssl3")},
+                    "glibc": {"CVE-2000-0004": source_version(site, "app1", "libc6")}})
+    results = verdicts(site, mirror_with(data, age=timedelta(days=30)))
+    assert set(results) == set(site.hosts)
+    for host, check in results.items():
+        assert check["status"] == "error", (host, check)
+        assert "fetched 30 days ago" in check["reason"], (host, check["reason"])
+        assert "opsctl mirror build --refresh" in check["reason"], (host, check["reason"])
 
 
 def test_without_security_data_the_check_is_an_error_never_a_pass(reference, mirror_with):
