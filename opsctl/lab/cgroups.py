@@ -54,19 +54,20 @@ def enter(machine: str, fs: Path = CGROUP_FS) -> list[Path]:
 
 
 def remove(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None,
-           grace: float = 3.0) -> None:
+           grace: float = 15.0) -> None:
     """Remove the machine's cgroups, deepest first; one still holding a process stays."""
     for directory in container_dirs(machine, fs, self_cgroup):
         if not directory.is_dir():
             continue
-        for parent, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(parent)
-        # the keeper leaves its own cgroup when it exits, just after its nspawn
+        # The container's last processes and the keeper leave their cgroups a moment after
+        # nspawn exits (a busy machine: seconds): the whole tree again until it is gone.
         deadline = time.monotonic() + grace
-        while directory.is_dir() and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)
-            time.sleep(0.05)
+        while True:
+            for parent, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)
+            if not directory.is_dir() or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         with contextlib.suppress(OSError):
             os.rmdir(directory.parent)  # opsctl-lab itself, once no lab host is left

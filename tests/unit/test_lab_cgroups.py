@@ -4,6 +4,7 @@ first, leaving one that still holds a process."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from opsctl.lab import cgroups
@@ -55,3 +56,16 @@ def test_removal_goes_deepest_first_and_keeps_what_is_busy(tmp_path: Path) -> No
     assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_dir()) == [
         "payload", "payload/init.scope"]
     assert (fs / "systemd" / "opsctl-lab" / "ref-db2" / "payload").is_dir()  # not ours to take
+
+
+def test_a_tree_whose_last_process_leaves_a_moment_later_is_removed(tmp_path: Path) -> None:
+    """After nspawn exits, the container's last processes leave their cgroups a little later
+    on a busy machine: removal tries the whole tree again until it is gone."""
+    fs = _fs(tmp_path, "systemd")
+    tree = fs / "systemd" / "opsctl-lab" / "ref-db1"
+    busy = tree / "payload" / "init.scope"
+    busy.mkdir(parents=True)
+    (busy / "held").write_text("")
+    threading.Timer(0.3, (busy / "held").unlink).start()
+    cgroups.remove("ref-db1", fs, HYBRID, grace=5)
+    assert not (fs / "systemd" / "opsctl-lab").exists()
