@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -53,16 +54,34 @@ def enter(machine: str, fs: Path = CGROUP_FS) -> list[Path]:
     return made
 
 
+def kill(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None) -> list[int]:
+    """SIGKILL, by PID, whatever is still in the machine's cgroups: its container's processes.
+    When nspawn does not power the container off in time it is killed, and the container's
+    processes live on without it; before each host had its own tree nothing found them."""
+    pids: set[int] = set()
+    for directory in container_dirs(machine, fs, self_cgroup):
+        for parent, _dirs, _files in os.walk(directory):
+            with contextlib.suppress(OSError, ValueError):
+                pids |= {int(p) for p in Path(parent, "cgroup.procs").read_text().split()}
+    pids.discard(os.getpid())
+    for pid in sorted(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return sorted(pids)
+
+
 def remove(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None,
-           grace: float = 15.0) -> None:
-    """Remove the machine's cgroups, deepest first; one still holding a process stays."""
+           grace: float = 30.0) -> None:
+    """Kill what is left in the machine's cgroups and remove them, deepest first; one still
+    holding a process after `grace` seconds stays (and `leftovers` names it)."""
     for directory in container_dirs(machine, fs, self_cgroup):
         if not directory.is_dir():
             continue
-        # The container's last processes and the keeper leave their cgroups a moment after
-        # nspawn exits (a busy machine: seconds): the whole tree again until it is gone.
+        # Killed processes leave their cgroups when they have exited, a moment later on a busy
+        # machine (seconds): kill and remove again until the tree is gone.
         deadline = time.monotonic() + grace
         while True:
+            kill(machine, fs, self_cgroup)
             for parent, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
                 with contextlib.suppress(OSError):
                     os.rmdir(parent)

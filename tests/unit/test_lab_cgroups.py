@@ -4,6 +4,9 @@ first, leaving one that still holds a process."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -69,3 +72,21 @@ def test_a_tree_whose_last_process_leaves_a_moment_later_is_removed(tmp_path: Pa
     threading.Timer(0.3, (busy / "held").unlink).start()
     cgroups.remove("ref-db1", fs, HYBRID, grace=5)
     assert not (fs / "systemd" / "opsctl-lab").exists()
+
+
+def test_what_is_left_in_a_machines_cgroups_is_killed_by_pid(tmp_path: Path) -> None:
+    """A container whose nspawn had to be killed leaves its processes running: they are in its
+    cgroups, and only there (nothing else names them)."""
+    fs = _fs(tmp_path, "systemd")
+    orphan = subprocess.Popen(["sleep", "60"])
+    try:
+        scope = fs / "systemd" / "opsctl-lab" / "ref-db1" / "payload" / "init.scope"
+        scope.mkdir(parents=True)
+        (scope / "cgroup.procs").write_text(f"{orphan.pid}\n")
+        other = fs / "systemd" / "opsctl-lab" / "ref-db2" / "payload"
+        other.mkdir(parents=True)
+        (other / "cgroup.procs").write_text(f"{os.getpid()}\n")  # another host's: untouched
+        assert cgroups.kill("ref-db1", fs, HYBRID) == [orphan.pid]
+        assert orphan.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        orphan.kill()
