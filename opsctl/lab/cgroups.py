@@ -74,19 +74,20 @@ def remove(machine: str, fs: Path = CGROUP_FS, self_cgroup: str | None = None,
            grace: float = 30.0) -> None:
     """Kill what is left in the machine's cgroups and remove them, deepest first; one still
     holding a process after `grace` seconds stays (and `leftovers` names it)."""
-    for directory in container_dirs(machine, fs, self_cgroup):
-        if not directory.is_dir():
-            continue
-        # Killed processes leave their cgroups when they have exited, a moment later on a busy
-        # machine (seconds): kill and remove again until the tree is gone.
-        deadline = time.monotonic() + grace
-        while True:
-            kill(machine, fs, self_cgroup)
-            for parent, _dirs, _files in sorted(os.walk(directory), key=lambda w: -len(w[0])):
+    trees = [d for d in container_dirs(machine, fs, self_cgroup) if d.is_dir()]
+    # Killed processes leave their cgroups when they have exited, a moment later on a busy
+    # machine (seconds): kill and remove again until the trees are gone.
+    deadline = time.monotonic() + grace
+    while trees:
+        kill(machine, fs, self_cgroup)
+        for tree in trees:
+            for parent, _dirs, _files in sorted(os.walk(tree), key=lambda w: -len(w[0])):
                 with contextlib.suppress(OSError):
                     os.rmdir(parent)
-            if not directory.is_dir() or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
+        trees = [tree for tree in trees if tree.is_dir()]
+        if not trees or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    for directory in container_dirs(machine, fs, self_cgroup):
         with contextlib.suppress(OSError):
             os.rmdir(directory.parent)  # opsctl-lab itself, once no lab host is left

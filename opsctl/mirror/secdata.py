@@ -45,7 +45,6 @@ FETCH_TIMEOUT = 30  # per socket operation: an air-gapped machine gives up soon
 NO_DATA = "no Debian security data in the mirror: run opsctl mirror build"
 
 
-
 @dataclass(frozen=True)
 class Fetched:
     """What a source gave, and when it was last modified, if it says (a file's time, an HTTP
@@ -55,7 +54,7 @@ class Fetched:
     modified: datetime | None = None
 
 
-Fetcher = Callable[[str], bytes | Fetched]
+Fetcher = Callable[[str], Fetched]
 
 
 def default_source(repo: Path) -> str | None:
@@ -105,7 +104,7 @@ def gather(source: str, fetcher: Fetcher = fetch, now: datetime | None = None) -
     now = now or datetime.now(UTC)
     try:
         got = fetcher(source)
-        raw, modified = (got.data, got.modified) if isinstance(got, Fetched) else (got, None)
+        raw, modified = got.data, got.modified
         # the data is as old as its source says, never newer than now
         dated = min(now, modified) if modified and modified.tzinfo else now
         doc = reduce_tracker(json.loads(raw), fetched=dated.isoformat(timespec="seconds"),

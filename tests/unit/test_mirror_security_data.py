@@ -51,11 +51,11 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def excerpt(_source: str) -> bytes:
-    return EXCERPT.read_bytes()
+def excerpt(_source: str) -> secdata.Fetched:
+    return secdata.Fetched(EXCERPT.read_bytes())  # a source that gives no time
 
 
-def unreachable(source: str) -> bytes:
+def unreachable(source: str) -> secdata.Fetched:
     raise OSError(f"{source}: Temporary failure in name resolution")
 
 
@@ -102,7 +102,7 @@ def test_a_current_mirror_fetches_only_what_it_lacks(cache: Path) -> None:
     mirror_build.build(refresh=True, fetcher=unreachable)  # built, no data
     calls: list[str] = []
 
-    def counting(source: str) -> bytes:
+    def counting(source: str) -> secdata.Fetched:
         calls.append(source)
         return excerpt(source)
 
@@ -159,7 +159,7 @@ def test_nothing_is_fetched_unless_a_source_was_named(cache: Path,
     monkeypatch.delenv(secdata.URL_ENV)
     calls: list[str] = []
 
-    def counting(source: str) -> bytes:
+    def counting(source: str) -> secdata.Fetched:
         calls.append(source)
         return excerpt(source)
 
@@ -178,7 +178,7 @@ def test_the_source_named_once_is_fetched_again_on_the_next_build(
     mirror_build.build(refresh=True, security_data=str(named))
     calls: list[str] = []
 
-    def counting(source: str) -> bytes:
+    def counting(source: str) -> secdata.Fetched:
         calls.append(source)
         return excerpt(source)
 
