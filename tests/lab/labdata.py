@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from opsctl.db.ops import leader_name
 from opsctl.lab.plan import plan_lab
 from opsctl.pki import pki_dir
 from opsctl.transport import for_site
@@ -34,6 +35,16 @@ def extract(site, host: str = "db1") -> tuple[int, str]:
     """The extract-desensitised action on `host`, as postgres, as its job runs it."""
     return on(site, host, "runuser", "-u", "postgres", "--", "python3", "-",
               stdin=EXTRACT.read_bytes(), timeout=300)
+
+
+def leader(site) -> str:
+    """The database host Patroni says leads now. Under load (a converge beside the
+    reference's tests on a 2-core machine) Patroni may move the leader when the leader's key
+    runs out: the extract's job runs on every database host and only the leader's copy
+    works, so a test that means "the primary" asks here rather than naming db1."""
+    name = leader_name(site, for_site(site))
+    assert name, f"{site.name}: Patroni names no leader"
+    return name
 
 
 def summary(out: str) -> dict:
