@@ -19,6 +19,7 @@ COMMANDS = {
     "rollback": "deploy:rollback", "releases": "deploy:releases", "jobs": "jobs:jobs",
     "backup": "backup:backup", "db": "db:db", "harden": "harden:harden",
     "state": "state:state", "pki": "pki:pki", "patch": "patch:patch", "aide": "aide:aide",
+    "host": "host:host",
 }
 
 

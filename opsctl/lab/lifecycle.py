@@ -16,7 +16,7 @@ from typing import Any
 from opsctl.errors import InvalidInput, LabError, NotFound, PrerequisiteMissing, Problem
 from opsctl.lab import cgroups, containers, flowcheck, mirror_server, net, ssh
 from opsctl.lab.image import ensure_image
-from opsctl.lab.plan import LabPlan, forbidden_overlaps, plan_lab
+from opsctl.lab.plan import LabPlan, PlanConflict, forbidden_overlaps, grow, plan_lab
 from opsctl.lab.state import facts_dir, lab_dir
 from opsctl.network.flows import boundary_rules
 from opsctl.network.nftables import boundary_ruleset, control_port_ruleset
@@ -89,9 +89,15 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
     plan = plan_lab(site)
     lab = ensure_private_dir(lab_dir(site.name))
     state = LabState.load(lab)
-    if state and state.plan != plan:
-        raise LabError(f"lab {site.name} is up with a different topology; run "
-                       f"`opsctl lab down --site {site.name}` first")
+    if state:
+        # A host added to the site joins the running lab; a host taken out keeps running
+        # (its data stays, as a retired server's does) until `lab down`.
+        try:
+            plan = grow(state.plan, plan)
+        except PlanConflict as exc:
+            raise LabError(f"lab {site.name} is up with a different topology ({exc}); run "
+                           f"`opsctl lab down --site {site.name}` first") from None
+        state.plan = plan
     # A site whose mirror is one of its hosts (site.mirror) gets nothing from the control node.
     serves_mirror = site.mirror.host is None
     state = state or LabState(plan, mirror_port=site.mirror_port if serves_mirror else None)
@@ -119,11 +125,11 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
 
     admin = ssh.admin(site, lab)
     containers.check_inotify_headroom(sum(
-        1 for node in plan.hosts()
-        if not containers.is_container_process(state.pids.get(node.name), node.machine)))
+        1 for node in plan.hosts() if node.name in site.hosts
+        and not containers.is_container_process(state.pids.get(node.name), node.machine)))
     host_keys: dict[str, str] = {}
     booted, running = [], []
-    for node in plan.hosts():
+    for node in (n for n in plan.hosts() if n.name in site.hosts):
         host_dir = lab / "hosts" / node.name
         merged = containers.mount_overlay(image, host_dir)
         host_keys[node.name] = containers.prepare_root(
@@ -138,8 +144,8 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
     ssh.write_client_files(site, lab, host_keys)
 
     progress("waiting for SSH")
-    addresses = {n.name: n.address.split("/")[0] for n in plan.hosts()}
-    silent = ssh.wait_for_ssh(site, [n.name for n in plan.hosts()], addresses)
+    addresses = {n.name: n.address.split("/")[0] for n in plan.hosts() if n.name in site.hosts}
+    silent = ssh.wait_for_ssh(site, list(addresses), addresses)
     if silent:
         raise LabError(f"lab {site.name}: no SSH from {', '.join(silent)} within 90 s; "
                        f"see {lab}/hosts/<host>/console.log")
@@ -214,6 +220,9 @@ def status(site: Site) -> list[HostStatus]:
     def one(node) -> HostStatus:
         address = node.address.split("/")[0]
         alive = containers.is_container_process(state.pids.get(node.name), node.machine)
+        if node.name not in site.hosts:  # retired: still in the lab, no longer the site's
+            return HostStatus(node.name, address, node.zone, "running" if alive else "stopped",
+                              False, "retired")
         reachable = alive and ssh.port_open(address, site.spec.connection.port)
         systemd = "unknown"
         if reachable:

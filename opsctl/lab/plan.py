@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from opsctl.site.model import Site
@@ -114,6 +114,46 @@ def plan_lab(site: Site) -> LabPlan:
         bridges=bridges, nodes=nodes,
         routes=[str(z.cidr) for z in site.zones.values() if z.name != control_zone.name],
     )
+
+
+class PlanConflict(ValueError):
+    """The site asks for a lab that a running one cannot become without `lab down`."""
+
+
+def _same_node(a: NodePlan, b: NodePlan) -> bool:
+    # The router's leg is a name the plan picks by position; a host listed before it in
+    # hosts.yml moves it, and the running leg keeps its name.
+    return replace(a, router_leg="") == replace(b, router_leg="")
+
+
+def grow(stored: LabPlan, wanted: LabPlan) -> LabPlan:
+    """The plan a running lab of `stored` becomes for a site that now wants `wanted`.
+
+    Hosts the site added join with legs of their own. Hosts the site no longer has stay in
+    the plan, as a retired server stays in its rack with its data: `lab down` still removes
+    them. Anything else (a zone, an address, the control link) is a different topology.
+    """
+    if replace(stored, nodes=[]) != replace(wanted, nodes=[]):
+        raise PlanConflict("its zones, router or control link differ")
+    nodes = list(stored.nodes)
+    for node in wanted.nodes:
+        old = stored.node(node.name)
+        if old is not None:
+            if not _same_node(old, node):
+                raise PlanConflict(f"host {node.name} moved ({old.zone} {old.address} -> "
+                                   f"{node.zone} {node.address})")
+            continue
+        taken = next((n.name for n in nodes if n.address.split("/")[0]
+                      == node.address.split("/")[0]), None)
+        if taken:
+            raise PlanConflict(f"new host {node.name} takes the address of {taken} "
+                               f"({node.address.split('/')[0]})")
+        legs = {n.router_leg for n in nodes}
+        leg, i = node.router_leg, 0
+        while leg in legs:
+            leg, i = _ifname(f"{node.router_leg[:2]}{i}"), i + 1
+        nodes.append(replace(node, router_leg=leg))
+    return replace(stored, nodes=nodes)
 
 
 def forbidden_overlaps(site: Site) -> list[str]:

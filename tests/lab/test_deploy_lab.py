@@ -37,12 +37,12 @@ class Load:
     """The load client running in `public` until stopped (or its count / time bound)."""
 
     def __init__(self, site, count: int = 200_000, seconds: float = 240, threads: int = 4,
-                 ca: Path | None = None, follow_ca: bool = False):
+                 ca: Path | None = None, follow_ca: bool = False, lb: str = "lb1"):
         """`ca`: the site CA unless told; `follow_ca`: read it again when it changes."""
         tmp = Path(tempfile.mkdtemp(prefix="opsctl-load-"))
         self.stop_file, self.out = tmp / "stop", tmp / "out.json"
         netns = plan_lab(site).node("public").netns
-        url = f"https://{site.hosts['lb1'].address}/query/version"
+        url = f"https://{site.hosts[lb].address}/query/version"
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", netns, "python3", str(LOADGEN), url,
              "--ca", str(ca or pki_dir(site.name) / "ca.crt"), "--count", str(count),

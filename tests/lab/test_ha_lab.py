@@ -58,30 +58,39 @@ def ensure_db1_leads(site) -> None:
     wait_healthy(site, "db1", 180)
 
 
-def dsn(site, database: str, attrs: str) -> str:
-    hosts = ",".join(str(site.hosts[h].address) for h in ("db1", "db2"))
+def dsn(site, database: str, attrs: str, members: tuple[str, ...] = ("db1", "db2")) -> str:
+    hosts = ",".join(str(site.hosts[h].address) for h in members)
     return (f"host={hosts} port=5432 dbname={database} user=app sslmode=verify-full "
             f"sslrootcert={CA} connect_timeout=2 target_session_attrs={attrs}")
 
 
 class InsertStream(threading.Thread):
-    """Inserts (run, n) for `seconds` from app1, one psql connection per insert."""
+    """Inserts (run, n) for `seconds` (or until `stop`) from `app`, one psql connection per
+    insert, through the multi-host string of `members`."""
 
-    def __init__(self, site, run: str, seconds: int, pause: float = 0.05) -> None:
+    def __init__(self, site, run: str, seconds: int, pause: float = 0.05, app: str = "app1",
+                 members: tuple[str, ...] = ("db1", "db2")) -> None:
         super().__init__(daemon=True)
         self.site, self.run_id, self.seconds, self.pause = site, run, seconds, pause
+        self.app, self.members = app, members
+        self.stop_file = f"/tmp/opsctl-inserts-{run}.stop"
         self.acked: list[int] = []
         self.attempts = 0
+
+    def stop(self) -> None:
+        """Ends the stream at its next insert and waits for it."""
+        on(self.site, self.app, "touch", self.stop_file)
+        self.join(timeout=120)
 
     def run(self) -> None:
         password = (secrets_dir(self.site.name) / "postgresql_app").read_text().split()[0]
         script = (
             f'end=$((SECONDS+{self.seconds})); i=0; '
-            f'while [ $SECONDS -lt $end ]; do i=$((i+1)); '
+            f'while [ $SECONDS -lt $end ] && [ ! -e {self.stop_file} ]; do i=$((i+1)); '
             f'psql "$0" -XAtqc "INSERT INTO {TABLE} (run, n) VALUES (\'{self.run_id}\', $i) '
             f'RETURNING \'ack \' || n" 2>/dev/null; sleep {self.pause}; done; echo "tried $i"')
-        code, out = on(self.site, "app1", "env", f"PGPASSWORD={password}", "bash", "-c",
-                       script, dsn(self.site, "operational", "read-write"),
+        code, out = on(self.site, self.app, "env", f"PGPASSWORD={password}", "bash", "-c",
+                       script, dsn(self.site, "operational", "read-write", self.members),
                        timeout=self.seconds + 120)
         for line in out.splitlines():
             if line.startswith("ack "):
@@ -99,8 +108,8 @@ def crash_host(site, host: str) -> None:
     lifecycle.stop_host(site.name, host)  # lets the lab forget it; `lab up` boots it again
 
 
-def prepare_table(site) -> None:
-    sql(site, "db1", "operational", "SET ROLE operational_owner; CREATE TABLE IF NOT EXISTS "
+def prepare_table(site, leader: str = "db1") -> None:
+    sql(site, leader, "operational", "SET ROLE operational_owner; CREATE TABLE IF NOT EXISTS "
         f"{TABLE} (run text, n int, at timestamptz DEFAULT clock_timestamp(), "
         "PRIMARY KEY (run, n))")
 

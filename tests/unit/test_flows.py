@@ -66,7 +66,7 @@ def test_internet_zone_reaches_mgmt_only_at_the_mirror(site):
 def test_host_inbound_rules_name_only_flows_to_that_host(site):
     db1 = {r.flow for r in inbound_rules(site, "db1")}
     assert db1 == {"app-db", "db-replication", "backup-db", "mgmt-ssh", "mgmt-agent",
-                   "dcs", "db-patroni", "mgmt-patroni"}
+                   "dcs", "db-dcs", "db-patroni", "mgmt-patroni"}
     lb1 = {r.flow for r in inbound_rules(site, "lb1")}
     assert lb1 == {"public-https", "mgmt-ssh", "mgmt-agent"}
     for rule in inbound_rules(site, "db1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from opsctl.lab.image import debian_mirror
@@ -66,3 +67,38 @@ def test_flow_matrix_expectations_follow_the_whitelist():
     ports = {p for f in site.flows if f.proto == "tcp" for p in f.ports}
     assert 123 not in ports and any(f.proto == "udp" for f in site.flows)
     assert len(probes) == (1 + 1 + 7) * 8 * len(ports) - 7 * len(ports) - len(ports)
+
+
+def test_a_running_lab_grows_by_the_hosts_the_site_adds_and_keeps_those_it_retires(site_copy):
+    from opsctl import hosts
+    from opsctl.lab.plan import grow
+
+    before = plan_lab(load_site(site_copy))
+    site = hosts.add(load_site(site_copy), "app3", "172.31.20.23", ["app"])
+    after = grow(before, plan_lab(site))
+    # the running hosts keep their legs, though app3 sits before db1 in hosts.yml
+    assert after.nodes[:len(before.nodes)] == before.nodes
+    app3 = after.node("app3")
+    assert app3 and app3.address == "172.31.20.23/24" and app3.container
+    legs = [n.router_leg for n in after.nodes]
+    assert len(set(legs)) == len(legs) and all(len(leg) <= 15 for leg in legs)
+    # retired: out of the site, still in the lab (its data stays) until `lab down`
+    site = hosts.hosts_file.edit_hosts(site, hosts.hosts_file.remove_hosts(["app2"]))
+    assert grow(after, plan_lab(site)) == after
+
+
+def test_a_lab_cannot_become_a_different_topology(site_copy):
+    from opsctl import hosts
+    from opsctl.lab.plan import PlanConflict, grow
+
+    before = plan_lab(load_site(site_copy))
+    path = site_copy / "hosts.yml"
+    path.write_text(path.read_text().replace("172.31.30.12", "172.31.30.19"))
+    with pytest.raises(PlanConflict, match="host db2 moved"):
+        grow(before, plan_lab(load_site(site_copy)))
+    path.write_text(path.read_text().replace("172.31.30.19", "172.31.30.12"))
+    site = hosts.hosts_file.edit_hosts(load_site(site_copy),
+                                       hosts.hosts_file.remove_hosts(["app2"]))
+    site = hosts.add(site, "app3", "172.31.20.22", ["app"])  # the retired app2's address
+    with pytest.raises(PlanConflict, match="app3 takes the address of app2"):
+        grow(before, plan_lab(site))

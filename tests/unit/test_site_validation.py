@@ -114,7 +114,6 @@ def test_flow_with_invalid_port(capsys, site_copy):
 def test_required_group_missing(capsys, site_copy):
     def drop_backup(d):
         d["all"]["children"].pop("backup")
-        d["all"]["children"]["dcs"]["children"].pop("backup")  # it would name it again
 
     edit(site_copy / "hosts.yml", drop_backup)
     code, _, err = run(capsys, "site", "validate", str(site_copy))

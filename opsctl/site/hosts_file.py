@@ -1,0 +1,123 @@
+"""Edits to a site's hosts.yml that keep what the operator wrote there: comments, order and
+layout (a round trip through ruamel.yaml). An edit is judged on a copy of the site first: a
+site it would break is refused (exit 2) and the file is left as it was."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from opsctl.errors import InvalidInput, Problem
+from opsctl.site.model import Site, load_site
+from opsctl.site.yamlfile import display_path
+
+HOSTS_FILE = "hosts.yml"
+
+Edit = Callable[[CommentedMap], None]
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def _groups(node: Any, name: str = "") -> Iterator[tuple[str, CommentedMap]]:
+    """Every group mapping of the inventory tree, with its name."""
+    if not isinstance(node, CommentedMap):
+        return
+    if name:
+        yield name, node
+    for child_name, child in (node.get("children") or {}).items():
+        yield from _groups(child, str(child_name))
+
+
+def _top_groups(data: CommentedMap) -> Iterator[tuple[str, CommentedMap]]:
+    for name, body in data.items():
+        if isinstance(body, CommentedMap):
+            yield str(name), body
+            for pair in _groups(body):
+                if pair[1] is not body:
+                    yield pair
+
+
+def add_host(name: str, address: str, groups: list[str]) -> Edit:
+    """The host under each of `groups`, its address (ansible_host) under the first (its
+    zone's group, where the reference site keeps each host's address)."""
+    def edit(data: CommentedMap) -> None:
+        found = {g: body for g, body in _top_groups(data) if g in groups}
+        missing = [g for g in groups if g not in found]
+        if missing:
+            raise InvalidInput([Problem(HOSTS_FILE, f"group {g}", "no such group")
+                                for g in missing])
+        for i, group in enumerate(groups):
+            body = found[group]
+            if body.get("hosts") is None:
+                # a group that has only children gets its hosts first, as Ansible lists them
+                body.insert(0, "hosts", CommentedMap())
+            entry = CommentedMap(ansible_host=address) if i == 0 else None
+            body["hosts"][name] = entry
+    return edit
+
+
+def remove_hosts(names: Iterable[str]) -> Edit:
+    """The hosts out of every group; a group left with no hosts keeps an empty mapping
+    (the site's validation says whether it may be empty)."""
+    gone = set(names)
+
+    def edit(data: CommentedMap) -> None:
+        for _, body in _top_groups(data):
+            hosts = body.get("hosts")
+            if isinstance(hosts, CommentedMap):
+                for host in [h for h in hosts if h in gone]:
+                    del hosts[host]
+    return edit
+
+
+def edited_text(text: str, edit: Edit) -> str:
+    yaml = _yaml()
+    data = yaml.load(text)
+    edit(data)
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def judge(site: Site, edit: Edit) -> str:
+    """The text of hosts.yml after `edit`, once the site it makes loads cleanly; nothing is
+    written (InvalidInput names the real file and what the edit would break)."""
+    path = site.directory / HOSTS_FILE
+    text = edited_text(path.read_text(), edit)
+    with tempfile.TemporaryDirectory(prefix="opsctl-site-") as tmp:
+        trial = Path(tmp) / site.directory.name
+        shutil.copytree(site.directory, trial, symlinks=True)
+        (trial / HOSTS_FILE).write_text(text)
+        try:
+            load_site(trial)
+        except InvalidInput as exc:
+            raise InvalidInput([Problem(display_path(path), p.key, p.reason)
+                                for p in exc.problems]) from None
+    return text
+
+
+def write(site: Site, text: str) -> Site:
+    """hosts.yml replaced by `text` (from `judge`) in one rename; the site as it is now."""
+    path = site.directory / HOSTS_FILE
+    staged = path.with_name(f".{HOSTS_FILE}.tmp")
+    staged.write_text(text)
+    staged.replace(path)
+    return load_site(site.directory)
+
+
+def edit_hosts(site: Site, edit: Edit) -> Site:
+    """hosts.yml of `site` edited in place, once the edited site loads cleanly."""
+    return write(site, judge(site, edit))
