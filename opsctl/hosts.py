@@ -5,11 +5,12 @@ model reaches (balancer upstreams, both firewalls, Prometheus targets, the sched
 pg_hba, Patroni membership) is written from the inventory, and the playbooks bring a new host
 up before the balancer sends it anything (components play before the balancer's).
 
-Retiring goes from the outside in, so that no request fails and no acknowledged row is lost:
-the leadership moves off a retiring database member (Patroni switchover); the host is drained
-at every balancer; its platform services are stopped and disabled (a database member leaves
-Patroni's cluster, its data stays on disk); then it leaves hosts.yml and the rest of the site
-is converged without it. Its data and its operating system are left for the operator.
+Retiring goes from the outside in, so that no request fails, no acknowledged row is lost and
+nothing alerts: the leadership moves off a retiring database member (Patroni switchover); the
+host is drained at every balancer; it leaves hosts.yml and the rest of the site is converged
+without it (balancers, firewalls, Prometheus' targets, the agents' expected replicas, pg_hba);
+then its platform services are stopped and disabled (a database member leaves Patroni's
+cluster, its data stays on disk). Its data and its operating system are left for the operator.
 
 Edge: hosts through the site's transport; what the site says of itself through `Platform`,
 which tests replace.
@@ -168,11 +169,11 @@ def _stop_units(t: Transport, host: str, units: tuple[str, ...]) -> list[str]:
 
 def retire(site: Site, hosts: list[str], apply_request: Any = None,
            progress: Progress = lambda _m: None, on_event: Callable[[Any], None] = lambda _e: None,
-           transport: Transport | None = None,
-           platform: Platform | None = None, clock: Callable[[], float] = time.monotonic,
+           transport: Transport | None = None, platform: Platform | None = None,
+           clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> RetireResult:
     """Retire `hosts` from `site` (see the module's docstring). RetireFailed names the step
-    that failed and what was done before it; the result's record is the rest's converge."""
+    that failed and what was done before it; a failed converge is the result's record."""
     plan = retire_plan(site, hosts)
     t = transport or for_site(site)
     if apply_request is None:
@@ -203,9 +204,27 @@ def retire(site: Site, hosts: list[str], apply_request: Any = None,
             progress(f"drain {', '.join(leaving)} of {component} at the balancers")
             p.set_drained(component, set(leaving))
             done.append(f"{', '.join(leaving)} drained of {component}")
+    except (OpsctlError, HostError) as exc:
+        raise failed(str(exc)) from None
+
+    # The rest first, while the hosts still run: the balancers, Prometheus' targets and the
+    # agents' expected replicas forget them before their services stop, so nothing alerts
+    # on a planned change.
+    progress("hosts.yml without them; converge the rest of the site")
+    result.record = p.apply(hosts_file.write(site, plan.hosts_text))
+    done.append(f"out of hosts.yml; the rest converged (run {result.record.id}, "
+                f"{result.record.result})")
+    if not result.ok:
+        by_hand = "; ".join(f"{h}: systemctl disable --now {' '.join(units)}"
+                            for h, units in plan.units.items())
+        raise failed(f"the converge of the rest failed (run {result.record.id}): run "
+                     f"`opsctl apply`, then stop their services by hand ({by_hand})")
+    # hosts.yml no longer names them: reach them as the site was (its ssh_config again).
+    old = transport or for_site(site)
+    try:
         for name, units in plan.units.items():
             progress(f"stop and disable on {name}: {', '.join(units)}")
-            result.stopped[name] = _stop_units(t, name, units)
+            result.stopped[name] = _stop_units(old, name, units)
             done.append(f"{name}: stopped {', '.join(result.stopped[name]) or 'nothing'}")
         if plan.db_members:
             deadline = clock() + MEMBER_GONE_TIMEOUT
@@ -216,14 +235,9 @@ def retire(site: Site, hosts: list[str], apply_request: Any = None,
                 sleep(1)
     except (OpsctlError, HostError) as exc:
         raise failed(str(exc)) from None
-    progress("hosts.yml without them; converge the rest of the site")
-    now = hosts_file.write(site, plan.hosts_text)
-    result.record = p.apply(now)
-    summary = (f"{'ok' if result.ok else 'failed'}: {', '.join(plan.hosts)} retired"
-               f"{' (converge ' + result.record.result + ')' if not result.ok else ''}"
-               f", run {result.record.id}")
     audit.append("host.retire", {"site": site.name, "hosts": list(plan.hosts),
-                                 "run": result.record.id}, summary)
+                                 "run": result.record.id},
+                 f"ok: {', '.join(plan.hosts)} retired, run {result.record.id}")
     return result
 
 

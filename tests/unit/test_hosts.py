@@ -174,13 +174,14 @@ def test_a_retirement_moves_the_leader_drains_stops_then_converges_the_rest(
     fake = FakePlatform(leader="db3")
     result = hosts.retire(site, ["app3", "db3"], transport=FakeHosts(fake.log),
                           platform=fake.platform(), sleep=lambda _s: None)
+    # the rest converges (balancers, targets, expected replicas) before anything stops
     assert fake.log == [
         "switchover db3 -> db1",
         "drain query-service app3", "drain access-gateway app3",
+        "apply",
         "stop app3 query-service.service access-gateway.service opsctl-scheduler.service "
         "opsctl-monitor.service",
-        "stop db3 patroni.service opsctl-scheduler.service opsctl-monitor.service",
-        "apply"]
+        "stop db3 patroni.service opsctl-scheduler.service opsctl-monitor.service"]
     assert result.ok and result.switched_over == ("db3", "db1")
     assert fake.applied_to == sorted(load_site("reference").hosts)
     assert "app3" not in load_site(site_copy).hosts
@@ -194,16 +195,44 @@ def test_units_a_host_does_not_have_are_not_asked_to_stop(site_copy, state_dir):
         "opsctl-scheduler.service" in fake.log
 
 
-def test_a_failed_step_stops_the_retirement_before_hosts_yml_changes(site_copy, state_dir):
+def test_a_failed_drain_stops_the_retirement_before_hosts_yml_changes(site_copy, state_dir):
+    from opsctl.deploy.plan import DeployFailed
+
     site = grown(site_copy)
     before = (site_copy / "hosts.yml").read_text()
     fake = FakePlatform(leader="db1")
+    platform = fake.platform()
+
+    def refuse(component, hosts_):
+        raise DeployFailed(f"lb1: could not set the backends of {component}")
+    platform.set_drained = refuse
     with pytest.raises(hosts.RetireFailed) as failed:
-        hosts.retire(site, ["db3"], transport=FakeHosts(fake.log, fail="db3"),
+        hosts.retire(site, ["app3"], transport=FakeHosts(fake.log), platform=platform)
+    assert "could not set the backends" in str(failed.value)
+    assert "nothing was changed" in str(failed.value)
+    assert fake.log == []
+    assert (site_copy / "hosts.yml").read_text() == before
+
+
+def test_a_failed_converge_leaves_the_services_running_and_says_what_is_left(
+        site_copy, state_dir):
+    fake = FakePlatform(leader="db1", result="failed")
+    with pytest.raises(hosts.RetireFailed) as failed:
+        hosts.retire(grown(site_copy), ["db3"], transport=FakeHosts(fake.log),
+                     platform=fake.platform())
+    assert fake.log == ["apply"]  # nothing stopped
+    said = str(failed.value)
+    assert "run `opsctl apply`" in said and "db3: systemctl disable --now patroni.service" in said
+    assert "db3" not in load_site(site_copy).hosts
+
+
+def test_a_service_that_will_not_stop_is_named(site_copy, state_dir):
+    fake = FakePlatform(leader="db1")
+    with pytest.raises(hosts.RetireFailed) as failed:
+        hosts.retire(grown(site_copy), ["db3"], transport=FakeHosts(fake.log, fail="db3"),
                      platform=fake.platform())
     assert "db3: could not stop patroni.service" in str(failed.value)
-    assert "apply" not in fake.log
-    assert (site_copy / "hosts.yml").read_text() == before
+    assert "out of hosts.yml; the rest converged" in str(failed.value)
 
 
 def test_a_member_patroni_still_lists_stops_the_retirement(site_copy, state_dir):
@@ -214,7 +243,6 @@ def test_a_member_patroni_still_lists_stops_the_retirement(site_copy, state_dir)
     with pytest.raises(hosts.RetireFailed, match="Patroni still lists db3"):
         hosts.retire(grown(site_copy), ["db3"], transport=FakeHosts(fake.log),
                      platform=platform, clock=lambda: next(clock), sleep=lambda _s: None)
-    assert "apply" not in fake.log
 
 
 def test_a_host_that_does_not_answer_changes_nothing(site_copy, state_dir):
