@@ -63,8 +63,10 @@ def matrix(site: Site, plan: LabPlan, sources: list[str] | None = None) -> list[
     By default the sources are the control node, each client (public) and every host.
     """
     eps = endpoints(site, plan)
-    names = sources or ["control", *[n.name for n in plan.nodes]]
-    dests = [eps[n.name] for n in plan.hosts()] + [eps["control"]]
+    # a retired host (still in the lab, no longer in the site) is none of the site's flows
+    nodes = [n for n in plan.nodes if n.name in site.hosts or not n.container]
+    names = sources or ["control", *[n.name for n in nodes]]
+    dests = [eps[n.name] for n in nodes if n.container] + [eps["control"]]
     return build_matrix(site, [eps[n] for n in names], dests)
 
 

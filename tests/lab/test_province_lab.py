@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 
 import background
@@ -108,6 +109,12 @@ def test_the_province_grows_by_an_app_and_a_database_host_and_retires_them_under
         steps.set_drained(site, t, "query-service", set())
     assert answered == [200] * 10
 
+    # db3 reaches the leader's PostgreSQL and the store while it is a member
+    state = lifecycle.LabState.load(lab_dir(site.name))
+    reaches = {(str(site.hosts[first].address), 5432), (str(site.hosts[first].address), 2379)}
+    assert connects(state.plan.node(db3).netns, reaches) == reaches
+
+    started = time.monotonic()
     with under_load(site, "retire", members) as seen:
         done = opsctl("host", "retire", app3, db3, "--site", where, "--skip-tags",
                       "hardening-aide", "-o", "json", timeout=1800)
@@ -123,6 +130,14 @@ def test_the_province_grows_by_an_app_and_a_database_host_and_retires_them_under
     assert cluster["healthy"] and {m["name"] for m in cluster["members"]} == set(members)
     assert agents_up(site) == set(site.hosts)
     assert [r.as_dict() for r in lifecycle.check_flows(site) if not r.ok] == []
+    # the retired member is let in nowhere any more (the host firewalls)
+    assert connects(state.plan.node(db3).netns, reaches) == set()
+    # and no alert fired for the planned change
+    window = f"{int(time.monotonic() - started) + 60}s"
+    fired = {(r["metric"]["alertname"], r["metric"].get("host", ""),
+              r["metric"].get("replica", ""))
+             for r in query(site, f'max_over_time(ALERTS{{alertstate="firing"}}[{window}])')}
+    assert not {a for a in fired if app3 in a or db3 in a}, fired
     backends = on(site, f"{site.name}-lb1", "cat", balancer.backends_path("query-service"))[1]
     assert app3 not in backends and str(added[app3][0]) not in backends
     # stopped, disabled, and its data left: the retired member's cluster is still on disk
@@ -162,6 +177,21 @@ def under_load(site, run: str, members: tuple[str, ...]):
         seen.lost = sorted(set(inserts.acked) - kept)
         assert result["requests"] >= 100 and len(inserts.acked) >= 50, \
             (result["requests"], len(inserts.acked))
+
+
+def connects(netns: str, targets: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Those of `targets` a TCP connection from `netns` reaches within 2 s."""
+    code = ("import socket, sys\n"
+            "for t in sys.argv[1:]:\n"
+            "    a, p = t.split(':')\n"
+            "    try:\n"
+            "        socket.create_connection((a, int(p)), timeout=2).close(); print(t)\n"
+            "    except OSError:\n"
+            "        pass\n")
+    done = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", code,
+                           *(f"{a}:{p}" for a, p in sorted(targets))],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return {(t.split(":")[0], int(t.split(":")[1])) for t in done.stdout.split()}
 
 
 def db_status(site) -> dict:
