@@ -27,15 +27,13 @@ from typing import Any
 from opsctl import audit
 from opsctl.apply import history
 from opsctl.errors import InvalidInput, OpsctlError, Problem
+from opsctl.roles import role_default
 from opsctl.site import hosts_file
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
 
 Progress = Callable[[str], None]
 
-DB_GROUP = "db"
-DB_PRIMARY_GROUP = "db_primary"  # the member that bootstraps a new cluster (postgresql role)
-STORE_GROUP = "dcs"  # etcd's members: a fixed three, not grown or shrunk here
 PATRONI_UNIT = "patroni.service"
 # What every managed host runs for the platform besides its components: a retired host must
 # not run the scheduler's jobs (an extract on a stopped database member) or look scraped.
@@ -61,17 +59,26 @@ class RetirePlan:
                 "db_members": list(self.db_members)}
 
 
+def _groups() -> tuple[str, str, str]:
+    """(database members, the member a new cluster starts from, etcd's members: a fixed
+    three, not grown or shrunk here), as the postgresql role names them."""
+    return (role_default("postgresql", "postgresql_db_group"),
+            role_default("postgresql", "postgresql_primary_group"),
+            role_default("postgresql", "postgresql_etcd_group"))
+
+
 def _refusals(site: Site, hosts: list[str]) -> list[Problem]:
+    _, primary_group, store_group = _groups()
     problems = []
     for name in hosts:
         groups = site.hosts[name].groups
-        if STORE_GROUP in groups:
+        if store_group in groups:
             problems.append(Problem("HOST", name, f"a member of Patroni's etcd store (group "
-                                    f"{STORE_GROUP}); the store keeps its three members"))
-        if DB_PRIMARY_GROUP in groups:
-            problems.append(Problem("HOST", name, f"the inventory's {DB_PRIMARY_GROUP} (the "
+                                    f"{store_group}); the store keeps its three members"))
+        if primary_group in groups:
+            problems.append(Problem("HOST", name, f"the inventory's {primary_group} (the "
                                     "member a new cluster starts from); name another member "
-                                    f"{DB_PRIMARY_GROUP} in hosts.yml first"))
+                                    f"{primary_group} in hosts.yml first"))
         if site.mirror.host == name:
             problems.append(Problem("HOST", name, "serves the site's mirror (site.mirror)"))
     for component, spec in site.spec.components.items():
@@ -97,13 +104,14 @@ def retire_plan(site: Site, hosts: list[str]) -> RetirePlan:
         leaving = tuple(h.name for h in site.hosts_in(spec.group) if h.name in chosen)
         if leaving and site.groups.get("lb"):
             drain[component] = leaving
+    db_group = _groups()[0]
     units = {}
     for name in chosen:
         groups = site.hosts[name].groups
         own = [f"{c}.service" for c, spec in site.spec.components.items()
                if spec.group in groups]
-        units[name] = (*own, *((PATRONI_UNIT,) if DB_GROUP in groups else ()), *AGENT_UNITS)
-    members = tuple(h for h in chosen if DB_GROUP in site.hosts[h].groups)
+        units[name] = (*own, *((PATRONI_UNIT,) if db_group in groups else ()), *AGENT_UNITS)
+    members = tuple(h for h in chosen if db_group in site.hosts[h].groups)
     return RetirePlan(tuple(chosen), drain, units, members, text)
 
 
@@ -196,7 +204,7 @@ def retire(site: Site, hosts: list[str], apply_request: Any = None,
 
     try:
         if plan.db_members and (leader := p.leader()) in plan.db_members:
-            to = next(h.name for h in site.hosts_in(DB_GROUP) if h.name not in plan.hosts)
+            to = next(h.name for h in site.hosts_in(_groups()[0]) if h.name not in plan.hosts)
             progress(f"switchover: {leader} -> {to}")
             result.switched_over = (leader, p.switchover(to))
             done.append(f"leader moved {leader} -> {result.switched_over[1]}")
