@@ -232,3 +232,15 @@ def test_deploy_refused_when_a_dependency_is_unhealthy(monkeypatch, site_copy) -
         engine.deploy(site, engine.DeployRequest("access-gateway", "1.0.1"))
     # Only probes ran: no drain, no switch.
     assert not [a for _h, a in hosts.commands if a[:2] == ["sh", "-c"]]
+
+
+def test_a_rolling_restart_waits_out_the_balancers_fail_timeout():
+    """The component role restarts one host at a time and pauses before the next: long
+    enough for the balancer to have taken the restarted host back (nginx leaves a backend
+    that failed alone for lb_fail_timeout), or two hosts would be out at once."""
+    from opsctl.roles import role_default
+
+    pause = int(role_default("component", "component_restart_pause"))
+    fail_timeout = str(role_default("lb", "lb_fail_timeout"))
+    assert fail_timeout.endswith("s")
+    assert pause >= int(fail_timeout[:-1])

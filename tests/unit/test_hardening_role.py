@@ -193,3 +193,21 @@ def test_whatever_tags_select_a_task_also_select_the_reads_it_uses() -> None:
             if task.get("register") != var and re.search(rf"\b{var}\b", text) and extra:
                 missing[f"{task['name']} <- {var}"] = sorted(extra)
     assert missing == {}
+
+
+def test_skipping_aide_skips_only_aide() -> None:
+    """The province lab (and an operator short of time) converges with `--skip-tags
+    hardening-aide`: that may leave out AIDE's own tasks, never another concern's packages
+    (a shared install task once took auditd and libpam-pwquality with it, and the PAM task
+    then changed on every later apply)."""
+    skipped = [(name, task) for name, task in tasks()
+               if "hardening-aide" in task.get("tags", [])]
+    assert skipped
+    for name, task in skipped:
+        assert name == "aide.yml" or "aide" in task["name"].lower(), (name, task["name"])
+        others = {t for t in task["tags"] if t.startswith("hardening-")} - {
+            "hardening-aide", "hardening-packages"}
+        assert not others, (task["name"], others)
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert set(defaults["hardening_aide_packages"]) == {"aide", "aide-common"}
+    assert not {"aide", "aide-common"} & set(defaults["hardening_packages"])
