@@ -270,4 +270,4 @@ def add(site: Site, name: str, address: str, groups: list[str]) -> Site:
                                     f"({', '.join(sorted(set(site.groups) - set(site.zones)))})")
                             for g in unknown])
     edit = hosts_file.add_host(name, address, [zone.name, *dict.fromkeys(groups)])
-    return hosts_file.write(site, hosts_file.judge(site, edit))
+    return hosts_file.edit_hosts(site, edit)

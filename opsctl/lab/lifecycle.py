@@ -124,12 +124,14 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
         state.save(lab)
 
     admin = ssh.admin(site, lab)
+    # the site's hosts: a retired one stays as it is, out of the site's connection model
+    hosts = [n for n in plan.hosts() if n.name in site.hosts]
     containers.check_inotify_headroom(sum(
-        1 for node in plan.hosts() if node.name in site.hosts
-        and not containers.is_container_process(state.pids.get(node.name), node.machine)))
+        1 for node in hosts
+        if not containers.is_container_process(state.pids.get(node.name), node.machine)))
     host_keys: dict[str, str] = {}
     booted, running = [], []
-    for node in (n for n in plan.hosts() if n.name in site.hosts):
+    for node in hosts:
         host_dir = lab / "hosts" / node.name
         merged = containers.mount_overlay(image, host_dir)
         host_keys[node.name] = containers.prepare_root(
@@ -144,7 +146,7 @@ def up(site: Site, progress: Progress = lambda _msg: None) -> UpResult:
     ssh.write_client_files(site, lab, host_keys)
 
     progress("waiting for SSH")
-    addresses = {n.name: n.address.split("/")[0] for n in plan.hosts() if n.name in site.hosts}
+    addresses = {n.name: n.address.split("/")[0] for n in hosts}
     silent = ssh.wait_for_ssh(site, list(addresses), addresses)
     if silent:
         raise LabError(f"lab {site.name}: no SSH from {', '.join(silent)} within 90 s; "

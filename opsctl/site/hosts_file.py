@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -31,30 +30,21 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _groups(node: Any, name: str = "") -> Iterator[tuple[str, CommentedMap]]:
+def _groups(data: CommentedMap) -> Iterator[tuple[str, CommentedMap]]:
     """Every group mapping of the inventory tree, with its name."""
-    if not isinstance(node, CommentedMap):
-        return
-    if name:
-        yield name, node
-    for child_name, child in (node.get("children") or {}).items():
-        yield from _groups(child, str(child_name))
-
-
-def _top_groups(data: CommentedMap) -> Iterator[tuple[str, CommentedMap]]:
-    for name, body in data.items():
+    stack = [(str(name), body) for name, body in data.items()]
+    while stack:
+        name, body = stack.pop(0)
         if isinstance(body, CommentedMap):
-            yield str(name), body
-            for pair in _groups(body):
-                if pair[1] is not body:
-                    yield pair
+            yield name, body
+            stack += [(str(n), b) for n, b in (body.get("children") or {}).items()]
 
 
 def add_host(name: str, address: str, groups: list[str]) -> Edit:
     """The host under each of `groups`, its address (ansible_host) under the first (its
     zone's group, where the reference site keeps each host's address)."""
     def edit(data: CommentedMap) -> None:
-        found = {g: body for g, body in _top_groups(data) if g in groups}
+        found = {g: body for g, body in _groups(data) if g in groups}
         missing = [g for g in groups if g not in found]
         if missing:
             raise InvalidInput([Problem(HOSTS_FILE, f"group {g}", "no such group")
@@ -75,7 +65,7 @@ def remove_hosts(names: Iterable[str]) -> Edit:
     gone = set(names)
 
     def edit(data: CommentedMap) -> None:
-        for _, body in _top_groups(data):
+        for _, body in _groups(data):
             hosts = body.get("hosts")
             if isinstance(hosts, CommentedMap):
                 for host in [h for h in hosts if h in gone]:
