@@ -42,11 +42,14 @@ def cost(run_id: str) -> dict[str, int]:
     return counted
 
 
-def one_apply(tree: Path, site: str) -> dict:
+def one_apply(tree: Path, site: str, *options: str) -> dict:
+    """One `opsctl apply` from `tree` (its `options` added): wall and CPU time, tasks changed,
+    hosts and host-tasks; exits when the apply fails."""
     env = {**os.environ, "OPSCTL_ROOT": str(tree), "PYTHONPATH": str(tree)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "opsctl", "apply", "--site", site, "-o", "json"],
+    done = subprocess.run([sys.executable, "-m", "opsctl", "apply", "--site", site, *options,
+                           "-o", "json"],
                           cwd=tree, env=env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -56,7 +59,7 @@ def one_apply(tree: Path, site: str) -> dict:
     return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime
                                   + after.ru_stime - before.ru_stime),
             "changed": sum(h["changed"] for h in record["hosts"].values()),
-            **cost(record["id"])}
+            "hosts": len(record["hosts"]), **cost(record["id"])}
 
 
 def main() -> None:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -36,13 +34,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench_apply_trees import cost
+from bench_apply_trees import one_apply
 
 from opsctl import hosts
 from opsctl.site import load_site
 from opsctl.site.new import new_site
 
 SITES = Path("/var/lib/opsctl/bench-sites")
+TREE = Path(__file__).resolve().parents[2]
 
 
 def make(name: str, app_hosts: int, cidr_base: str | None) -> Path:
@@ -56,23 +55,6 @@ def make(name: str, app_hosts: int, cidr_base: str | None) -> Path:
         address: ipaddress.IPv4Address = next(free)
         site = hosts.add(site, f"{name}-app{n + 3}", str(address), ["app"])
     return site.directory
-
-
-def one_apply(site: str, skip_tags: str) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "opsctl", "apply", "--site", site,
-                           "--skip-tags", skip_tags, "-o", "json"],
-                          capture_output=True, text=True, check=False)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{site}: apply failed\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    record = json.loads(done.stdout)
-    return {"hosts": len(record["hosts"]), "wall": wall,
-            "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
-            "changed": sum(h["changed"] for h in record["hosts"].values()),
-            **cost(record["id"])}
 
 
 def timed(*args: str) -> float:
@@ -89,7 +71,7 @@ def run(sites: list[str], runs: int, skip_tags: str) -> None:
     results: dict[str, list[dict]] = {s: [] for s in sites}
     for n in range(runs):
         for site in sites:
-            one = one_apply(site, skip_tags)
+            one = one_apply(TREE, site, "--skip-tags", skip_tags)
             one["status"] = timed("status", "--site", site, "-o", "json")
             one["check"] = timed("check", "--site", site, "--format", "json")
             results[site].append(one)
