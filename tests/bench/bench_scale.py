@@ -26,7 +26,6 @@ cost), so both sides skip the same tasks. Run as root; take the wide lab down af
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import shutil
 import statistics
 import subprocess
@@ -37,11 +36,11 @@ from pathlib import Path
 from bench_apply_trees import one_apply
 
 from opsctl import hosts
+from opsctl.paths import project_root, state_dir
 from opsctl.site import load_site
 from opsctl.site.new import new_site
 
-SITES = Path("/var/lib/opsctl/bench-sites")
-TREE = Path(__file__).resolve().parents[2]
+SITES = state_dir() / "bench-sites"
 
 
 def make(name: str, app_hosts: int, cidr_base: str | None) -> Path:
@@ -52,16 +51,15 @@ def make(name: str, app_hosts: int, cidr_base: str | None) -> Path:
     taken = {h.address for h in site.hosts.values()}
     free = (a for a in internet.hosts() if a > internet.network_address + 30 and a not in taken)
     for n in range(app_hosts):
-        address: ipaddress.IPv4Address = next(free)
-        site = hosts.add(site, f"{name}-app{n + 3}", str(address), ["app"])
+        site = hosts.add(site, f"{name}-app{n + 3}", str(next(free)), ["app"])
     return site.directory
 
 
 def timed(*args: str) -> float:
     """Wall time of one opsctl command (exit 1, a red site or a failed check, is an answer)."""
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "opsctl", *args], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "opsctl", *args], cwd=project_root(),
+                          capture_output=True, text=True, check=False)
     if done.returncode not in (0, 1):
         sys.exit(f"opsctl {' '.join(args)}: exit {done.returncode}\n{done.stderr[-2000:]}")
     return time.monotonic() - start
@@ -71,7 +69,7 @@ def run(sites: list[str], runs: int, skip_tags: str) -> None:
     results: dict[str, list[dict]] = {s: [] for s in sites}
     for n in range(runs):
         for site in sites:
-            one = one_apply(TREE, site, "--skip-tags", skip_tags)
+            one = one_apply(project_root(), site, "--skip-tags", skip_tags)
             one["status"] = timed("status", "--site", site, "-o", "json")
             one["check"] = timed("check", "--site", site, "--format", "json")
             results[site].append(one)
@@ -103,10 +101,10 @@ def main() -> None:
     made.add_argument("--name", default="wide")
     made.add_argument("--app-hosts", type=int, default=7)
     made.add_argument("--cidr-base", default=None)
-    timed = commands.add_parser("run")
-    timed.add_argument("--runs", type=int, default=3)
-    timed.add_argument("--skip-tags", default="hardening-aide")
-    timed.add_argument("sites", nargs="+")
+    runs = commands.add_parser("run")
+    runs.add_argument("--runs", type=int, default=3)
+    runs.add_argument("--skip-tags", default="hardening-aide")
+    runs.add_argument("sites", nargs="+")
     args = parser.parse_args()
     if args.command == "make":
         print(make(args.name, args.app_hosts, args.cidr_base))
