@@ -44,7 +44,7 @@ def cost(run_id: str) -> dict[str, int]:
 
 def one_apply(tree: Path, site: str, *options: str) -> dict:
     """One `opsctl apply` from `tree` (its `options` added): wall and CPU time, tasks changed,
-    hosts and host-tasks; exits when the apply fails."""
+    hosts, host-tasks and the run's id; exits when the apply fails."""
     env = {**os.environ, "OPSCTL_ROOT": str(tree), "PYTHONPATH": str(tree)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -59,7 +59,7 @@ def one_apply(tree: Path, site: str, *options: str) -> dict:
     return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime
                                   + after.ru_stime - before.ru_stime),
             "changed": sum(h["changed"] for h in record["hosts"].values()),
-            "hosts": len(record["hosts"]), **cost(record["id"])}
+            "hosts": len(record["hosts"]), "id": record["id"], **cost(record["id"])}
 
 
 def main() -> None:
