@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from opsctl.site.model import load_site
+from bench_scale import plain_apply
+
+from opsctl.apply import history
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,24 +42,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 
 def opsctl(*args: str) -> list[str]:
     return [sys.executable, "-m", "opsctl", *args]
-
-
-def plain_ansible(site: str, state: str) -> tuple[list[str], dict[str, str]]:
-    bin_dir = Path(sys.executable).parent
-    empty = Path(state) / "empty-ansible.cfg"
-    empty.write_text("")
-    env = {"ANSIBLE_CONFIG": str(empty), "ANSIBLE_ROLES_PATH": str(ROOT / "roles")}
-    cmd = [str(bin_dir / "ansible-playbook"), "-i", str(ROOT / "inventory" / site),
-           # the connection inventory the opsctl runs before it wrote from the lab's model
-           "-i", f"{state}/labs/{site}/ansible-connection.yml",
-           "-e", f"opsctl_admin_pubkey={state}/labs/{site}/ssh/id_ed25519.pub",
-           "-e", "opsctl_mirror_keyring=/var/cache/opsctl/mirror/opsctl-mirror.gpg",
-           "-e", json.dumps({"opsctl_mirror": load_site(site).mirror.as_vars()}),
-           # made by the opsctl runs before it in the same state directory
-           "-e", f"opsctl_pki_dir={state}/pki/{site}",
-           "-e", f"opsctl_secrets_dir={state}/secrets/{site}",
-           str(ROOT / "playbooks" / "site.yml")]
-    return cmd, env
 
 
 def profile_no_change(site: str, top: int) -> None:
@@ -92,9 +76,9 @@ def main() -> None:
         profile_no_change(args.site, args.top)
         return
     state = tempfile.mkdtemp(prefix="opsctl-bench-")
-    env = dict(os.environ, OPSCTL_STATE_DIR=state)
-    plain_cmd, plain_env = plain_ansible(args.site, state)
-    plain_env = dict(env, **plain_env)
+    # this process too: plain_apply reaches the site and reads opsctl's run from there
+    os.environ["OPSCTL_STATE_DIR"] = state
+    env = dict(os.environ)
     results: dict[str, list[float]] = {
         "first apply (opsctl, mitogen)": [], "no-change: opsctl (mitogen)": [],
         "no-change: opsctl --engine ssh": [], "no-change: plain ansible-playbook": []}
@@ -108,7 +92,9 @@ def main() -> None:
                 results["no-change: opsctl (mitogen)"].append(timed(opsctl("apply", *site), env))
                 results["no-change: opsctl --engine ssh"].append(
                     timed(opsctl("apply", *site, "--engine", "ssh"), env))
-                results["no-change: plain ansible-playbook"].append(timed(plain_cmd, plain_env))
+                last = history.resolve("last", args.site).id
+                results["no-change: plain ansible-playbook"].append(
+                    plain_apply(args.site, last)[0])
             timed(opsctl("lab", "down", *site), env)
     finally:
         subprocess.run(opsctl("lab", "down", *site), env=env, capture_output=True, check=False)

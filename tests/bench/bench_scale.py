@@ -83,10 +83,10 @@ def timed(*args: str) -> float:
     return time.monotonic() - start
 
 
-def plain_apply(site: str, skip_tags: str, opsctl_run: str) -> tuple[float, float, int]:
+def plain_apply(site: str, opsctl_run: str, *options: str) -> tuple[float, float, int]:
     """The site's playbook by stock `ansible-playbook` (wall, CPU, tasks changed): Ansible's
     defaults, the site's inventory and connection (`reach`, as opsctl's apply), opsctl_run's
-    extra vars."""
+    extra vars, `options` added; exits when it fails."""
     where = load_site(site)
     extravars = history.run_dir(opsctl_run) / "env" / "extravars"
     empty = state_dir() / "bench-empty-ansible.cfg"
@@ -100,7 +100,7 @@ def plain_apply(site: str, skip_tags: str, opsctl_run: str) -> tuple[float, floa
         start = time.monotonic()
         done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"),
                                "-i", str(where.directory), "-i", str(reached.inventory),
-                               "-e", f"@{extravars}", "--skip-tags", skip_tags,
+                               "-e", f"@{extravars}", *options,
                                str(root / "playbooks" / "site.yml")],
                               cwd=root, env=env, capture_output=True, text=True, check=False)
         wall = time.monotonic() - start
@@ -119,14 +119,14 @@ def run(sites: list[str], runs: int, skip_tags: str, plain: bool) -> None:
             one = one_apply(project_root(), site, "--skip-tags", skip_tags)
             if plain:
                 one["plain"], one["plain_cpu"], one["plain_changed"] = plain_apply(
-                    site, skip_tags, one["id"])
+                    site, one["id"], "--skip-tags", skip_tags)
             one["status"] = timed("status", "--site", site, "-o", "json")
             one["check"] = timed("check", "--site", site, "--format", "json")
             one["job"] = timed("jobs", "run", "compliance-scan", "--site", site, "-o", "json")
             one["deploy"] = timed("deploy", "query-service", "1.1.0", "--site", site)
             timed("deploy", "query-service", "1.0.0", "--site", site)
             results[site].append(one)
-            print(f"run {n + 1} {site}: {json.dumps(one)}", flush=True)  # RUN_LINE
+            print(f"run {n + 1} {site}: {json.dumps(one)}", flush=True)  # read back by RUN_LINE
     summarise(results, sites)
 
 
