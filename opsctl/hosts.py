@@ -28,7 +28,7 @@ from opsctl import audit
 from opsctl.apply import history
 from opsctl.errors import InvalidInput, OpsctlError, Problem
 from opsctl.roles import role_default
-from opsctl.site import hosts_file
+from opsctl.site import edit as site_edit
 from opsctl.site.model import Site
 from opsctl.transport import HostError, Transport, for_site
 
@@ -98,7 +98,7 @@ def retire_plan(site: Site, hosts: list[str]) -> RetirePlan:
     problems = _refusals(site, chosen)
     if problems:
         raise InvalidInput(problems)
-    text = hosts_file.judge(site, hosts_file.remove_hosts(chosen))
+    text = site_edit.judge(site, site_edit.remove_hosts(chosen))
     drain: dict[str, tuple[str, ...]] = {}
     for component, spec in site.spec.components.items():
         leaving = tuple(h.name for h in site.hosts_in(spec.group) if h.name in chosen)
@@ -219,7 +219,7 @@ def retire(site: Site, hosts: list[str], apply_request: Any = None,
     # agents' expected replicas forget them before their services stop, so nothing alerts
     # on a planned change.
     progress("hosts.yml without them; converge the rest of the site")
-    result.record = p.apply(hosts_file.write(site, plan.hosts_text))
+    result.record = p.apply(site_edit.write(site, plan.hosts_text))
     done.append(f"out of hosts.yml; the rest converged (run {result.record.id}, "
                 f"{result.record.result})")
     if not result.ok:
@@ -269,5 +269,5 @@ def add(site: Site, name: str, address: str, groups: list[str]) -> Site:
         raise InvalidInput([Problem("--group", g, "not a function group of the site "
                                     f"({', '.join(sorted(set(site.groups) - set(site.zones)))})")
                             for g in unknown])
-    edit = hosts_file.add_host(name, address, [zone.name, *dict.fromkeys(groups)])
-    return hosts_file.edit_hosts(site, edit)
+    edit = site_edit.add_host(name, address, [zone.name, *dict.fromkeys(groups)])
+    return site_edit.edit_hosts(site, edit)

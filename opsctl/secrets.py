@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import string
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from opsctl.paths import ensure_private_dir, state_dir, write_private
@@ -18,6 +19,12 @@ from opsctl.paths import ensure_private_dir, state_dir, write_private
 ALPHABET = string.ascii_letters + string.digits
 # The monitoring agents' basic-auth credential for Prometheus's scrapes.
 MONITOR_SCRAPE = "monitor_scrape"
+
+
+def uplink_secret(province: str) -> str:
+    """The secret a province's Prometheus pushes to the national access gateway with (on the
+    national site; the gateway holds its bcrypt hash, the province a copy of the password)."""
+    return f"uplink_{province}"
 
 
 def secrets_dir(site_name: str) -> Path:
@@ -63,7 +70,7 @@ def sha512_crypt(password: str) -> str:
     return _crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
 
 
-def ensure_bcrypt(site_name: str, name: str) -> Path:
+def ensure_bcrypt(site_name: str, name: str, rounds: int = 1 << 10) -> Path:
     """NAME.bcrypt: a bcrypt hash of secret NAME, kept while it still matches the secret."""
     password = ensure_secret(site_name, name)
     path = secrets_dir(site_name) / f"{name}.bcrypt"
@@ -75,14 +82,20 @@ def ensure_bcrypt(site_name: str, name: str) -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt  # noqa: PLC0415
 
-    hashed = _crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+    hashed = _crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=rounds))
     if not hashed.startswith("$2"):
         raise RuntimeError("this Python's crypt has no bcrypt")
     write_private(path, hashed + "\n")
     return path
 
 
-def ensure_site_secrets(site_name: str) -> Path:
-    """Everything opsctl itself must make before a run; returns the directory."""
+def ensure_site_secrets(site_name: str, provinces: Iterable[str] = ()) -> Path:
+    """Everything opsctl itself must make before a run; returns the directory. `provinces`:
+    those the site receives metrics from (the national node's site.provinces)."""
     ensure_bcrypt(site_name, MONITOR_SCRAPE)
+    for province in provinces:
+        # bcrypt's lowest cost: the password is 32 random characters (190 bits), so the cost
+        # guards nothing, and each apply checks every hash against its secret (31 provinces
+        # at the default cost: 1.8 s of every apply).
+        ensure_bcrypt(site_name, uplink_secret(province), rounds=1 << 4)
     return secrets_dir(site_name)

@@ -6,8 +6,13 @@ POST /uploads   JSON {"province": "xx", "batch": "id", "records": [{"contract_id
                 "contractor": ..., "area_mu": n}, ...]}
                 -> 201 {"stored": n, "upload": id} or 400 with the reasons
 GET  /healthz   200 "ok";   GET /version
+POST /metrics/write   a province's Prometheus remote_write (metrics_write.py), basic auth with
+                the province's credential; relabelled as that province and queued for the
+                national Prometheus (config `metrics_write`: users, push_dir, max_queue_bytes)
 GET  /metrics   on `metrics_port` only (gateway_metrics.py): uploads per province and outcome,
-                records, bytes, last upload, spool depth, request durations
+                records, bytes, last upload, spool depth, request durations, metrics pushed;
+                and there the queue of pushes the management zone fetches (GET /pushes/next,
+                DELETE /pushes/ID)
 
 Valid uploads go to the `operational` database (table `uploads`, psycopg2) when a DSN is
 configured, otherwise into a spool directory, one JSON file per upload. When the database
@@ -32,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from gateway_metrics import GatewayMetrics, serve
+from metrics_write import DEFAULT_MAX_QUEUE_BYTES, MetricsWrite, PushQueue
 
 HERE = Path(__file__).resolve().parent
 RELEASE = json.loads((HERE / "release.json").read_text())
@@ -130,11 +136,14 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "access-gateway"
     config: dict = {}
     metrics: GatewayMetrics
+    metrics_write: MetricsWrite | None = None
 
-    def _send(self, status: int, body: dict | str) -> None:
+    def _send(self, status: int, body: dict | str, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else body
-        raw = (data + "\n").encode()
+        raw = (data + "\n").encode() if status != 204 else b""
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
@@ -151,10 +160,28 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         with self.metrics.timer(self.path):
-            if self.path != "/uploads":
+            if self.path == "/uploads":
+                self._send(*self._upload())
+            elif self.path == "/metrics/write" and self.metrics_write is not None:
+                self._metrics_write(self.metrics_write)
+            else:
                 self._send(404, {"error": "not found"})
-                return
-            self._send(*self._upload())
+
+    def _metrics_write(self, receiver: MetricsWrite) -> None:
+        province = receiver.province(self.headers.get("Authorization"))
+        length = int(self.headers.get("Content-Length") or 0)
+        if province is None:
+            self.metrics.pushed(self.metrics.province(None), "unauthorized")
+            self._send(401, {"error": "a province's credential is required"},
+                       {"WWW-Authenticate": 'Basic realm="national metrics"'})
+            return
+        if length <= 0 or length > MAX_BODY:
+            self.metrics.pushed(self.metrics.province(province), "bad_request")
+            self._send(400, {"error": f"body must be 1..{MAX_BODY} bytes"})
+            return
+        outcome = receiver.receive(province, self.rfile.read(length))
+        self.metrics.pushed(self.metrics.province(province), outcome.outcome, outcome.samples)
+        self._send(outcome.status, {"error": outcome.message} if outcome.message else "")
 
     def _upload(self) -> tuple[int, dict]:
         """Read, validate and store one upload, counting it in the metrics."""
@@ -202,12 +229,20 @@ def main(argv: list[str]) -> None:
     config = json.loads(Path(argv[1]).read_text())
     listen = config.get("listen", "127.0.0.1")
     Handler.config = config
-    Handler.metrics = GatewayMetrics(config.get("provinces") or {}, Path(config["spool_dir"]))
+    pushes = config.get("metrics_write") or {}
+    queue = None
+    if pushes.get("users"):
+        queue = PushQueue(Path(pushes.get("push_dir") or
+                               Path(config["spool_dir"]).with_name("pushes")),
+                          int(pushes.get("max_queue_bytes") or DEFAULT_MAX_QUEUE_BYTES))
+        Handler.metrics_write = MetricsWrite(pushes["users"], queue)
+    Handler.metrics = GatewayMetrics(config.get("provinces") or {}, Path(config["spool_dir"]),
+                                     queue=queue)
     if config.get("database_dsn"):
         threading.Thread(target=drain_forever, daemon=True,
                          args=(Path(config["spool_dir"]), config["database_dsn"])).start()
     if config.get("metrics_port"):
-        exporter = serve(Handler.metrics, listen, int(config["metrics_port"]))
+        exporter = serve(Handler.metrics, listen, int(config["metrics_port"]), queue)
         threading.Thread(target=exporter.serve_forever, daemon=True).start()
     server = ThreadingHTTPServer((listen, int(config["port"])), Handler)
     server.daemon_threads = True

@@ -109,7 +109,7 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
     import ansible_runner  # noqa: PLC0415 - slow import, only when a run happens
 
     pki, _issued = ensure_host_certificates(site)
-    secrets = ensure_site_secrets(site.name)
+    secrets = ensure_site_secrets(site.name, site.spec.provinces)
 
     record = history.RunRecord(
         id=history.new_run_id(), site=site.name,
@@ -156,6 +156,9 @@ def _run(site: Site, request: ApplyRequest, limit: tuple[str, ...], playbook: Pa
                    # Roles keep generated passwords here with the `password` lookup:
                    # made on first use, 0600, never in the repository.
                    "opsctl_secrets_dir": str(secrets),
+                   # a province's copy of the national node's CA (site.national)
+                   **({"opsctl_national_ca_file": str(site.national_ca_file)}
+                      if site.national_ca_file else {}),
                    # {component: verified artifact of its site version on the control node}
                    "opsctl_component_artifacts": artifacts,
                    # the components, each after the ones it depends on (depends_on)

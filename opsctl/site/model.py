@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,13 @@ class Site:
     flows: list[Flow]
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def national_ca_file(self) -> Path | None:
+        """The national node's CA on the control node (site.national.ca_file), if any."""
+        if self.spec.national is None:
+            return None
+        return self.directory / Path(self.spec.national.ca_file).expanduser()
 
     @property
     def control_address(self) -> ipaddress.IPv4Address:
@@ -276,6 +284,7 @@ def _build(
     problems += _ssh_flow_problems(spec, hosts, zones, groups, flows, sfile)
     problems += mirror_problems(spec, zones, hosts, flows, groups, sfile)
     site = Site(spec.name, directory, inv_file, spec, zones, hosts, flows, groups)
+    problems += _national_problems(site, sfile)
     site.jobs, job_problems = _jobs(site, sfile)
     problems += job_problems
     if problems:
@@ -718,3 +727,33 @@ def _component_metrics_flow_problems(spec: SiteSpec, hosts: dict[str, Host],
                                     "add it to site.flows"))
     return problems
 # --- end components ---------------------------------------------------------------------
+
+
+def _national_problems(site: Site, sfile: str) -> list[Problem]:
+    """A province's push to the national node: its CA is at hand, and where the URL names an
+    address, a flow lets every monitoring host reach it (the uplink, as `site new` writes)."""
+    national = site.spec.national
+    if national is None:
+        return []
+    problems = []
+    ca = site.national_ca_file
+    if ca is not None and not ca.is_file():
+        problems.append(Problem(sfile, "site.national.ca_file", f"{ca} is not a file"))
+    parsed = urllib.parse.urlsplit(national.url)
+    try:
+        address = ipaddress.IPv4Address(parsed.hostname or "")
+    except ValueError:
+        return problems  # a name: where it leads is the province's resolver's business
+    port = parsed.port or 443
+    blocked = sorted(
+        h for h in site.groups.get("monitoring", ()) if h in site.hosts
+        and not any(f.proto == "tcp" and port in f.ports
+                    and any(h in _endpoint_hosts(e, site.hosts, site.groups) for e in f.sources)
+                    and any(address in site.spec.external[e].cidr
+                            for e in f.destinations if e in site.spec.external)
+                    for f in site.flows))
+    if blocked:
+        problems.append(Problem(sfile, "site.national.url",
+                                f"no tcp flow lets {', '.join(blocked)} reach {address}:{port} "
+                                "(an external endpoint); add it to site.flows"))
+    return problems

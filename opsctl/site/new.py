@@ -144,9 +144,10 @@ def derive(source: Site, name: str, base: Network, prefix: str,
             "cidr": str(national_gateway),
             "purpose": f"the national node's access gateway ({source.name})"}}
         spec["flows"] = [*spec.get("flows", []), {
-            "name": "uplink-national", "from": "app", "to": "national",
+            "name": "uplink-national", "from": ["app", "monitoring"], "to": "national",
             "ports": UPLINK_PORTS,
-            "why": "the province uploads its incremental data to the national access gateway"}]
+            "why": "the province uploads its incremental data, and its Prometheus pushes its "
+                   "alerts, to the national access gateway"}]
     return hosts_data, {"site": spec}, names
 
 

@@ -79,6 +79,17 @@ class ExternalSpec(Strict):
     purpose: str = Field(min_length=1)
 
 
+class NationalSpec(Strict):
+    """Where a province's Prometheus pushes its alerts and aggregates (docs/national-view.md):
+    the national node's access gateway, over the province's uplink. The credential is the
+    site's secret `national_uplink`, a copy of the one the national node made for it."""
+
+    url: str = Field(pattern=r"^https://[^\s/?#]+/\S*$")
+    # the national node's CA (PEM) on the control node; relative paths are from the site
+    # directory
+    ca_file: str = Field(min_length=1)
+
+
 class FlowSpec(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -373,6 +384,8 @@ class SiteSpec(Strict):
     # The provinces the access gateway expects uploads from, by site name (the gateway's
     # own PROVINCE pattern is NAME: tests/unit/test_one_source.py).
     provinces: dict[str, ProvinceSpec] = Field(default_factory=dict)
+    # A province: the national node it pushes its metrics to.
+    national: NationalSpec | None = None
     backup: BackupSpec = BackupSpec()
     database: DatabaseSpec = DatabaseSpec()
 

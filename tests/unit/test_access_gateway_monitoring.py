@@ -16,6 +16,7 @@ import yaml
 from test_monitor_rules import promtool
 
 from opsctl.cli.main import main
+from opsctl.roles import role_default
 from opsctl.site import load_site
 from opsctl.site.schema import NAME
 
@@ -80,13 +81,14 @@ def test_the_gateways_province_pattern_is_the_site_models():
     assert all(re.match(pattern, name) for name in load_site("reference").spec.provinces)
 
 
-def render_scrape_config(site_name: str = "reference") -> dict:
+def render_scrape_config(site_name: str | Path = "reference") -> dict:
     site = load_site(site_name)
     raw = yaml.safe_load((site.directory / "group_vars/all/site.yml").read_text())["site"]
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=False,
                              undefined=jinja2.StrictUndefined)
     env.filters["default"] = lambda value, fallback=None: (
         fallback if isinstance(value, jinja2.Undefined) else value)
+    env.filters["bool"] = bool
     template = env.from_string(
         (ROOT / "roles" / "prometheus" / "templates" / "prometheus.yml.j2").read_text())
     monitoring = sorted(site.groups["monitoring"])
@@ -99,7 +101,12 @@ def render_scrape_config(site_name: str = "reference") -> dict:
         prometheus_listen_address="172.31.10.11", prometheus_port=9090,
         prometheus_agent_scheme="https", prometheus_agent_ca_file="/ca.crt",
         prometheus_agent_username="prometheus", prometheus_agent_port=9110,
-        prometheus_agent_hosts=sorted(site.hosts))
+        prometheus_agent_hosts=sorted(site.hosts),
+        prometheus_national=raw.get("national"),
+        prometheus_national_series=role_default("prometheus", "prometheus_national_series"),
+        prometheus_remote_write_receiver=bool(raw.get("provinces")),
+        prometheus_out_of_order_window=role_default("prometheus",
+                                                    "prometheus_out_of_order_window"))
     return yaml.safe_load(text)
 
 

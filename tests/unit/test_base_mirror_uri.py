@@ -84,7 +84,7 @@ def test_apply_hands_the_roles_the_sites_mirror(tmp_path, monkeypatch, state_dir
     monkeypatch.setattr(runner, "engine_env", lambda _engine: ("ssh", {}))
     monkeypatch.setattr(runner, "ensure_host_certificates",
                         lambda _site: (SimpleNamespace(directory=tmp_path / "pki"), []))
-    monkeypatch.setattr(runner, "ensure_site_secrets", lambda _name: tmp_path / "secrets")
+    monkeypatch.setattr(runner, "ensure_site_secrets", lambda *_a: tmp_path / "secrets")
 
     @contextmanager
     def reached(_site, _via, _limit):

@@ -14,7 +14,7 @@ from opsctl.apply.history import RunRecord
 from opsctl.cli.main import main
 from opsctl.errors import InvalidInput
 from opsctl.site import load_site
-from opsctl.site.hosts_file import add_host, edited_text, remove_hosts
+from opsctl.site.edit import add_host, edited_text, remove_hosts
 from opsctl.transport import HostUnreachable, Result
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import yaml
 
 from opsctl.lab.image import debian_mirror
 from opsctl.lab.plan import forbidden_overlaps, plan_lab
+from opsctl.site import edit as site_edit
 from opsctl.site import load_site
 
 
@@ -83,7 +84,7 @@ def test_a_running_lab_grows_by_the_hosts_the_site_adds_and_keeps_those_it_retir
     legs = [n.router_leg for n in after.nodes]
     assert len(set(legs)) == len(legs) and all(len(leg) <= 15 for leg in legs)
     # retired: out of the site, still in the lab (its data stays) until `lab down`
-    site = hosts.hosts_file.edit_hosts(site, hosts.hosts_file.remove_hosts(["app2"]))
+    site = site_edit.edit_hosts(site, site_edit.remove_hosts(["app2"]))
     assert grow(after, plan_lab(site)) == after
 
 
@@ -97,8 +98,7 @@ def test_a_lab_cannot_become_a_different_topology(site_copy):
     with pytest.raises(PlanConflict, match="host db2 moved"):
         grow(before, plan_lab(load_site(site_copy)))
     path.write_text(path.read_text().replace("172.31.30.19", "172.31.30.12"))
-    site = hosts.hosts_file.edit_hosts(load_site(site_copy),
-                                       hosts.hosts_file.remove_hosts(["app2"]))
+    site = site_edit.edit_hosts(load_site(site_copy), site_edit.remove_hosts(["app2"]))
     site = hosts.add(site, "app3", "172.31.20.22", ["app"])  # the retired app2's address
     with pytest.raises(PlanConflict, match="app3 takes the address of app2"):
         grow(before, plan_lab(site))

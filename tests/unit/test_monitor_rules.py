@@ -77,9 +77,15 @@ def gateway_registry(tmp_path: Path):
     spec = importlib.util.spec_from_file_location("gateway_metrics", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    metrics = module.GatewayMetrics({"hubei": {"upload_interval_hours": 24}}, tmp_path)
+    class Queue:  # the provinces' pushes queued for the national Prometheus
+        def depth(self) -> tuple[int, int]:
+            return 2, 1024
+
+    metrics = module.GatewayMetrics({"hubei": {"upload_interval_hours": 24}}, tmp_path,
+                                    queue=Queue())
     metrics.upload("hubei", 10, "accepted", records=1)
     metrics.upload("other", 10, "rejected", ["province: missing or not a site name"])
+    metrics.pushed("hubei", "accepted", samples=3)
     with metrics.timer("/uploads"):
         pass
     return metrics.registry

@@ -186,7 +186,8 @@ SAME = [
     ["alertmanager:alertmanager_port", "prometheus:prometheus_alertmanager_port"],
     ["scheduler_agent:scheduler_agent_home", "monitor_agent:monitor_agent_scheduler_home"],
     ["monitor_agent:monitor_agent_user", "scheduler_agent:scheduler_agent_reader_group",
-     "postgresql:postgresql_monitor_os_user"],
+     "postgresql:postgresql_monitor_os_user", "prometheus:prometheus_relay_user"],
+    ["monitor_agent:monitor_agent_home", "prometheus:prometheus_relay_home"],
     # units left off by design: the hardening role writes, the agent reads
     ["hardening:hardening_disabled_units_dir", "monitor_agent:monitor_agent_disabled_units_dir"],
 ]

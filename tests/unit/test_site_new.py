@@ -36,7 +36,7 @@ def test_a_province_keeps_the_topology_with_its_own_names_and_addresses(tmp_path
     assert site.groups["db_primary"] == {"gansu-db1"}
     assert {f.name for f in reference.flows} < {f.name for f in site.flows}
     uplink = next(f for f in site.flows if f.name == "uplink-national")
-    assert uplink.sources == ("app",) and uplink.destinations == ("national",)
+    assert uplink.sources == ("app", "monitoring") and uplink.destinations == ("national",)
     assert str(site.spec.external["national"].cidr) == "172.31.20.11/32"  # reference's lb1
     # the national node's list of uploading provinces is not the province's own; the key
     # stays (empty): Ansible reads the raw file, and the gateway's configuration names it

@@ -1,13 +1,13 @@
-"""Edits to a site's hosts.yml that keep what the operator wrote there: comments, order and
-layout (a round trip through ruamel.yaml). An edit is judged on a copy of the site first: a
-site it would break is refused (exit 2) and the file is left as it was."""
+"""Edits to a site's files (hosts.yml, site.yml) that keep what the operator wrote there:
+comments, order and layout (a round trip through ruamel.yaml). An edit is judged on a copy of
+the site first: a site it would break is refused (exit 2) and the files are left as they were."""
 
 from __future__ import annotations
 
 import io
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -18,6 +18,7 @@ from opsctl.site.model import Site, load_site
 from opsctl.site.yamlfile import display_path
 
 HOSTS_FILE = "hosts.yml"
+SITE_FILE = "group_vars/all/site.yml"
 
 Edit = Callable[[CommentedMap], None]
 
@@ -82,29 +83,48 @@ def edited_text(text: str, edit: Edit) -> str:
     return out.getvalue()
 
 
-def judge(site: Site, edit: Edit) -> str:
-    """The text of hosts.yml after `edit`, once the site it makes loads cleanly; nothing is
-    written (InvalidInput names the real file and what the edit would break)."""
-    path = site.directory / HOSTS_FILE
-    text = edited_text(path.read_text(), edit)
+def trial(site: Site, files: Mapping[str, str | bytes]) -> Site:
+    """The site as it would be with `files` (paths in its directory) written, loaded from a
+    copy; nothing is written (InvalidInput names the real files and what would break)."""
     with tempfile.TemporaryDirectory(prefix="opsctl-site-") as tmp:
-        trial = Path(tmp) / site.directory.name
-        shutil.copytree(site.directory, trial, symlinks=True)
-        (trial / HOSTS_FILE).write_text(text)
+        copy = Path(tmp) / site.directory.name
+        shutil.copytree(site.directory, copy, symlinks=True)
+        _put(copy, files)
         try:
-            load_site(trial)
+            return load_site(copy)
         except InvalidInput as exc:
-            raise InvalidInput([Problem(display_path(path), p.key, p.reason)
+            real = display_path(site.directory)
+            raise InvalidInput([Problem(p.file.replace(str(copy), real), p.key, p.reason)
                                 for p in exc.problems]) from None
+
+
+def judge(site: Site, edit: Edit, name: str = HOSTS_FILE) -> str:
+    """The text of the site's file `name` after `edit`, once the site it makes loads
+    cleanly; nothing is written."""
+    text = edited_text((site.directory / name).read_text(), edit)
+    trial(site, {name: text})
     return text
 
 
-def write(site: Site, text: str) -> Site:
-    """hosts.yml replaced by `text` (from `judge`) in one rename; the site as it is now."""
-    path = site.directory / HOSTS_FILE
-    staged = path.with_name(f".{HOSTS_FILE}.tmp")
-    staged.write_text(text)
-    staged.replace(path)
+def _put(directory: Path, files: Mapping[str, str | bytes]) -> None:
+    """Each file replaced whole in one rename (readers see the old or the new)."""
+    for name, content in files.items():
+        path = directory / name
+        staged = path.with_name(f".{path.name}.tmp")
+        if isinstance(content, bytes):
+            staged.write_bytes(content)
+        else:
+            staged.write_text(content)
+        staged.replace(path)
+
+
+def write(site: Site, text: str, name: str = HOSTS_FILE) -> Site:
+    """The file replaced by `text` (from `judge`); the site as it is now."""
+    return write_files(site, {name: text})
+
+
+def write_files(site: Site, files: Mapping[str, str | bytes]) -> Site:
+    _put(site.directory, files)
     return load_site(site.directory)
 
 
