@@ -1,4 +1,4 @@
-"""`opsctl site validate|show|new|use|ssh-config|trust|boundary|password`."""
+"""`opsctl site validate|show|new|enrol|withdraw|use|ssh-config|trust|boundary|password`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from opsctl.network.export import export_boundary
 from opsctl.paths import write_named_file
 from opsctl.site.current import ENV, choice_file, forget, resolve, stored, use
 from opsctl.site.describe import describe
+from opsctl.site.enrol import enrol, withdraw
 from opsctl.site.new import new_site
 
 
@@ -77,6 +78,46 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     for zone, cidr in made.zones.items():
         click.echo(f"  {zone:9s} {cidr}")
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
+
+
+@site.command("enrol")
+@click.argument("province")
+@click.option("--national", default="reference", show_default=True,
+              help="The national node's site.")
+@click.option("--upload-interval-hours", type=click.FloatRange(min=0, min_open=True),
+              default=24.0, show_default=True,
+              help="How often the province is expected to upload (when it is new to the list).")
+def enrol_cmd(province: str, national: str, upload_interval_hours: float) -> None:
+    """Join PROVINCE to the national view: both sites' files, its credential, the national CA.
+
+    The national site gets the province (provinces, its uplink's sources and the flow to the
+    balancer) and the province gets site.national and its push credential; then `opsctl
+    apply` on each (docs/national-view.md)."""
+    made = enrol(province, national, upload_interval_hours)
+    audit.append("site.enrol", {"province": province, "national": national},
+                 "ok: changed" if made.changed else "ok: unchanged")
+    click.echo(f"site {made.province}: {'enrolled in' if made.changed else 'already enrolled in'}"
+               f" {made.national}, pushing to {made.url}")
+    for name, cidr in made.sources.items():
+        click.echo(f"  {made.national}: external {name} {cidr}, flow {made.flow}")
+    click.echo(f"next: opsctl apply --site {made.national} && opsctl apply --site {made.province}")
+
+
+@site.command("withdraw")
+@click.argument("province")
+@click.option("--national", default="reference", show_default=True,
+              help="The national node's site.")
+def withdraw_cmd(province: str, national: str) -> None:
+    """Take PROVINCE out of the national view: what `site enrol` wrote, on both sides."""
+    done = withdraw(province, national)
+    audit.append("site.withdraw", {"province": province, "national": national},
+                 f"ok: {len(done.removed)} removed")
+    if not done.removed:
+        click.echo(f"site {done.province}: not enrolled in {done.national}; nothing to remove")
+        return
+    for item in done.removed:
+        click.echo(f"  removed {item}")
+    click.echo(f"next: opsctl apply --site {done.national}")
 
 
 @site.command("use")
