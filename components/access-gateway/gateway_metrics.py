@@ -118,7 +118,8 @@ class GatewayMetrics:
                                       "forwarded to the national Prometheus", ["province"],
                                       registry=reg)
         self.last_push = Gauge("access_gateway_metrics_write_last_timestamp_seconds",
-                               "The last remote-write request the national Prometheus took",
+                               "The last remote-write request queued for the national "
+                               "Prometheus (0 until the first since the gateway started)",
                                ["province"], registry=reg)
         reg.register(SpoolCollector(spool))
         if queue is not None:
@@ -136,6 +137,8 @@ class GatewayMetrics:
             for outcome in PUSH_OUTCOMES:
                 self.pushes.labels(name, outcome)
             self.pushed_samples.labels(name)
+        for name in sorted(self.provinces):
+            self.last_push.labels(name).set(0)  # 0: not since the gateway started
 
     def province(self, value: object) -> str:
         """The label for a client's province string: a site province, or `other`."""
