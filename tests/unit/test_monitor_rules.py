@@ -3,7 +3,6 @@ resolving, and every metric they name is one the agent (or the access gateway) e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gateway_code import gateway_module
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -73,10 +73,7 @@ def metric_names_in_rules() -> set[str]:
 def gateway_registry(tmp_path: Path):
     """The access gateway's metrics (components/access-gateway/gateway_metrics.py: the
     component ships it beside its main.py, so it is loaded from its file)."""
-    path = ROOT / "components" / "access-gateway" / "gateway_metrics.py"
-    spec = importlib.util.spec_from_file_location("gateway_metrics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = gateway_module("gateway_metrics")
     class Queue:  # the provinces' pushes queued for the national Prometheus
         def depth(self) -> tuple[int, int]:
             return 2, 1024

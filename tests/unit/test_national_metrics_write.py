@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_national_uplink import gateway_module
+from gateway_code import gateway_module
 from test_reference_components import free_port, get, scrape, serve  # noqa: F401 - fixture
 
 from monitor import national_relay

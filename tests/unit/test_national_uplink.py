@@ -6,8 +6,6 @@ national gateway checks. (The gateway's receiving end: test_national_metrics_wri
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from gateway_code import gateway_module
 from test_access_gateway_monitoring import edit_site, render_scrape_config, validate
 from test_monitor_rules import RULES, metric_names_in_rules, promtool
 
@@ -115,21 +114,6 @@ def render_prometheus_args(provinces: dict) -> str:
 def test_only_a_node_with_provinces_takes_remote_writes():
     assert "--web.enable-remote-write-receiver" in render_prometheus_args({"gansu": {}})
     assert "--web.enable-remote-write-receiver" not in render_prometheus_args({})
-
-
-@functools.cache
-def gateway_module(name: str):
-    """One of the access gateway's modules, from its file (with the modules beside it)."""
-    here = ROOT / "components" / "access-gateway"
-    sys.path.insert(0, str(here))
-    try:
-        spec = importlib.util.spec_from_file_location(name, here / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while it loads
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(here))
-    return module
 
 
 def test_the_national_node_makes_one_credential_per_province_its_gateway_checks(state_dir):

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from gateway_code import gateway_module
 
 from opsctl.reference_components.build import build_reference
 
@@ -167,13 +168,7 @@ def test_access_gateway_metrics_count_uploads_per_province(serve, tmp_path):
 
 
 def test_rejection_reasons_are_field_classes_never_text():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "gateway_metrics", Path(__file__).resolve().parents[2] / "components" /
-        "access-gateway" / "gateway_metrics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = gateway_module("gateway_metrics")
     assert module.reason_of("records[12].area_mu: must be a positive number") == "area_mu"
     assert module.reason_of("records[0]: not an object") == "records"
     assert module.reason_of("province: missing or not a site name") == "province"

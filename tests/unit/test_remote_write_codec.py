@@ -4,29 +4,20 @@ block and WriteRequest protobuf by hand, checked against a body that Debian 12's
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
 import struct
 from pathlib import Path
 
 import pytest
+from gateway_code import gateway_module
 
 DATA = Path(__file__).resolve().parent / "data"
 RECORDED = DATA / "prometheus-2.42-remote-write.bin"
 STALE_NAN = 0x7FF0000000000002  # Prometheus' stale marker (value.StaleNaN)
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "remote_write", Path(__file__).resolve().parents[2] / "components" /
-        "access-gateway" / "remote_write.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rw = _load()
+rw = gateway_module("remote_write")
 
 
 def bits(value: float) -> bytes:
