@@ -741,10 +741,14 @@ def _national_problems(site: Site, sfile: str) -> list[Problem]:
         problems.append(Problem(sfile, "site.national.ca_file", f"{ca} is not a file"))
     parsed = urllib.parse.urlsplit(national.url)
     try:
+        port = parsed.port or 443
+    except ValueError:
+        return [*problems, Problem(sfile, "site.national.url", "the port is not a number "
+                                   "in 1-65535")]
+    try:
         address = ipaddress.IPv4Address(parsed.hostname or "")
     except ValueError:
         return problems  # a name: where it leads is the province's resolver's business
-    port = parsed.port or 443
     blocked = sorted(
         h for h in site.groups.get("monitoring", ()) if h in site.hosts
         and not any(f.proto == "tcp" and port in f.ports

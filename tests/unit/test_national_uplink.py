@@ -55,6 +55,8 @@ def test_a_province_with_its_national_ca_and_uplink_flow_loads(tmp_path):
                        "(an external endpoint); add it to site.flows"),
     (dict(url="http://172.31.20.11/gateway/metrics/write"),
      "site.national.url: String should match pattern"),
+    (dict(url=f"https://{NATIONAL_LB}:99999/gateway/metrics/write"),
+     "site.national.url: the port is not a number in 1-65535"),
     (dict(url=f"https://{NATIONAL_LB}:8443/gateway/metrics/write"),
      "site.national.url: no tcp flow lets gansu-mon1 reach 172.31.20.11:8443"),
 ])
