@@ -5,7 +5,7 @@ The national node gets:
 - the province in `provinces` (its expected upload interval);
 - an external endpoint per zone the province's uplink leaves from, and the flow that lets
   those reach the national balancer;
-- the province's push credential (made now if the next apply has not made it yet).
+- the province's push credential (made now, unless an apply has made it already).
 
 The province gets:
 - `site.national` (the gateway's URL and the national CA, copied into its site directory);
@@ -72,9 +72,9 @@ def _national_address(province: Site) -> ipaddress.IPv4Address:
     return ext.cidr.network_address
 
 
-def _uplink_sources(province: Site, address: ipaddress.IPv4Address) -> dict[str, str]:
-    """The national side's names for the zones the province's uplink to `address` leaves
-    from: {PROVINCE-ZONE: cidr}."""
+def _uplink_sources(province: Site) -> dict[str, str]:
+    """The national side's names for the zones the province's uplink leaves from:
+    {PROVINCE-ZONE: cidr}."""
     hosts: set[str] = set()
     for flow in province.flows:
         if NATIONAL_EXTERNAL in flow.destinations and set(UPLINK_PORTS) <= set(flow.ports):
@@ -181,7 +181,7 @@ def enrol(province_name: str, national_name: str = "reference",
                        f"`opsctl apply --site {national.name}` (or `opsctl pki init`) first")
     address = _national_address(province)
     url = _gateway_url(national, address)
-    sources = _uplink_sources(province, address)
+    sources = _uplink_sources(province)
     existing = national.spec.provinces.get(province.name)
     national_text = edit.edited_text(
         (national.directory / edit.SITE_FILE).read_text(),
