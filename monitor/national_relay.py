@@ -11,7 +11,7 @@ can never be stored: out of bounds, say). On a 5xx or no answer it stays, and th
 again next round. A request the relay sends twice stores the same samples twice, which
 Prometheus takes as one.
 
-    python3 -m monitor.national_relay --config /etc/opsctl-monitor/national-relay.json
+    python3 -m monitor.national_relay --config /etc/prometheus/national-relay.json
     {"gateways": ["http://172.31.20.21:9112", ...],
      "prometheus": "http://172.31.10.11:9090/api/v1/write", "interval": 2}
 """

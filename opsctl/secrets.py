@@ -21,6 +21,10 @@ ALPHABET = string.ascii_letters + string.digits
 MONITOR_SCRAPE = "monitor_scrape"
 
 
+# A province's copy of its push credential to the national node (role prometheus reads it).
+NATIONAL_UPLINK = "national_uplink"
+
+
 def uplink_secret(province: str) -> str:
     """The secret a province's Prometheus pushes to the national access gateway with (on the
     national site; the gateway holds its bcrypt hash, the province a copy of the password)."""
@@ -89,13 +93,20 @@ def ensure_bcrypt(site_name: str, name: str, rounds: int = 1 << 10) -> Path:
     return path
 
 
+def ensure_uplink_credential(site_name: str, province: str) -> str:
+    """The national site's push credential for `province` and its hash (made on first use);
+    returns the password."""
+    # bcrypt's lowest cost: the password is 32 random characters (190 bits), so the cost
+    # guards nothing, and each apply checks every hash against its secret (31 provinces at
+    # the default cost: 1.8 s of every apply).
+    ensure_bcrypt(site_name, uplink_secret(province), rounds=1 << 4)
+    return ensure_secret(site_name, uplink_secret(province))
+
+
 def ensure_site_secrets(site_name: str, provinces: Iterable[str] = ()) -> Path:
     """Everything opsctl itself must make before a run; returns the directory. `provinces`:
     those the site receives metrics from (the national node's site.provinces)."""
     ensure_bcrypt(site_name, MONITOR_SCRAPE)
     for province in provinces:
-        # bcrypt's lowest cost: the password is 32 random characters (190 bits), so the cost
-        # guards nothing, and each apply checks every hash against its secret (31 provinces
-        # at the default cost: 1.8 s of every apply).
-        ensure_bcrypt(site_name, uplink_secret(province), rounds=1 << 4)
+        ensure_uplink_credential(site_name, province)
     return secrets_dir(site_name)

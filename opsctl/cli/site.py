@@ -80,10 +80,13 @@ def new(name: str, source: str, cidr_base: str | None, host_prefix: str | None,
     click.echo(f"next: opsctl lab up --site {made.name} && opsctl apply --site {made.name}")
 
 
+NATIONAL_OPTION = click.option("--national", default="reference", show_default=True,
+                               help="The national node's site.")
+
+
 @site.command("enrol")
 @click.argument("province")
-@click.option("--national", default="reference", show_default=True,
-              help="The national node's site.")
+@NATIONAL_OPTION
 @click.option("--upload-interval-hours", type=click.FloatRange(min=0, min_open=True),
               default=24.0, show_default=True,
               help="How often the province is expected to upload (when it is new to the list).")
@@ -105,8 +108,7 @@ def enrol_cmd(province: str, national: str, upload_interval_hours: float) -> Non
 
 @site.command("withdraw")
 @click.argument("province")
-@click.option("--national", default="reference", show_default=True,
-              help="The national node's site.")
+@NATIONAL_OPTION
 def withdraw_cmd(province: str, national: str) -> None:
     """Take PROVINCE out of the national view: what `site enrol` wrote, on both sides."""
     done = withdraw(province, national)

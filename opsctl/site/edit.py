@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from opsctl.errors import InvalidInput, Problem
 from opsctl.site.model import Site, load_site
@@ -72,6 +72,43 @@ def remove_hosts(names: Iterable[str]) -> Edit:
                 for host in [h for h in hosts if h in gone]:
                     del hosts[host]
     return edit
+
+
+def _move_trailing_comment(source: CommentedMap, target: CommentedMap) -> None:
+    """The comment block after a list's last item (ruamel keeps it on that item's last key)
+    goes with whichever item is last now, so it stays above the key it introduces."""
+    if not source or not target:
+        return
+    tokens = source.ca.items.get(list(source)[-1])
+    if not tokens or len(tokens) < 3 or tokens[2] is None or not tokens[2].value.startswith("\n"):
+        return  # nothing after the item, or an end-of-line comment: that stays with it
+    target.ca.items[list(target)[-1]] = [None, None, tokens[2], None]
+    tokens[2] = None
+
+
+def put_item(items: CommentedSeq, item: CommentedMap, key: str = "name") -> None:
+    """`item` in a list of mappings: in place of the one with the same `key`, else last;
+    an equal one stays as it is."""
+    for i, old in enumerate(items):
+        if old.get(key) == item[key]:
+            if dict(old) != dict(item):
+                _move_trailing_comment(old, item)
+                items[i] = item
+            return
+    if items:
+        _move_trailing_comment(items[-1], item)
+    items.append(item)
+
+
+def drop_item(items: CommentedSeq, value: object, key: str = "name") -> bool:
+    """The mapping whose `key` is `value` out of the list; whether there was one."""
+    for i, old in enumerate(items):
+        if old.get(key) == value:
+            if i == len(items) - 1 and i > 0:
+                _move_trailing_comment(old, items[i - 1])
+            del items[i]
+            return True
+    return False
 
 
 def edited_text(text: str, edit: Edit) -> str:

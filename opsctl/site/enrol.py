@@ -26,7 +26,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from opsctl.errors import InvalidInput, Problem
 from opsctl.paths import ensure_private_dir, write_private
 from opsctl.pki import pki_dir
-from opsctl.secrets import ensure_bcrypt, ensure_secret, secrets_dir, uplink_secret
+from opsctl.secrets import (
+    NATIONAL_UPLINK,
+    ensure_uplink_credential,
+    secrets_dir,
+    uplink_secret,
+)
 from opsctl.site import edit
 from opsctl.site.model import Site, load_site
 from opsctl.site.new import UPLINK_PORTS
@@ -34,8 +39,8 @@ from opsctl.site.schema import NAME
 
 NATIONAL_EXTERNAL = "national"  # what `site new` names the national gateway in a province
 CA_FILE = "national-ca.crt"
-PROVINCE_SECRET = "national_uplink"
 WRITE_PATH = "metrics/write"  # under the gateway's location on the balancer
+MARK = "(opsctl site enrol)"  # in the purpose of the externals enrol writes: withdraw's cue
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def _national_edit(province: str, title: str, interval: float, sources: dict[str
         external = site.setdefault("external", CommentedMap())
         for name, cidr in sources.items():
             external[name] = CommentedMap(
-                cidr=cidr, purpose=f"province {province}'s uplink (opsctl site enrol)")
+                cidr=cidr, purpose=f"province {province}'s uplink {MARK}")
         flows = site.setdefault("flows", CommentedSeq())
         wanted = CommentedMap()
         wanted["name"] = _uplink_flow(province)
@@ -119,7 +124,7 @@ def _national_edit(province: str, title: str, interval: float, sources: dict[str
         wanted["ports"] = _flow_seq(UPLINK_PORTS)
         wanted["why"] = (f"province {province} uploads its data and pushes its metrics to the "
                          "access gateway")
-        _replace_flow(flows, wanted)
+        edit.put_item(flows, wanted)
     return change
 
 
@@ -127,40 +132,6 @@ def _flow_seq(items: list) -> CommentedSeq:
     seq = CommentedSeq(items)
     seq.fa.set_flow_style()
     return seq
-
-
-def _replace_flow(flows: CommentedSeq, wanted: CommentedMap) -> None:
-    for i, flow in enumerate(flows):
-        if flow.get("name") == wanted["name"]:
-            if dict(flow) != dict(wanted):
-                _move_trailing_comment(flow, wanted)
-                flows[i] = wanted
-            return
-    if flows:
-        _move_trailing_comment(flows[-1], wanted)
-    flows.append(wanted)
-
-
-def _remove_flow(flows: CommentedSeq, name: str) -> bool:
-    for i, flow in enumerate(flows):
-        if flow.get("name") == name:
-            if i == len(flows) - 1 and i > 0:
-                _move_trailing_comment(flow, flows[i - 1])
-            del flows[i]
-            return True
-    return False
-
-
-def _move_trailing_comment(source: CommentedMap, target: CommentedMap) -> None:
-    """The comment block after a list's last item (ruamel keeps it on that item's last key)
-    goes with whichever item is last now, so it stays above the key it introduces."""
-    if not source or not target:
-        return
-    tokens = source.ca.items.get(list(source)[-1])
-    if not tokens or len(tokens) < 3 or tokens[2] is None or not tokens[2].value.startswith("\n"):
-        return  # nothing after the item, or an end-of-line comment: that stays with it
-    target.ca.items[list(target)[-1]] = [None, None, tokens[2], None]
-    tokens[2] = None
 
 
 def _province_edit(url: str) -> edit.Edit:
@@ -198,9 +169,8 @@ def enrol(province_name: str, national_name: str = "reference",
     before = _state(national, province)
     edit.write_files(national, {edit.SITE_FILE: national_text})
     edit.write_files(province, province_files)
-    ensure_bcrypt(national.name, uplink_secret(province.name), rounds=1 << 4)
-    password = ensure_secret(national.name, uplink_secret(province.name))
-    province_secret = ensure_private_dir(secrets_dir(province.name)) / PROVINCE_SECRET
+    password = ensure_uplink_credential(national.name, province.name)
+    province_secret = ensure_private_dir(secrets_dir(province.name)) / NATIONAL_UPLINK
     if not province_secret.is_file() or province_secret.read_text().strip() != password:
         write_private(province_secret, password + "\n")
     return Enrolment(province.name, national.name, url, sources, _uplink_flow(province.name),
@@ -210,7 +180,7 @@ def enrol(province_name: str, national_name: str = "reference",
 def _state(national: Site, province: Site) -> tuple:
     """What enrolment writes, to tell whether it changed anything."""
     files = (national.directory / edit.SITE_FILE, province.directory / edit.SITE_FILE,
-             province.directory / CA_FILE, secrets_dir(province.name) / PROVINCE_SECRET)
+             province.directory / CA_FILE, secrets_dir(province.name) / NATIONAL_UPLINK)
     return tuple(p.read_bytes() if p.is_file() else None for p in files)
 
 
@@ -242,12 +212,12 @@ def withdraw(province_name: str, national_name: str = "reference") -> Withdrawal
             removed.append(f"{national.name}: provinces.{name}")
         external = site.get("external") or {}
         for ext in [e for e in external if str(e).startswith(f"{name}-")
-                    and "opsctl site enrol" in str(external[e].get("purpose", ""))]:
+                    and MARK in str(external[e].get("purpose", ""))]:
             del external[ext]
             removed.append(f"{national.name}: external.{ext}")
         if "external" in site and not site["external"]:
             del site["external"]  # enrol made it: leave the file as it was before
-        if _remove_flow(site.get("flows") or CommentedSeq(), _uplink_flow(name)):
+        if edit.drop_item(site.get("flows") or CommentedSeq(), _uplink_flow(name)):
             removed.append(f"{national.name}: flows.{_uplink_flow(name)}")
 
     text = edit.judge(national, change, edit.SITE_FILE)
@@ -265,7 +235,7 @@ def withdraw(province_name: str, national_name: str = "reference") -> Withdrawal
     if province is not None and province_text is not None:
         edit.write_files(province, {edit.SITE_FILE: province_text})
         removed.append(f"{province.name}: national")
-        for path in (province.directory / CA_FILE, secrets_dir(province.name) / PROVINCE_SECRET):
+        for path in (province.directory / CA_FILE, secrets_dir(province.name) / NATIONAL_UPLINK):
             if path.is_file():
                 path.unlink()
                 removed.append(f"{province.name}: {path.name}")
